@@ -1,0 +1,113 @@
+//! One result record: what a task (or one map item, or a callback) did.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// It ran and succeeded.
+    Ok,
+    /// It ran and failed (non-zero exit, signal, builtin error, bad JSON...).
+    Failed,
+    /// It was killed because it ran past its timeout.
+    Timeout,
+    /// The worker that ran it died.
+    Crashed,
+    /// A dependency did not end ok, so it never ran.
+    Skipped,
+    /// The run was stopped (failure policy or signal) before it could end.
+    Cancelled,
+}
+
+impl Status {
+    /// The lower-case name used in every output format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Timeout => "timeout",
+            Status::Crashed => "crashed",
+            Status::Skipped => "skipped",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One result record, as spec section 3 describes it.
+///
+/// The special `@shared` record (the final values of `[shared]`) is a
+/// `Record` whose `task` is `"@shared"`; writers print only its `task`,
+/// `status` and `value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Task id; `ID:callback` / `ID:error_callback` for callbacks; `@shared`.
+    pub task: String,
+    /// Position of a map item; `None` for everything else.
+    pub index: Option<u64>,
+    /// Name of the function that ran (or would have run).
+    pub function: String,
+    /// Positional arguments after substitution of result references.
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Map<String, Value>,
+    pub status: Status,
+    /// What `returns` made of stdout, or a builtin's value.
+    pub value: Value,
+    pub exit_code: Option<i32>,
+    /// Number of the signal that ended the process, if one did.
+    pub signal: Option<i32>,
+    /// Why the task is not ok; `None` exactly when `status` is `Ok`.
+    pub error: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Some captured output was cut off at the cap.
+    pub truncated: bool,
+    /// How many times the task ran (0 when it never started).
+    pub attempts: u32,
+    /// Pid of the worker process that ran the last attempt.
+    pub worker: Option<u32>,
+    /// When the last attempt started.
+    pub started: Option<SystemTime>,
+    /// How long the last attempt took, in milliseconds.
+    pub duration_ms: Option<f64>,
+}
+
+impl Record {
+    /// A record for a task that never ran (`skipped` or `cancelled`).
+    pub fn not_run(
+        task: String,
+        index: Option<u64>,
+        function: String,
+        status: Status,
+        error: String,
+    ) -> Record {
+        Record {
+            task,
+            index,
+            function,
+            args: Vec::new(),
+            kwargs: Map::new(),
+            status,
+            value: Value::Null,
+            exit_code: None,
+            signal: None,
+            error: Some(error),
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            attempts: 0,
+            worker: None,
+            started: None,
+            duration_ms: None,
+        }
+    }
+
+    /// Is this the final `@shared` record?
+    pub fn is_shared(&self) -> bool {
+        self.task == "@shared"
+    }
+}
