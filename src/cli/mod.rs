@@ -1,2 +1,44 @@
-//! TODO
-pub fn main() -> i32 { 0 }
+//! The command line: clap arguments, one file per subcommand, one table of
+//! exit codes.
+
+mod args;
+mod check;
+mod exit;
+mod plan;
+mod schema;
+
+pub use args::{Cli, Command};
+pub use exit::ExitCode;
+
+use clap::Parser;
+
+/// Runs the command line; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitCode::Invalid } else { ExitCode::Ok };
+            let _ = e.print();
+            return code as i32;
+        }
+    };
+    let code = match cli.command {
+        Command::Check(a) => check::run(&a),
+        Command::Plan(a) => plan::run(&a),
+        Command::Schema => schema::run(),
+        Command::Run(_) | Command::Worker | Command::Shared(_) => {
+            eprintln!("error: not available in this build");
+            ExitCode::Invalid
+        }
+    };
+    code as i32
+}
+
+/// What the checker needs beyond the file: the workers' builtins and the
+/// `--set` overrides.
+pub(crate) fn check_options(sets: &[(String, String)]) -> crate::spec::CheckOptions {
+    crate::spec::CheckOptions {
+        builtins: crate::exec::builtin_names(),
+        var_overrides: sets.to_vec(),
+    }
+}

@@ -1,1 +1,5 @@
-//! TODO
+//! The pool: fork server, workers, supervisor loop.
+
+mod builtins;
+
+pub use builtins::builtin_names;

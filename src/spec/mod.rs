@@ -1,1 +1,138 @@
-//! TODO
+//! The job file: the only layer that knows TOML.
+//!
+//! [`read_job`] turns a file into a checked [`Job`], or into every error it
+//! has, each with its line, column and source line.
+
+mod check;
+mod diagnostic;
+mod doc_path;
+mod duration;
+mod job;
+mod load;
+mod map_source;
+mod raw;
+mod suggest;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+
+pub use check::CheckOptions;
+pub use diagnostic::{Diagnostic, Located};
+pub use duration::parse_duration;
+pub use job::*;
+pub use raw::RawJob;
+pub use suggest::closest;
+
+use doc_path::span_of;
+use diagnostic::Location;
+
+/// Why a job file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read job file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_all(path, source_text, errors, false))]
+    Invalid {
+        path: PathBuf,
+        source_text: String,
+        errors: Vec<Located>,
+    },
+}
+
+impl SpecError {
+    /// The rendered diagnostics, optionally coloured.
+    pub fn render(&self, color: bool) -> String {
+        match self {
+            SpecError::Read { .. } => format!("error: {self}\n"),
+            SpecError::Invalid { path, source_text, errors } => {
+                render_all(path, source_text, errors, color)
+            }
+        }
+    }
+
+    /// The located errors (empty for a read error).
+    pub fn errors(&self) -> &[Located] {
+        match self {
+            SpecError::Read { .. } => &[],
+            SpecError::Invalid { errors, .. } => errors,
+        }
+    }
+}
+
+fn render_all(path: &Path, source: &str, errors: &[Located], color: bool) -> String {
+    let mut out = String::new();
+    for e in errors {
+        out.push_str(&e.render(path, source, color));
+        out.push_str("\n\n");
+    }
+    let n = errors.len();
+    out.push_str(&format!(
+        "error: {} has {n} error{}; nothing was run\n",
+        path.display(),
+        if n == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// Reads and checks the job file at `path`.
+pub fn read_job(path: &Path, opts: &CheckOptions) -> Result<Job, SpecError> {
+    let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_source(path, &source, opts)
+}
+
+/// Checks job-file text as if read from `path`.
+pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Job, SpecError> {
+    let loaded = load::load(source);
+    let mut diagnostics = loaded.diagnostics;
+    let job = if loaded.doc.is_some() && loaded.has_version {
+        match check::check(&loaded.raw, path, opts) {
+            Ok(job) => Some(job),
+            Err(more) => {
+                diagnostics.extend(more);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    match job {
+        Some(job) if diagnostics.is_empty() => Ok(job),
+        _ => {
+            let mut errors: Vec<Located> = diagnostics
+                .iter()
+                .map(|d| {
+                    let span = match &d.location {
+                        Location::Span(s) => s.clone(),
+                        Location::Path(p, anchor) => loaded
+                            .doc
+                            .as_ref()
+                            .and_then(|doc| span_of(doc, p, *anchor))
+                            .unwrap_or(0..0),
+                        Location::File => 0..0,
+                    };
+                    Located::new(d, span, source)
+                })
+                .collect();
+            errors.sort_by_key(|e| (e.line, e.column));
+            errors.dedup();
+            Err(SpecError::Invalid {
+                path: path.to_path_buf(),
+                source_text: source.to_string(),
+                errors,
+            })
+        }
+    }
+}
+
+/// The JSON Schema of the job file, generated from [`RawJob`].
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(RawJob);
+    serde_json::to_value(&schema).unwrap_or(serde_json::Value::Null)
+}

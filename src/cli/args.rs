@@ -1,0 +1,113 @@
+//! The command-line arguments, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::PlanFormat;
+use crate::spec::{Format, Order};
+
+/// Run a declarative job file on a pool of forked worker processes.
+#[derive(Debug, Parser)]
+#[command(name = "jobfile", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job file and write its results.
+    Run(RunArgs),
+    /// Parse, validate and plan job files; silent when they are fine.
+    Check(CheckArgs),
+    /// Print the task graph; nothing is run.
+    Plan(PlanArgs),
+    /// Print the job file's JSON Schema.
+    Schema,
+    /// Serve as a worker on standard input and output (remote pools).
+    Worker,
+    /// Read or change a shared value, from inside a task.
+    Shared(SharedArgs),
+}
+
+/// `jobfile run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job file.
+    pub job: PathBuf,
+    /// Processes of the default pool (overrides `[pool] processes`).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Results file (relative to the current folder); default `[results] path`, else stdout.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Results format; default `text` on a terminal, else `jsonl`.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Order of the records.
+    #[arg(long, value_enum)]
+    pub order: Option<Order>,
+    /// Leave out `worker`, `started` and `duration_ms`: reruns give the same bytes.
+    #[arg(long)]
+    pub reproducible: bool,
+    /// Rerun only the tasks whose record is not ok or whose definition or inputs changed.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print what each task would run, with placeholders filled; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Copy each line a task writes to stderr as it comes, prefixed with its id.
+    #[arg(long)]
+    pub live: bool,
+    /// Show a progress bar on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Override a `[vars]` entry.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+}
+
+/// When to show the progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Only when stderr is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+/// `jobfile check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Job files to check.
+    #[arg(required = true)]
+    pub jobs: Vec<PathBuf>,
+}
+
+/// `jobfile plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The job file.
+    pub job: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+/// `jobfile shared OP NAME [ARGS...]`.
+#[derive(Debug, Args)]
+pub struct SharedArgs {
+    /// get, set, add, append or put.
+    pub op: String,
+    /// The value's name (`arr[0]` for one element), then the operation's arguments.
+    #[arg(required = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}`: expected NAME=VALUE")),
+    }
+}

@@ -1,0 +1,198 @@
+//! The checked job: every name resolved, every duration parsed, every
+//! template parsed and every default applied. Built only by
+//! [`super::check`]; everything after the spec layer works on this.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+pub use super::raw::{Backend, Format, Mode, OnFailure, Order, Returns};
+use super::template::Template;
+
+/// Index of a task in [`Job::tasks`], which is also its submission order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskId(pub usize);
+
+/// Index of a function in [`Job::functions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionId(pub usize);
+
+/// Index of a pool in [`Job::pools`]; 0 is the pool named `default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolId(pub usize);
+
+/// A checked job file.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    /// The job file.
+    pub path: PathBuf,
+    /// The folder relative paths in the file are resolved against.
+    pub dir: PathBuf,
+    pub vars: BTreeMap<String, String>,
+    /// `pools[0]` is `default`.
+    pub pools: Vec<Pool>,
+    pub results: ResultsSpec,
+    pub functions: Vec<Function>,
+    /// In submission order.
+    pub tasks: Vec<Task>,
+    /// `[shared]`, in declaration order.
+    pub shared: Vec<(String, Value)>,
+}
+
+/// A pool of workers.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub name: String,
+    /// `None`: the CPUs this process may use.
+    pub processes: Option<usize>,
+    pub max_tasks_per_child: Option<u64>,
+    pub initializer: Option<Call>,
+    pub on_failure: OnFailure,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub backend: Backend,
+    pub slurm: SlurmOptions,
+}
+
+/// Options of a Slurm pool.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub nodes: Option<u32>,
+    pub time: Option<String>,
+    pub worker_binary: Option<PathBuf>,
+}
+
+/// A function call with fixed arguments.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub function: FunctionId,
+    pub args: Vec<Value>,
+    pub kwargs: Map<String, Value>,
+}
+
+/// `[results]`, before the command line's overrides.
+#[derive(Debug, Clone, Default)]
+pub struct ResultsSpec {
+    pub path: Option<PathBuf>,
+    pub format: Option<Format>,
+    pub order: Order,
+}
+
+/// A function.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: String,
+    pub kind: FunctionKind,
+    pub returns: Returns,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+}
+
+/// What a function runs.
+#[derive(Debug, Clone)]
+pub enum FunctionKind {
+    /// An argv of templates.
+    Command(Vec<Template>),
+    /// A `/bin/sh -c` script.
+    Shell(String),
+    /// A function of the worker's registry.
+    Builtin(String),
+}
+
+/// An argument: a value, or another task's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Value(Value),
+    Result(TaskId),
+}
+
+/// Where a map's items come from.
+#[derive(Debug, Clone)]
+pub enum MapSource {
+    Items(Vec<Value>),
+    Range { start: i64, stop: i64, step: i64 },
+    /// A file, one item per line (absolute path).
+    Lines(PathBuf),
+    /// A glob pattern relative to the job's folder; items are the matching
+    /// paths as the pattern writes them, sorted.
+    Glob(String),
+    /// Every combination, as kwargs, row-major.
+    Product(Vec<(String, Vec<Value>)>),
+    /// Another task's value.
+    Result(TaskId),
+    /// The lines another task prints, while it runs.
+    Stream(TaskId),
+}
+
+/// A checked task.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub function: FunctionId,
+    pub args: Vec<Arg>,
+    pub kwargs: Vec<(String, Arg)>,
+    pub mode: Mode,
+    /// Explicit `after` dependencies.
+    pub after: Vec<TaskId>,
+    pub map: Option<MapSource>,
+    pub chunksize: usize,
+    pub inputs: Vec<String>,
+    pub pool: PoolId,
+    pub callback: Option<FunctionId>,
+    pub error_callback: Option<FunctionId>,
+    /// Task, else function, else pool timeout.
+    pub timeout: Option<Duration>,
+    /// Task, else function, else pool retries.
+    pub retries: u32,
+    /// The function's env with the task's on top.
+    pub env: BTreeMap<String, String>,
+    /// Task, else function cwd (absolute).
+    pub cwd: Option<PathBuf>,
+}
+
+impl Job {
+    /// The function of a task.
+    pub fn function(&self, id: FunctionId) -> &Function {
+        &self.functions[id.0]
+    }
+
+    /// A task by id.
+    pub fn task(&self, id: TaskId) -> &Task {
+        &self.tasks[id.0]
+    }
+
+    /// The id of the task called `name`.
+    pub fn task_named(&self, name: &str) -> Option<TaskId> {
+        self.tasks.iter().position(|t| t.id == name).map(TaskId)
+    }
+}
+
+impl Task {
+    /// Every task whose value this task reads (args, kwargs, map source).
+    pub fn result_refs(&self) -> impl Iterator<Item = TaskId> + '_ {
+        let args = self.args.iter().chain(self.kwargs.iter().map(|(_, a)| a));
+        let from_args = args.filter_map(|a| match a {
+            Arg::Result(id) => Some(*id),
+            Arg::Value(_) => None,
+        });
+        let from_map = match &self.map {
+            Some(MapSource::Result(id)) => Some(*id),
+            _ => None,
+        };
+        from_args.chain(from_map)
+    }
+
+    /// The producer of a `stream` map.
+    pub fn stream_source(&self) -> Option<TaskId> {
+        match &self.map {
+            Some(MapSource::Stream(id)) => Some(*id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! From TOML text to [`RawJob`], collecting every shape error.
+//!
+//! serde stops at the first error of a value, so each top-level key, each
+//! `[functions.NAME]`, each `[pools.NAME]` and each `[[task]]` is read on
+//! its own: a file with errors in three tasks reports all three.
+
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use toml_edit::{Document, Item};
+
+use super::diagnostic::Diagnostic;
+use super::doc_path::DocPath;
+use super::raw::{RawFunction, RawJob, RawPool, RawResults, RawTask, TOP_LEVEL_KEYS};
+use super::suggest::did_you_mean;
+
+/// A parsed document and what could be read of it.
+pub struct Loaded {
+    pub doc: Option<Document<String>>,
+    pub raw: RawJob,
+    /// Whether `version` was present (a missing one is reported here).
+    pub has_version: bool,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses `source` and reads every part it can.
+pub fn load(source: &str) -> Loaded {
+    let mut diagnostics = Vec::new();
+    let doc = match Document::parse(source.to_string()) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().to_string();
+            diagnostics.push(Diagnostic::at_span(
+                span,
+                format!("invalid TOML: {}", first_line(&message)),
+            ));
+            return Loaded {
+                doc: None,
+                raw: RawJob::default(),
+                has_version: false,
+                diagnostics,
+            };
+        }
+    };
+    let mut raw = RawJob::default();
+    let mut has_version = false;
+    let root = DocPath::root();
+    for (key, item) in doc.as_table().iter() {
+        let path = root.key(key);
+        let item = item.clone();
+        match key {
+            "version" => {
+                if let Some(v) = read(item, &path, &mut diagnostics) {
+                    raw.version = v;
+                    has_version = true;
+                } else {
+                    has_version = true;
+                }
+            }
+            "name" => raw.name = read(item, &path, &mut diagnostics),
+            "vars" => raw.vars = read(item, &path, &mut diagnostics).unwrap_or_default(),
+            "shared" => raw.shared = read(item, &path, &mut diagnostics).unwrap_or_default(),
+            "pool" => raw.pool = read::<RawPool>(item, &path, &mut diagnostics),
+            "results" => raw.results = read::<RawResults>(item, &path, &mut diagnostics),
+            "pools" => raw.pools = read_named(item, &path, &mut diagnostics),
+            "functions" => raw.functions = read_named::<RawFunction>(item, &path, &mut diagnostics),
+            "task" => raw.task = read_tasks(item, &path, &mut diagnostics),
+            other => {
+                let mut d = Diagnostic::at_key(
+                    path.clone(),
+                    format!("unknown key `{other}` at the top level of the job file"),
+                )
+                .with_label("unknown key");
+                d.help = Some(did_you_mean(other, TOP_LEVEL_KEYS).unwrap_or_else(|| {
+                    format!("expected one of {}", backticked(TOP_LEVEL_KEYS))
+                }));
+                diagnostics.push(d);
+            }
+        }
+    }
+    if !has_version {
+        diagnostics.push(
+            Diagnostic::at_file("missing `version`: a job file starts with `version = 1`")
+                .with_help("add `version = 1` at the top of the file"),
+        );
+    }
+    Loaded {
+        doc: Some(doc),
+        raw,
+        has_version,
+        diagnostics,
+    }
+}
+
+/// Reads one value; on error records a diagnostic and gives `None`.
+fn read<T: DeserializeOwned>(
+    item: Item,
+    path: &DocPath,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let value = match item {
+        Item::Value(v) => v,
+        Item::Table(t) => toml_edit::Value::InlineTable(t.into_inline_table()),
+        Item::ArrayOfTables(a) => toml_edit::Value::Array(a.into_array()),
+        Item::None => return None,
+    };
+    match T::deserialize(value.into_deserializer()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            diagnostics.push(serde_diagnostic(&e, path));
+            None
+        }
+    }
+}
+
+/// Reads `[functions.NAME]` or `[pools.NAME]`: each entry on its own.
+fn read_named<T: DeserializeOwned>(
+    item: Item,
+    path: &DocPath,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> std::collections::BTreeMap<String, T> {
+    let mut out = std::collections::BTreeMap::new();
+    let entries: Vec<(String, Item)> = match item {
+        Item::Table(t) => t.into_iter().collect(),
+        Item::Value(toml_edit::Value::InlineTable(t)) => t
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Item::Value(v)))
+            .collect(),
+        _ => {
+            diagnostics.push(Diagnostic::at(
+                path.clone(),
+                format!("`{path}` must be a table of named entries"),
+            ));
+            return out;
+        }
+    };
+    for (name, entry) in entries {
+        let entry_path = path.key(&name);
+        if !matches!(entry, Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))) {
+            diagnostics.push(Diagnostic::at(
+                entry_path.clone(),
+                format!("`{entry_path}` must be a table"),
+            ));
+            continue;
+        }
+        if let Some(v) = read(entry, &entry_path, diagnostics) {
+            out.insert(name, v);
+        }
+    }
+    out
+}
+
+/// Reads `[[task]]`: each task on its own; a task with an error is left out.
+fn read_tasks(item: Item, path: &DocPath, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawTask> {
+    let tables: Vec<Item> = match item {
+        Item::ArrayOfTables(a) => a.into_iter().map(Item::Table).collect(),
+        Item::Value(toml_edit::Value::Array(a)) => a.into_iter().map(Item::Value).collect(),
+        _ => {
+            diagnostics.push(
+                Diagnostic::at(path.clone(), "`task` must be an array of tables")
+                    .with_help("declare each task with a `[[task]]` header"),
+            );
+            return Vec::new();
+        }
+    };
+    let mut tasks = Vec::new();
+    for (i, t) in tables.into_iter().enumerate() {
+        let task_path = path.index(i);
+        if !matches!(t, Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))) {
+            diagnostics.push(Diagnostic::at(task_path, "a task must be a table"));
+            continue;
+        }
+        match read::<RawTask>(t, &task_path, diagnostics) {
+            Some(task) => tasks.push(task),
+            // Keep positions stable for later checks: an unreadable task is
+            // a placeholder that validation skips.
+            None => tasks.push(RawTask {
+                function: String::new(),
+                ..RawTask::default()
+            }),
+        }
+    }
+    tasks
+}
+
+/// Turns a serde error into a diagnostic, with "did you mean" for unknown keys.
+fn serde_diagnostic(e: &toml_edit::de::Error, path: &DocPath) -> Diagnostic {
+    let message = first_line(e.message()).to_string();
+    let mut d = match e.span() {
+        Some(span) => Diagnostic::at_span(span, message.clone()),
+        None => Diagnostic::at(path.clone(), message.clone()),
+    };
+    if let Some((unknown, expected)) = parse_unknown(&message) {
+        let known: Vec<&str> = expected.iter().map(String::as_str).collect();
+        d.message = format!("unknown key `{unknown}` in `{}`", table_name(path));
+        d.label = Some("unknown key".into());
+        d.help = Some(
+            did_you_mean(&unknown, &known)
+                .unwrap_or_else(|| format!("expected one of {}", backticked(&known))),
+        );
+    } else if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        d.message = format!("missing `{field}` in `{}`", table_name(path));
+        d.help = Some(format!("add `{field} = ...` to this table"));
+    } else {
+        d.message = format!("{} in `{path}`", message.trim_end_matches('.'));
+    }
+    d
+}
+
+fn table_name(path: &DocPath) -> String {
+    match path.0.first() {
+        Some(super::doc_path::Seg::Key(k)) if k == "task" => match path.0.get(1) {
+            Some(super::doc_path::Seg::Index(i)) => format!("[[task]] #{}", i + 1),
+            _ => "[[task]]".into(),
+        },
+        _ => format!("[{path}]"),
+    }
+}
+
+/// Parses serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a` or `b`").
+fn parse_unknown(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest.find('`')?;
+    let unknown = rest[..end].to_string();
+    let expected = rest[end..]
+        .split('`')
+        .skip(2)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((unknown, expected))
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// `a`, `b` or `c`.
+pub(crate) fn backticked(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
