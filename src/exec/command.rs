@@ -720,3 +720,369 @@ fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn sh(script: &str) -> CommandSpec {
+        CommandSpec::new(vec!["/bin/sh".into(), "-c".into(), script.into()])
+    }
+
+    /// A number no other test (or run) uses, to find our processes in /proc.
+    fn marker() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        format!(
+            "{}{:04}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Pids of live processes whose command line holds `needle`.
+    fn processes_with(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(format!("{name}: {cmdline}"));
+            }
+        }
+        found
+    }
+
+    #[derive(Default)]
+    struct Recorder {
+        pid: Option<i32>,
+        lines: Vec<(Stream, String)>,
+        watch_calls: usize,
+    }
+
+    impl Events for Recorder {
+        fn on_spawn(&mut self, pid: i32) {
+            self.pid = Some(pid);
+        }
+        fn on_line(&mut self, stream: Stream, line: &[u8]) {
+            self.lines
+                .push((stream, String::from_utf8_lossy(line).into_owned()));
+        }
+        fn on_watch(&mut self) -> Control {
+            self.watch_calls += 1;
+            Control::Continue
+        }
+    }
+
+    #[test]
+    fn captures_stdout_and_stderr() {
+        let mut rec = Recorder::default();
+        let out = run(&sh("echo hello; echo oops >&2"), None, &mut rec).unwrap();
+        assert_eq!(out.stdout, b"hello\n");
+        assert_eq!(out.stderr, b"oops\n");
+        assert_eq!(out.exit_code, Some(0));
+        assert_eq!(out.signal, None);
+        assert!(out.success());
+        assert!(!out.truncated && !out.timed_out && !out.cancelled);
+        assert!(rec.pid.is_some_and(|p| p > 0));
+    }
+
+    #[test]
+    fn exit_status_is_reported() {
+        let out = run(&sh("exit 3"), None, &mut NoEvents).unwrap();
+        assert_eq!(out.exit_code, Some(3));
+        assert_eq!(out.signal, None);
+        assert!(!out.success());
+    }
+
+    #[test]
+    fn env_cwd_and_null_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sh("echo \"$GREETING\"; pwd; cat; echo \"$1\"");
+        spec.argv.extend(["sh".into(), "first arg".into()]);
+        spec.env.push(("GREETING".into(), "hi there".into()));
+        spec.cwd = Some(dir.path().to_path_buf());
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        let want = format!(
+            "hi there\n{}\nfirst arg\n",
+            dir.path().canonicalize().unwrap().display()
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        assert_eq!(out.exit_code, Some(0));
+    }
+
+    #[test]
+    fn segfault_gives_the_signal() {
+        let out = run(&sh("kill -SEGV $$"), None, &mut NoEvents).unwrap();
+        assert_eq!(out.signal, Some(libc::SIGSEGV));
+        assert_eq!(out.exit_code, None);
+    }
+
+    #[test]
+    fn timeout_terminates_the_group() {
+        let mut spec = sh("sleep 30");
+        spec.timeout = Some(Duration::from_millis(200));
+        let started = Instant::now();
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert!(out.timed_out && !out.cancelled);
+        assert_eq!(out.signal, Some(libc::SIGTERM));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn timeout_kills_a_child_that_ignores_term() {
+        let m = marker();
+        let mut spec = sh(&format!(
+            "trap '' TERM; echo ready; sleep 30.{m}; echo late"
+        ));
+        spec.timeout = Some(Duration::from_millis(300));
+        spec.grace = Duration::from_millis(300);
+        let started = Instant::now();
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        let took = started.elapsed();
+        assert!(out.timed_out);
+        assert_eq!(out.signal, Some(libc::SIGKILL));
+        assert_eq!(out.stdout, b"ready\n");
+        assert!(took >= Duration::from_millis(600), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(processes_with(&format!("30.{m}")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn background_grandchild_is_killed() {
+        let m = marker();
+        let started = Instant::now();
+        let out = run(&sh(&format!("sleep 30.{m} & echo hi")), None, &mut NoEvents).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        assert_eq!(out.exit_code, Some(0));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // SIGKILL is delivered asynchronously: allow the kernel a moment.
+        let gone = Instant::now() + Duration::from_secs(2);
+        while !processes_with(&format!("30.{m}")).is_empty() && Instant::now() < gone {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(processes_with(&format!("30.{m}")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn grandchild_output_after_the_main_exit_is_kept() {
+        // The background writer may well write after the main process has
+        // exited; it does so well within the linger.
+        let out = run(
+            &sh("echo from-grandchild & echo from-main"),
+            None,
+            &mut NoEvents,
+        )
+        .unwrap();
+        let mut lines: Vec<&[u8]> = out.stdout.split(|&b| b == b'\n').collect();
+        lines.sort();
+        assert_eq!(lines, [&b""[..], b"from-grandchild", b"from-main"]);
+    }
+
+    #[test]
+    fn exit_is_seen_without_reaping() {
+        // The check used when there is no pidfd must leave the zombie for
+        // the final kill and wait.
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !has_exited(pid).unwrap() {
+            assert!(Instant::now() < until);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(has_exited(pid).unwrap());
+        assert!(child.wait().unwrap().success());
+    }
+
+    #[test]
+    fn subreaper_reaps_reparented_grandchildren() {
+        // Process-wide and permanent for the test binary; harmless to the
+        // other tests, whose groups are reaped the same way.
+        nix::sys::prctl::set_child_subreaper(true).unwrap();
+        let m = marker();
+        let mut rec = Recorder::default();
+        let out = run(&sh(&format!("sleep 30.{m} & echo hi")), None, &mut rec).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        let pgid = rec.pid.unwrap();
+        // No process of the group is left, not even a zombie child of ours.
+        let gone = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = group_members(pgid);
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < gone, "left in group {pgid}: {left:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Pids whose process group is `pgid`, zombies included.
+    fn group_members(pgid: i32) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the parenthesised command: state ppid pgrp ...
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.get(2) == Some(&pgid.to_string().as_str()) {
+                found.push(stat);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn flood_on_both_streams_is_capped_without_deadlock() {
+        let mut spec =
+            sh("head -c 50000000 /dev/zero >&2 & head -c 50000000 /dev/zero; wait; echo done >&2");
+        spec.timeout = Some(Duration::from_secs(60));
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert!(!out.timed_out);
+        assert_eq!(out.exit_code, Some(0));
+        assert!(out.truncated);
+        assert_eq!(out.stdout.len(), DEFAULT_CAPTURE_LIMIT);
+        assert_eq!(out.stderr.len(), DEFAULT_CAPTURE_LIMIT);
+    }
+
+    #[test]
+    fn small_limit_keeps_the_start() {
+        let mut spec = sh("printf 0123456789");
+        spec.capture_limit = 4;
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert_eq!(out.stdout, b"0123");
+        assert!(out.truncated);
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let spec = CommandSpec::new(vec!["convrt-no-such-program".into(), "x".into()]);
+        let err = run(&spec, None, &mut NoEvents).unwrap_err();
+        assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "no such file or directory: `convrt-no-such-program`"
+        );
+    }
+
+    #[test]
+    fn other_spawn_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("not-executable");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+        let spec = CommandSpec::new(vec![script.display().to_string()]);
+        let err = run(&spec, None, &mut NoEvents).unwrap_err();
+        assert!(
+            matches!(err, SpawnError::PermissionDenied { .. }),
+            "{err:?}"
+        );
+
+        let mut spec = sh("true");
+        spec.cwd = Some(dir.path().join("missing"));
+        let err = run(&spec, None, &mut NoEvents).unwrap_err();
+        assert!(matches!(err, SpawnError::BadCwd { .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with("bad working directory"),
+            "{err}"
+        );
+
+        let err = run(&CommandSpec::new(vec![]), None, &mut NoEvents).unwrap_err();
+        assert!(matches!(err, SpawnError::EmptyArgv));
+
+        let mut spec = sh("true");
+        spec.env.push(("A=B".into(), "x".into()));
+        let err = run(&spec, None, &mut NoEvents).unwrap_err();
+        assert!(matches!(err, SpawnError::BadEnv { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn forwards_lines_in_order_with_the_last_unterminated() {
+        let mut spec = sh("printf 'a\\nb\\n'; printf 'e1\\ne2' >&2; printf 'c\\n\\nd'");
+        spec.forward_lines = true;
+        let mut rec = Recorder::default();
+        let out = run(&spec, None, &mut rec).unwrap();
+        let of = |s: Stream| -> Vec<&str> {
+            rec.lines
+                .iter()
+                .filter(|(st, _)| *st == s)
+                .map(|(_, l)| l.as_str())
+                .collect()
+        };
+        assert_eq!(of(Stream::Stdout), ["a", "b", "c", "", "d"]);
+        assert_eq!(of(Stream::Stderr), ["e1", "e2"]);
+        assert_eq!(out.stdout, b"a\nb\nc\n\nd");
+    }
+
+    #[test]
+    fn lines_are_forwarded_past_the_capture_limit() {
+        let mut spec = sh("seq 1 20000");
+        spec.forward_lines = true;
+        spec.capture_limit = 10;
+        let mut rec = Recorder::default();
+        let out = run(&spec, None, &mut rec).unwrap();
+        assert!(out.truncated);
+        assert_eq!(rec.lines.len(), 20000);
+        assert_eq!(rec.lines[19999].1, "20000");
+    }
+
+    /// Cancels through the watch fd once the child said it is ready.
+    struct Canceller {
+        trigger: Option<OwnedFd>,
+        watch: OwnedFd,
+    }
+
+    impl Events for Canceller {
+        fn on_line(&mut self, _: Stream, line: &[u8]) {
+            if line == b"ready" {
+                if let Some(w) = self.trigger.take() {
+                    File::from(w).write_all(b"x").unwrap();
+                }
+            }
+        }
+        fn on_watch(&mut self) -> Control {
+            let mut byte = [0u8; 1];
+            let _ = nix::unistd::read(&self.watch, &mut byte);
+            Control::Cancel
+        }
+    }
+
+    #[test]
+    fn cancel_through_the_watch_fd() {
+        let m = marker();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut spec = sh(&format!("trap '' TERM; echo ready; sleep 30.{m}"));
+        spec.forward_lines = true;
+        spec.grace = Duration::from_millis(200);
+        let watch = r.try_clone().unwrap();
+        let mut events = Canceller {
+            trigger: Some(w),
+            watch: r,
+        };
+        let started = Instant::now();
+        let out = run(&spec, Some(watch.as_fd()), &mut events).unwrap();
+        assert!(out.cancelled && !out.timed_out);
+        assert_eq!(out.signal, Some(libc::SIGKILL));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(processes_with(&format!("30.{m}")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn hung_up_watch_fd_is_dropped() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(w);
+        let mut rec = Recorder::default();
+        let out = run(&sh("sleep 0.2; echo ok"), Some(r.as_fd()), &mut rec).unwrap();
+        assert_eq!(out.stdout, b"ok\n");
+        assert_eq!(rec.watch_calls, 1);
+    }
+}
