@@ -338,7 +338,8 @@ fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
     // `sigemptyset`, `sigaction` and `getppid` (plain system calls or, for
     // `sigemptyset`, a write to a local), does not allocate
     // (`from_raw_os_error` builds an error without allocating) and touches
-    // no lock. `parent` is a plain integer copied in before the fork.
+    // no lock. An all-zero `sigaction` is a valid value of that C struct.
+    // `parent` is a plain integer copied in before the fork.
     unsafe {
         cmd.pre_exec(move || {
             // Die with the parent. The death signal fires when the thread
@@ -565,7 +566,8 @@ fn has_exited(pid: Pid) -> io::Result<bool> {
 /// been killed. `waitid(P_PGID)` touches only children in that group, which
 /// are all part of this command; the caller's other children are left
 /// alone. Returns at once when the caller has no child in the group, the
-/// usual case.
+/// usual case; otherwise waits at most [`REAP_WAIT`] for the killed ones to
+/// die (SIGKILL is not instantaneous), polling with `WNOHANG`.
 fn reap_group(pgid: Pid) {
     let give_up = Instant::now() + REAP_WAIT;
     loop {
