@@ -1,5 +1,6 @@
 //! The pool: fork server, workers, supervisor loop.
 
 mod builtins;
+pub mod command;
 
 pub use builtins::builtin_names;
