@@ -3,8 +3,10 @@
 
 mod error;
 mod op;
+mod store;
 mod target;
 
 pub use error::SharedError;
 pub use op::{SharedOp, parse_word};
+pub use store::SharedStore;
 pub use target::Target;
