@@ -3,7 +3,11 @@
 //! writes them out.
 
 mod record;
+mod record_json;
 mod reorder;
+#[cfg(test)]
+mod testing;
 
 pub use record::{Record, Status};
+pub use record_json::RecordJson;
 pub use reorder::{Ready, ReorderBuffer, ReorderError};
