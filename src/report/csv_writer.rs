@@ -202,4 +202,9 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn reproducible_snapshot() {
+        insta::assert_snapshot!(String::from_utf8(run(&assorted(), true)).unwrap());
+    }
 }

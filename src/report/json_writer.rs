@@ -37,6 +37,11 @@ impl<W: Write + Send> JsonWriter<W> {
 
 impl<W: Write + Send> RecordWriter for JsonWriter<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
+        if self.finished {
+            return Err(io::Error::other(
+                "a record was written after the array was closed",
+            ));
+        }
         let mut buf = Vec::with_capacity(256);
         buf.extend_from_slice(if self.written == 0 { b"\n" } else { b",\n" });
         serde_json::to_writer(&mut buf, &record.json(self.reproducible))?;
@@ -113,5 +118,10 @@ mod tests {
         text.push_str("\n]");
         let v: Vec<Value> = serde_json::from_str(&text).unwrap();
         assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn reproducible_snapshot() {
+        insta::assert_snapshot!(run(&assorted(), true));
     }
 }

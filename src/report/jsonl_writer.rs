@@ -89,4 +89,9 @@ mod tests {
     fn nothing_for_no_records() {
         assert_eq!(run(&[], false), "");
     }
+
+    #[test]
+    fn reproducible_snapshot() {
+        insta::assert_snapshot!(run(&assorted(), true));
+    }
 }

@@ -538,4 +538,9 @@ mod tests {
         let left: Vec<_> = fs::read_dir(dest.parent().unwrap()).unwrap().collect();
         assert_eq!(left.len(), 1, "the spool file is gone");
     }
+
+    #[test]
+    fn reproducible_snapshot() {
+        insta::assert_snapshot!(run(&assorted(), true));
+    }
 }

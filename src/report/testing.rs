@@ -62,7 +62,7 @@ pub(crate) fn assorted() -> Vec<Record> {
                 None
             };
             r.error = Some(format!("<{status:?}> & 'why' \"\u{1}\u{7f}\u{fffe}\r\t]]>"));
-            r.stderr = "bad\u{0}byte <tag> & \r\n".into();
+            r.stderr = "bad\u{1b}byte <tag> & \r\n".into();
             r.truncated = true;
         }
         out.push(r);

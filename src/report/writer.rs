@@ -71,3 +71,54 @@ pub(crate) fn write_whole<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::R
     out.write_all(bytes)?;
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::report::testing::assorted;
+
+    #[test]
+    fn every_format_opens_a_file_in_new_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        for format in Format::ALL {
+            let path = dir.path().join(format.as_str()).join("deep/results");
+            let opts = WriterOptions {
+                reproducible: true,
+                job_name: "job".into(),
+                color: false,
+            };
+            let mut w = open_writer(format, Destination::File(path.clone()), opts).unwrap();
+            for r in assorted() {
+                w.write(&r).unwrap();
+            }
+            w.finish().unwrap();
+            drop(w);
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(text.ends_with('\n'), "{format}");
+            match format {
+                Format::Json => {
+                    let v: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+                    assert_eq!(v.len(), assorted().len());
+                }
+                Format::Jsonl | Format::Text => {
+                    assert_eq!(text.lines().count(), assorted().len(), "{format}")
+                }
+                Format::Csv => assert!(text.starts_with("task,index,")),
+                Format::Junit => assert!(text.contains("<testsuite name=\"job\" tests=\"8\"")),
+            }
+            let files = fs::read_dir(path.parent().unwrap()).unwrap().count();
+            assert_eq!(files, 1, "{format} left only its results");
+        }
+    }
+
+    #[test]
+    fn an_unwritable_destination_fails_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let dest = Destination::File(file.join("below/results.json"));
+        assert!(open_writer(Format::Json, dest, WriterOptions::default()).is_err());
+    }
+}
