@@ -1,6 +1,29 @@
 //! Result records and their writers. This layer never touches a process:
-//! it receives finished records from the engine and writes them out.
+//! it receives finished records from the engine, puts them in order and
+//! writes them out.
 
+mod csv_writer;
+mod destination;
+mod format;
+mod json_writer;
+mod jsonl_writer;
+mod junit_writer;
 mod record;
+mod record_json;
+mod reorder;
+#[cfg(test)]
+mod testing;
+mod text_writer;
+mod writer;
 
+pub use csv_writer::CsvWriter;
+pub use destination::Destination;
+pub use format::{Format, UnknownFormat};
+pub use json_writer::JsonWriter;
+pub use jsonl_writer::JsonlWriter;
+pub use junit_writer::{JunitWriter, Spool};
 pub use record::{Record, Status};
+pub use record_json::RecordJson;
+pub use reorder::{Ready, ReorderBuffer, ReorderError};
+pub use text_writer::TextWriter;
+pub use writer::{RecordWriter, WriterOptions, open_writer};

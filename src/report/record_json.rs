@@ -1,0 +1,209 @@
+//! The one JSON shape of a result record (spec section 3), shared by every
+//! writer: the key order, which keys are left out and how times are written
+//! are decided here and nowhere else.
+//!
+//! Key order is fixed by serializing field by field rather than through a
+//! `serde_json::Map`, whose order depends on a crate feature.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+use super::record::Record;
+
+/// A record seen as its JSON object; see [`Record::json`].
+#[derive(Debug, Clone, Copy)]
+pub struct RecordJson<'a> {
+    record: &'a Record,
+    reproducible: bool,
+}
+
+impl Record {
+    /// This record as its JSON object, ready for `serde_json`. With
+    /// `reproducible`, `worker`, `started` and `duration_ms` are left out.
+    /// The `@shared` record has only `task`, `status` and `value`.
+    pub fn json(&self, reproducible: bool) -> RecordJson<'_> {
+        RecordJson {
+            record: self,
+            reproducible,
+        }
+    }
+
+    /// This record as one line of compact JSON, without the newline.
+    pub fn to_json_string(&self, reproducible: bool) -> String {
+        // Serializing a record cannot fail: every map key is a string and
+        // non-finite floats were already made null.
+        serde_json::to_string(&self.json(reproducible)).unwrap_or_default()
+    }
+}
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.record;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("task", &r.task)?;
+        if r.is_shared() {
+            map.serialize_entry("status", &r.status)?;
+            map.serialize_entry("value", &r.value)?;
+            return map.end();
+        }
+        if let Some(index) = r.index {
+            map.serialize_entry("index", &index)?;
+        }
+        map.serialize_entry("function", &r.function)?;
+        map.serialize_entry("args", &r.args)?;
+        map.serialize_entry("kwargs", &r.kwargs)?;
+        map.serialize_entry("status", &r.status)?;
+        map.serialize_entry("value", &r.value)?;
+        map.serialize_entry("exit_code", &r.exit_code)?;
+        map.serialize_entry("signal", &r.signal)?;
+        map.serialize_entry("error", &r.error)?;
+        map.serialize_entry("stdout", &r.stdout)?;
+        map.serialize_entry("stderr", &r.stderr)?;
+        if r.truncated {
+            map.serialize_entry("truncated", &true)?;
+        }
+        map.serialize_entry("attempts", &r.attempts)?;
+        if !self.reproducible {
+            map.serialize_entry("worker", &r.worker)?;
+            map.serialize_entry("started", &r.started.and_then(rfc3339_millis))?;
+            map.serialize_entry("duration_ms", &duration_json(r.duration_ms))?;
+        }
+        map.end()
+    }
+}
+
+/// The columns of a record, in order, for formats with a fixed set of
+/// fields (csv). `truncated` is always there; with `reproducible` the last
+/// three are not.
+pub(crate) fn columns(reproducible: bool) -> &'static [&'static str] {
+    const ALL: &[&str] = &[
+        "task",
+        "index",
+        "function",
+        "args",
+        "kwargs",
+        "status",
+        "value",
+        "exit_code",
+        "signal",
+        "error",
+        "stdout",
+        "stderr",
+        "truncated",
+        "attempts",
+        "worker",
+        "started",
+        "duration_ms",
+    ];
+    if reproducible {
+        &ALL[..ALL.len() - 3]
+    } else {
+        ALL
+    }
+}
+
+/// `2026-11-27T10:00:00.000Z`, or `None` for a time RFC 3339 cannot show
+/// (before 1970 or after 9999).
+pub(crate) fn rfc3339_millis(time: SystemTime) -> Option<String> {
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    if since_epoch.as_secs() >= YEAR_10000 {
+        return None;
+    }
+    Some(humantime::format_rfc3339_millis(time).to_string())
+}
+
+/// A duration in milliseconds rounded to 0.1 ms, as a JSON number (`null`
+/// when absent or not finite).
+pub(crate) fn duration_json(duration_ms: Option<f64>) -> Value {
+    duration_ms
+        .map(|ms| (ms * 10.0).round() / 10.0)
+        .and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::report::testing::sample;
+
+    fn keys(text: &str) -> Vec<String> {
+        // Read the keys in document order, whatever map type serde_json uses.
+        let mut keys = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        struct Keys<'a>(&'a mut Vec<String>);
+        impl<'de> serde::de::Visitor<'de> for Keys<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    self.0.push(k);
+                }
+                Ok(())
+            }
+        }
+        serde::Deserializer::deserialize_map(&mut de, Keys(&mut keys)).unwrap();
+        keys
+    }
+
+    #[test]
+    fn the_spec_example() {
+        let text = sample().to_json_string(false);
+        assert_eq!(
+            text,
+            r#"{"task":"thumbs","index":3,"function":"resize","args":["images/c.jpg"],"kwargs":{"mode":"fast"},"status":"ok","value":null,"exit_code":0,"signal":null,"error":null,"stdout":"","stderr":"","attempts":1,"worker":4182,"started":"2026-11-27T10:00:00.000Z","duration_ms":41.2}"#
+        );
+    }
+
+    #[test]
+    fn key_order_with_every_optional_key() {
+        let mut r = sample();
+        r.truncated = true;
+        assert_eq!(keys(&r.to_json_string(false)), columns(false));
+        r.index = None;
+        r.truncated = false;
+        let mut expected: Vec<_> = columns(true).to_vec();
+        expected.retain(|k| *k != "index" && *k != "truncated");
+        assert_eq!(keys(&r.to_json_string(true)), expected);
+    }
+
+    #[test]
+    fn shared_record_has_three_keys() {
+        let mut r = sample();
+        r.task = "@shared".into();
+        r.value = json!({"num": 3.5});
+        assert_eq!(
+            r.to_json_string(false),
+            r#"{"task":"@shared","status":"ok","value":{"num":3.5}}"#
+        );
+    }
+
+    #[test]
+    fn times_outside_rfc3339_are_null() {
+        let mut r = sample();
+        r.started = Some(UNIX_EPOCH - Duration::from_secs(1));
+        r.duration_ms = Some(f64::NAN);
+        let v: Value = serde_json::from_str(&r.to_json_string(false)).unwrap();
+        assert_eq!(v["started"], Value::Null);
+        assert_eq!(v["duration_ms"], Value::Null);
+        assert_eq!(
+            rfc3339_millis(UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+            None
+        );
+    }
+
+    #[test]
+    fn durations_round_to_a_tenth() {
+        assert_eq!(duration_json(Some(0.04)), json!(0.0));
+        assert_eq!(duration_json(Some(1234.56)), json!(1234.6));
+        assert_eq!(duration_json(None), Value::Null);
+    }
+}
