@@ -17,7 +17,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { ExitCode::Invalid } else { ExitCode::Ok };
+            let code = if e.use_stderr() {
+                ExitCode::Invalid
+            } else {
+                ExitCode::Ok
+            };
             let _ = e.print();
             return code as i32;
         }

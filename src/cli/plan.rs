@@ -18,7 +18,11 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     let graph = plan::Plan::new(&job);
     let text = plan::render(&job, &graph, args.format);
     let mut out = std::io::stdout().lock();
-    if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         return ExitCode::TaskFailed;
     }
     ExitCode::Ok

@@ -2,9 +2,21 @@
 
 /// Names of the builtins every worker knows.
 pub fn builtin_names() -> Vec<String> {
-    ["noop", "echo", "sleep", "fail", "square", "sum", "crash",
-     "shared.get", "shared.set", "shared.add", "shared.append", "shared.put"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "noop",
+        "echo",
+        "sleep",
+        "fail",
+        "square",
+        "sum",
+        "crash",
+        "shared.get",
+        "shared.set",
+        "shared.add",
+        "shared.append",
+        "shared.put",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }

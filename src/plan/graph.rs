@@ -52,7 +52,9 @@ pub struct Plan {
 impl Plan {
     /// Builds the graph of a checked job (which has no cycle).
     pub fn new(job: &Job) -> Plan {
-        let deps: Vec<Vec<Edge>> = (0..job.tasks.len()).map(|i| edges(job, TaskId(i))).collect();
+        let deps: Vec<Vec<Edge>> = (0..job.tasks.len())
+            .map(|i| edges(job, TaskId(i)))
+            .collect();
         let mut dependents = vec![Vec::new(); job.tasks.len()];
         for (i, ds) in deps.iter().enumerate() {
             for e in ds {
@@ -86,7 +88,10 @@ fn edges(job: &Job, id: TaskId) -> Vec<Edge> {
     if let Some(on) = task.stream_source() {
         add(on, EdgeKind::Stream);
     }
-    if let Some(b) = (0..id.0).rev().find(|&j| job.tasks[j].mode == Mode::Blocking) {
+    if let Some(b) = (0..id.0)
+        .rev()
+        .find(|&j| job.tasks[j].mode == Mode::Blocking)
+    {
         add(TaskId(b), EdgeKind::Barrier);
     }
     out.sort_by_key(|e| e.on);

@@ -17,9 +17,21 @@ pub struct ItemsError(pub String);
 /// An iterator over a map's items.
 pub enum ItemIter {
     Values(std::vec::IntoIter<Value>),
-    Range { next: i64, stop: i64, step: i64 },
-    Lines { reader: BufReader<File>, path: PathBuf, failed: bool },
-    Product { axes: Vec<(String, Vec<Value>)>, odometer: Vec<usize>, done: bool },
+    Range {
+        next: i64,
+        stop: i64,
+        step: i64,
+    },
+    Lines {
+        reader: BufReader<File>,
+        path: PathBuf,
+        failed: bool,
+    },
+    Product {
+        axes: Vec<(String, Vec<Value>)>,
+        odometer: Vec<usize>,
+        done: bool,
+    },
 }
 
 impl ItemIter {
@@ -36,7 +48,10 @@ impl ItemIter {
             },
             MapSource::Lines(path) => {
                 let file = File::open(path).map_err(|e| {
-                    ItemsError(format!("cannot read map lines from {}: {e}", path.display()))
+                    ItemsError(format!(
+                        "cannot read map lines from {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 ItemIter::Lines {
                     reader: BufReader::new(file),
@@ -51,7 +66,9 @@ impl ItemIter {
                 axes: axes.clone(),
             },
             MapSource::Result(_) | MapSource::Stream(_) => {
-                return Err(ItemsError("items come from another task at run time".into()));
+                return Err(ItemsError(
+                    "items come from another task at run time".into(),
+                ));
             }
         })
     }
@@ -87,7 +104,11 @@ impl Iterator for ItemIter {
         match self {
             ItemIter::Values(it) => it.next().map(Ok),
             ItemIter::Range { next, stop, step } => {
-                let more = if *step > 0 { *next < *stop } else { *next > *stop };
+                let more = if *step > 0 {
+                    *next < *stop
+                } else {
+                    *next > *stop
+                };
                 if !more {
                     return None;
                 }
@@ -98,7 +119,11 @@ impl Iterator for ItemIter {
                 }
                 Some(Ok(Value::from(v)))
             }
-            ItemIter::Lines { reader, path, failed } => {
+            ItemIter::Lines {
+                reader,
+                path,
+                failed,
+            } => {
                 if *failed {
                     return None;
                 }
@@ -120,7 +145,11 @@ impl Iterator for ItemIter {
                     }
                 }
             }
-            ItemIter::Product { axes, odometer, done } => {
+            ItemIter::Product {
+                axes,
+                odometer,
+                done,
+            } => {
                 if *done {
                     return None;
                 }
@@ -150,13 +179,20 @@ fn glob_items(pattern: &str, dir: &Path) -> Result<Vec<Value>, ItemsError> {
     let full = if absolute {
         pattern.to_string()
     } else {
-        format!("{}/{pattern}", glob::Pattern::escape(&dir.to_string_lossy()))
+        format!(
+            "{}/{pattern}",
+            glob::Pattern::escape(&dir.to_string_lossy())
+        )
     };
     let paths = glob::glob(&full).map_err(|e| ItemsError(format!("bad glob `{pattern}`: {e}")))?;
     let mut items = Vec::new();
     for p in paths {
         let p = p.map_err(|e| ItemsError(format!("glob `{pattern}`: {e}")))?;
-        let shown = if absolute { p.as_path() } else { p.strip_prefix(dir).unwrap_or(&p) };
+        let shown = if absolute {
+            p.as_path()
+        } else {
+            p.strip_prefix(dir).unwrap_or(&p)
+        };
         items.push(shown.to_string_lossy().into_owned());
     }
     items.sort();
@@ -178,7 +214,11 @@ pub fn items_of_value(value: &Value) -> Result<Vec<Value>, ItemsError> {
 /// The positional args and kwargs of one map item: an array is the args
 /// (starmap), a table the kwargs, anything else the one arg. The task's
 /// own args follow the item's; its kwargs are overridden by the item's.
-pub fn item_call(item: &Value, args: &[Value], kwargs: &Map<String, Value>) -> (Vec<Value>, Map<String, Value>) {
+pub fn item_call(
+    item: &Value,
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+) -> (Vec<Value>, Map<String, Value>) {
     let mut kw = kwargs.clone();
     let mut positional = match item {
         Value::Array(a) => a.clone(),
@@ -200,7 +240,10 @@ mod tests {
     use serde_json::json;
 
     fn collect(source: MapSource) -> Vec<Value> {
-        ItemIter::new(&source, Path::new(".")).unwrap().map(Result::unwrap).collect()
+        ItemIter::new(&source, Path::new("."))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     #[test]
@@ -235,8 +278,14 @@ mod tests {
     #[test]
     fn items_become_calls() {
         let kw = Map::new();
-        assert_eq!(item_call(&json!([1, 2]), &[], &kw).0, vec![json!(1), json!(2)]);
-        assert_eq!(item_call(&json!(3), &[json!("x")], &kw).0, vec![json!(3), json!("x")]);
+        assert_eq!(
+            item_call(&json!([1, 2]), &[], &kw).0,
+            vec![json!(1), json!(2)]
+        );
+        assert_eq!(
+            item_call(&json!(3), &[json!("x")], &kw).0,
+            vec![json!(3), json!("x")]
+        );
         let (a, k) = item_call(&json!({"n": 1}), &[], &kw);
         assert!(a.is_empty());
         assert_eq!(k.get("n"), Some(&json!(1)));

@@ -103,7 +103,11 @@ fn text(job: &Job, plan: &Plan) -> String {
                 job.function(t.function).name.clone(),
                 mode(t.mode).to_string(),
                 job.pools[t.pool.0].name.clone(),
-                if deps.is_empty() { "-".into() } else { deps.join(",") },
+                if deps.is_empty() {
+                    "-".into()
+                } else {
+                    deps.join(",")
+                },
                 items,
             ]
         })
@@ -135,7 +139,11 @@ fn dot(job: &Job, plan: &Plan) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut out = format!("digraph {} {{\n  rankdir=LR;\n", q(&job.name));
     for t in &job.tasks {
-        let shape = if t.mode == Mode::Blocking { "box" } else { "ellipse" };
+        let shape = if t.mode == Mode::Blocking {
+            "box"
+        } else {
+            "ellipse"
+        };
         let _ = writeln!(
             out,
             "  {} [label={}, shape={shape}];",

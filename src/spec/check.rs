@@ -34,7 +34,13 @@ pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<
         diags: Vec::new(),
         dir: path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf(),
         functions: Vec::new(),
@@ -46,7 +52,10 @@ pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<
         cx.diags.push(
             Diagnostic::at(
                 root.key("version"),
-                format!("unsupported `version = {}`: expected `version = 1`", raw.version),
+                format!(
+                    "unsupported `version = {}`: expected `version = 1`",
+                    raw.version
+                ),
             )
             .with_help("this jobfile reads version 1 of the format"),
         );
@@ -62,7 +71,11 @@ pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<
     let results = cx.results(raw);
     let tasks = cx.tasks(raw, &pools);
     let vars = std::mem::take(&mut cx.vars);
-    let shared = raw.shared.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let shared = raw
+        .shared
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut job = Job {
         name,
         path: path.to_path_buf(),
@@ -80,7 +93,11 @@ pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<
             cx.diags.push(cycle_diagnostic(&job, &cycle));
         }
     }
-    if cx.diags.is_empty() { Ok(job) } else { Err(cx.diags) }
+    if cx.diags.is_empty() {
+        Ok(job)
+    } else {
+        Err(cx.diags)
+    }
 }
 
 struct Checker<'a> {
@@ -156,8 +173,11 @@ impl Checker<'_> {
             (1, Some(argv), _, _) => {
                 if argv.is_empty() {
                     self.diags.push(
-                        Diagnostic::at(path.key("command"), "an empty `command`: expected a program and its arguments")
-                            .with_help("write it as an argv array, like [\"echo\", \"{0}\"]"),
+                        Diagnostic::at(
+                            path.key("command"),
+                            "an empty `command`: expected a program and its arguments",
+                        )
+                        .with_help("write it as an argv array, like [\"echo\", \"{0}\"]"),
                     );
                 }
                 let mut templates = Vec::new();
@@ -214,7 +234,9 @@ impl Checker<'_> {
             kind,
             returns: f.returns.unwrap_or_default(),
             timeout: self.duration(f.timeout.as_deref(), &path.key("timeout")),
-            retries: f.retries.and_then(|r| self.count(r, &path.key("retries"), 0, "retries")),
+            retries: f
+                .retries
+                .and_then(|r| self.count(r, &path.key("retries"), 0, "retries")),
             env: f.env.clone().unwrap_or_default(),
             cwd: f.cwd.as_ref().map(|c| self.dir.join(c)),
         }
@@ -249,8 +271,11 @@ impl Checker<'_> {
             }
         });
         self.diags.push(
-            Diagnostic::at(path.clone(), format!("unknown function `{name}` in `{what}`"))
-                .with_help(help),
+            Diagnostic::at(
+                path.clone(),
+                format!("unknown function `{name}` in `{what}`"),
+            )
+            .with_help(help),
         );
         None
     }
@@ -260,7 +285,8 @@ impl Checker<'_> {
         match parse_duration(text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.diags.push(Diagnostic::at(path.clone(), e).with_help(DURATION_HELP));
+                self.diags
+                    .push(Diagnostic::at(path.clone(), e).with_help(DURATION_HELP));
                 None
             }
         }
@@ -284,10 +310,13 @@ impl Checker<'_> {
             let path = DocPath::root().key("pools").key(name);
             if name == "default" {
                 if raw.pool.is_some() {
-                    self.diags.push(Diagnostic::at_key(
-                        path,
-                        "`[pools.default]` and `[pool]` both declare the pool named `default`",
-                    ).with_help("keep one of them"));
+                    self.diags.push(
+                        Diagnostic::at_key(
+                            path,
+                            "`[pools.default]` and `[pool]` both declare the pool named `default`",
+                        )
+                        .with_help("keep one of them"),
+                    );
                 } else {
                     pools[0] = self.pool(name, p, &path);
                 }
@@ -319,9 +348,10 @@ impl Checker<'_> {
                 }
             }
         }
-        let initializer = p.initializer.as_ref().and_then(|call| {
-            self.call(call, &path.key("initializer"))
-        });
+        let initializer = p
+            .initializer
+            .as_ref()
+            .and_then(|call| self.call(call, &path.key("initializer")));
         Pool {
             name: name.to_string(),
             processes: p
@@ -330,7 +360,14 @@ impl Checker<'_> {
                 .map(|n| n as usize),
             max_tasks_per_child: p
                 .max_tasks_per_child
-                .and_then(|n| self.count(n, &path.key("max_tasks_per_child"), 1, "max_tasks_per_child"))
+                .and_then(|n| {
+                    self.count(
+                        n,
+                        &path.key("max_tasks_per_child"),
+                        1,
+                        "max_tasks_per_child",
+                    )
+                })
                 .map(u64::from),
             initializer,
             on_failure: p.on_failure.unwrap_or_default(),
@@ -342,7 +379,9 @@ impl Checker<'_> {
             backend,
             slurm: SlurmOptions {
                 partition: p.partition.clone(),
-                nodes: p.nodes.and_then(|n| self.count(n, &path.key("nodes"), 1, "nodes")),
+                nodes: p
+                    .nodes
+                    .and_then(|n| self.count(n, &path.key("nodes"), 1, "nodes")),
                 time: p.time.clone(),
                 worker_binary: p.worker_binary.as_ref().map(PathBuf::from),
             },
@@ -350,13 +389,18 @@ impl Checker<'_> {
     }
 
     fn call(&mut self, call: &RawCall, path: &DocPath) -> Option<Call> {
-        let function = self.resolve_function(&call.function, &path.key("function"), "initializer")?;
+        let function =
+            self.resolve_function(&call.function, &path.key("function"), "initializer")?;
         let call = Call {
             function,
             args: call.args.clone(),
             kwargs: call.kwargs.clone(),
         };
-        let shape = Shape::fixed(call.args.len(), call.kwargs.keys().cloned().collect(), false);
+        let shape = Shape::fixed(
+            call.args.len(),
+            call.kwargs.keys().cloned().collect(),
+            false,
+        );
         self.placeholders(function, &shape, path, "the initializer");
         Some(call)
     }
@@ -377,7 +421,10 @@ impl Checker<'_> {
             .task
             .iter()
             .enumerate()
-            .map(|(n, t)| t.id.clone().unwrap_or_else(|| format!("{}-{n}", t.function)))
+            .map(|(n, t)| {
+                t.id.clone()
+                    .unwrap_or_else(|| format!("{}-{n}", t.function))
+            })
             .collect();
         let mut by_id: HashMap<&str, TaskId> = HashMap::new();
         for (n, id) in ids.iter().enumerate() {
@@ -392,10 +439,16 @@ impl Checker<'_> {
                 ));
             }
             if let Some(first) = by_id.get(id.as_str()) {
-                let at = if raw.task[n].id.is_some() { path.key("id") } else { path.clone() };
+                let at = if raw.task[n].id.is_some() {
+                    path.key("id")
+                } else {
+                    path.clone()
+                };
                 self.diags.push(
-                    Diagnostic::at(at, format!("duplicate task id `{id}`"))
-                        .with_help(format!("task #{} already has this id; give each task its own `id`", first.0 + 1)),
+                    Diagnostic::at(at, format!("duplicate task id `{id}`")).with_help(format!(
+                        "task #{} already has this id; give each task its own `id`",
+                        first.0 + 1
+                    )),
                 );
             } else {
                 by_id.insert(id, TaskId(n));
@@ -524,7 +577,9 @@ impl Checker<'_> {
             }
         }
         let timeout = self.duration(t.timeout.as_deref(), &path.key("timeout"));
-        let retries = t.retries.and_then(|r| self.count(r, &path.key("retries"), 0, "retries"));
+        let retries = t
+            .retries
+            .and_then(|r| self.count(r, &path.key("retries"), 0, "retries"));
         let Some(function) = function else {
             return task;
         };
@@ -535,7 +590,11 @@ impl Checker<'_> {
         task.retries = retries.or(f.retries).unwrap_or(pool.retries);
         task.env = f.env.clone();
         task.env.extend(t.env.clone().unwrap_or_default());
-        task.cwd = t.cwd.as_ref().map(|c| self.dir.join(c)).or_else(|| f.cwd.clone());
+        task.cwd = t
+            .cwd
+            .as_ref()
+            .map(|c| self.dir.join(c))
+            .or_else(|| f.cwd.clone());
         self.task_placeholders(&task, path);
         task
     }
@@ -561,7 +620,10 @@ impl Checker<'_> {
                     }
                 };
                 if step == 0 {
-                    self.diags.push(Diagnostic::at(path.key("range"), "a range's step must not be 0"));
+                    self.diags.push(Diagnostic::at(
+                        path.key("range"),
+                        "a range's step must not be 0",
+                    ));
                     return None;
                 }
                 MapSource::Range { start, stop, step }
@@ -585,7 +647,10 @@ impl Checker<'_> {
                         other => {
                             self.diags.push(Diagnostic::at(
                                 path.key("product").key(k),
-                                format!("`product.{k}` must be an array of values, found {}", kind_of(other)),
+                                format!(
+                                    "`product.{k}` must be an array of values, found {}",
+                                    kind_of(other)
+                                ),
                             ));
                             return None;
                         }
@@ -593,8 +658,12 @@ impl Checker<'_> {
                 }
                 MapSource::Product(axes)
             }
-            RawMap::Result(id) => MapSource::Result(resolve_id(self, id, path.key("result"), "map.result")?),
-            RawMap::Stream(id) => MapSource::Stream(resolve_id(self, id, path.key("stream"), "map.stream")?),
+            RawMap::Result(id) => {
+                MapSource::Result(resolve_id(self, id, path.key("result"), "map.result")?)
+            }
+            RawMap::Stream(id) => {
+                MapSource::Stream(resolve_id(self, id, path.key("stream"), "map.stream")?)
+            }
         })
     }
 
@@ -636,21 +705,41 @@ impl Checker<'_> {
             Some(MapSource::Result(_) | MapSource::Stream(_)) => {
                 // Items are known only at run time: check what does not
                 // depend on their shape.
-                let shape = Shape { args: None, kwargs: None, item: true };
+                let shape = Shape {
+                    args: None,
+                    kwargs: None,
+                    item: true,
+                };
                 self.placeholders(task.function, &shape, path, &format!("task `{}`", task.id));
             }
         }
         let one = Shape::fixed(1, Vec::new(), false);
         if let Some(cb) = task.callback {
-            self.placeholders(cb, &one, path, &format!("the callback of task `{}`", task.id));
+            self.placeholders(
+                cb,
+                &one,
+                path,
+                &format!("the callback of task `{}`", task.id),
+            );
         }
         if let Some(cb) = task.error_callback {
-            self.placeholders(cb, &one, path, &format!("the error callback of task `{}`", task.id));
+            self.placeholders(
+                cb,
+                &one,
+                path,
+                &format!("the error callback of task `{}`", task.id),
+            );
         }
     }
 
     /// Checks a command function's templates against what a call provides.
-    fn placeholders(&mut self, function: FunctionId, shape: &Shape, _task_path: &DocPath, who: &str) {
+    fn placeholders(
+        &mut self,
+        function: FunctionId,
+        shape: &Shape,
+        _task_path: &DocPath,
+        who: &str,
+    ) {
         let f = &self.functions[function.0];
         let FunctionKind::Command(templates) = &f.kind else {
             return;
@@ -664,7 +753,10 @@ impl Checker<'_> {
                     Part::Positional(p) => match shape.args {
                         Some(n) if *p >= n => Some((
                             format!("{{{p}}}"),
-                            format!("{who} passes {n} positional arg{}", if n == 1 { "" } else { "s" }),
+                            format!(
+                                "{who} passes {n} positional arg{}",
+                                if n == 1 { "" } else { "s" }
+                            ),
                         )),
                         _ => None,
                     },
@@ -718,7 +810,11 @@ struct Shape {
 
 impl Shape {
     fn fixed(args: usize, kwargs: Vec<String>, item: bool) -> Shape {
-        Shape { args: Some(args), kwargs: Some(kwargs), item }
+        Shape {
+            args: Some(args),
+            kwargs: Some(kwargs),
+            item,
+        }
     }
 
     /// A map item: an array is the positional args, a table the kwargs,
@@ -765,20 +861,23 @@ fn compact(v: &Value) -> String {
 }
 
 fn cycle_diagnostic(job: &Job, cycle: &[TaskId]) -> Diagnostic {
-    let names: Vec<String> = cycle.iter().map(|t| format!("`{}`", job.task(*t).id)).collect();
+    let names: Vec<String> = cycle
+        .iter()
+        .map(|t| format!("`{}`", job.task(*t).id))
+        .collect();
     let first = cycle[0];
     let message = if cycle.len() == 1 {
         format!("task `{}` depends on itself", job.task(first).id)
     } else {
-        format!(
-            "dependency cycle: {} -> {}",
-            names.join(" -> "),
-            names[0]
-        )
+        format!("dependency cycle: {} -> {}", names.join(" -> "), names[0])
     };
     let path = DocPath::root().key("task").index(first.0);
     let task = job.task(first);
-    let at = if !task.after.is_empty() { path.key("after") } else { path };
+    let at = if !task.after.is_empty() {
+        path.key("after")
+    } else {
+        path
+    };
     Diagnostic::at(at, message).with_help(
         "a task cannot wait, through `after`, results, streams or a blocking task, for itself",
     )

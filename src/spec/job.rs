@@ -116,7 +116,11 @@ pub enum Arg {
 #[derive(Debug, Clone)]
 pub enum MapSource {
     Items(Vec<Value>),
-    Range { start: i64, stop: i64, step: i64 },
+    Range {
+        start: i64,
+        stop: i64,
+        step: i64,
+    },
     /// A file, one item per line (absolute path).
     Lines(PathBuf),
     /// A glob pattern relative to the job's folder; items are the matching

@@ -70,9 +70,10 @@ pub fn load(source: &str) -> Loaded {
                     format!("unknown key `{other}` at the top level of the job file"),
                 )
                 .with_label("unknown key");
-                d.help = Some(did_you_mean(other, TOP_LEVEL_KEYS).unwrap_or_else(|| {
-                    format!("expected one of {}", backticked(TOP_LEVEL_KEYS))
-                }));
+                d.help =
+                    Some(did_you_mean(other, TOP_LEVEL_KEYS).unwrap_or_else(|| {
+                        format!("expected one of {}", backticked(TOP_LEVEL_KEYS))
+                    }));
                 diagnostics.push(d);
             }
         }
@@ -135,7 +136,10 @@ fn read_named<T: DeserializeOwned>(
     };
     for (name, entry) in entries {
         let entry_path = path.key(&name);
-        if !matches!(entry, Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))) {
+        if !matches!(
+            entry,
+            Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))
+        ) {
             diagnostics.push(Diagnostic::at(
                 entry_path.clone(),
                 format!("`{entry_path}` must be a table"),
@@ -165,7 +169,10 @@ fn read_tasks(item: Item, path: &DocPath, diagnostics: &mut Vec<Diagnostic>) -> 
     let mut tasks = Vec::new();
     for (i, t) in tables.into_iter().enumerate() {
         let task_path = path.index(i);
-        if !matches!(t, Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))) {
+        if !matches!(
+            t,
+            Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))
+        ) {
             diagnostics.push(Diagnostic::at(task_path, "a task must be a table"));
             continue;
         }

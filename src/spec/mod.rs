@@ -23,8 +23,8 @@ pub use job::*;
 pub use raw::RawJob;
 pub use suggest::closest;
 
-use doc_path::span_of;
 use diagnostic::Location;
+use doc_path::span_of;
 
 /// Why a job file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +48,11 @@ impl SpecError {
     pub fn render(&self, color: bool) -> String {
         match self {
             SpecError::Read { .. } => format!("error: {self}\n"),
-            SpecError::Invalid { path, source_text, errors } => {
-                render_all(path, source_text, errors, color)
-            }
+            SpecError::Invalid {
+                path,
+                source_text,
+                errors,
+            } => render_all(path, source_text, errors, color),
         }
     }
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::map_source::{MapSchema, RawMap};
+pub use crate::report::Format;
 
 /// The whole job file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -149,17 +150,6 @@ pub struct RawResults {
     pub format: Option<Format>,
     #[serde(default)]
     pub order: Option<Order>,
-}
-
-/// Format of the results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Text,
-    Jsonl,
-    Json,
-    Csv,
-    Junit,
 }
 
 /// Order of the records in the results.

@@ -129,7 +129,9 @@ impl Template {
 
     /// A template that renders as the empty string.
     pub fn empty() -> Template {
-        Template { parts: vec![Part::Literal(String::new())] }
+        Template {
+            parts: vec![Part::Literal(String::new())],
+        }
     }
 
     /// The pieces of the template.
@@ -273,7 +275,12 @@ mod tests {
     fn render(t: &str, args: &[Value], item: Option<&Value>) -> String {
         let kwargs = serde_json::Map::from_iter([("w".to_string(), json!(200))]);
         let vars = [("width".to_string(), "400".to_string())].into();
-        let b = Bindings { args, kwargs: &kwargs, item, vars: &vars };
+        let b = Bindings {
+            args,
+            kwargs: &kwargs,
+            item,
+            vars: &vars,
+        };
         Template::parse(t).unwrap().render(&b).unwrap()
     }
 
@@ -309,7 +316,12 @@ mod tests {
         let t = Template::parse("{2}").unwrap();
         let vars = Default::default();
         let kwargs = Default::default();
-        let b = Bindings { args: &[json!(1)], kwargs: &kwargs, item: None, vars: &vars };
+        let b = Bindings {
+            args: &[json!(1)],
+            kwargs: &kwargs,
+            item: None,
+            vars: &vars,
+        };
         assert_eq!(t.render(&b), Err(Unbound("2".into())));
     }
 }
