@@ -5,7 +5,10 @@ mod args;
 mod check;
 mod exit;
 mod plan;
+mod run;
 mod schema;
+mod shared;
+mod worker;
 
 pub use args::{Cli, Command};
 pub use exit::ExitCode;
@@ -30,10 +33,9 @@ pub fn main() -> i32 {
         Command::Check(a) => check::run(&a),
         Command::Plan(a) => plan::run(&a),
         Command::Schema => schema::run(),
-        Command::Run(_) | Command::Worker | Command::Shared(_) => {
-            eprintln!("error: not available in this build");
-            ExitCode::Invalid
-        }
+        Command::Run(a) => run::run(&a),
+        Command::Worker => worker::run(),
+        Command::Shared(a) => shared::run(&a),
     };
     code as i32
 }

@@ -2,5 +2,16 @@
 
 mod builtins;
 pub mod command;
+mod fork_server;
+pub mod protocol;
+mod worker;
 
-pub use builtins::builtin_names;
+pub use builtins::{Builtin, CallContext, Registry, builtin_names, install_registry, registry};
+pub use fork_server::{ForkServer, thread_count};
+pub use worker::{install_worker_signals, serve as serve_worker};
+mod engine;
+mod invocation;
+mod signals;
+
+pub use engine::{Prepared, RunEnd, RunOptions, RunReport, prepare, run};
+pub use invocation::{describe, invocation};

@@ -11,6 +11,7 @@ mod junit_writer;
 mod record;
 mod record_json;
 mod reorder;
+mod sink;
 #[cfg(test)]
 mod testing;
 mod text_writer;
@@ -25,5 +26,6 @@ pub use junit_writer::{JunitWriter, Spool};
 pub use record::{Record, Status};
 pub use record_json::RecordJson;
 pub use reorder::{Ready, ReorderBuffer, ReorderError};
+pub use sink::{STATUSES, Sink};
 pub use text_writer::TextWriter;
 pub use writer::{RecordWriter, WriterOptions, open_writer};

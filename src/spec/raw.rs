@@ -191,7 +191,7 @@ pub struct RawFunction {
 }
 
 /// How a command's stdout becomes the task's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Returns {
     /// `null`.

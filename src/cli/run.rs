@@ -1,0 +1,178 @@
+//! `jobfile run`: check the job, start the pool, write the records.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use super::args::RunArgs;
+use super::exit::ExitCode;
+use crate::exec::{self, RunEnd, RunOptions};
+use crate::plan::{ItemIter, item_call};
+use crate::report::{Destination, Format, STATUSES, Sink, WriterOptions, open_writer};
+use crate::spec::{self, Arg, Job, MapSource};
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let started = Instant::now();
+    let color_err = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let job = match spec::read_job(&args.job, &super::check_options(&args.set)) {
+        Ok(job) => job,
+        Err(e) => {
+            eprint!("{}", e.render(color_err));
+            return ExitCode::Invalid;
+        }
+    };
+    if args.dry_run {
+        return dry_run(&job);
+    }
+    let dest = match (&args.output, &job.results.path) {
+        (Some(p), _) => Destination::File(p.clone()),
+        (None, Some(p)) => Destination::File(p.clone()),
+        (None, None) => Destination::Stdout,
+    };
+    let stdout_tty = std::io::stdout().is_terminal();
+    let format = args.format.or(job.results.format).unwrap_or(
+        if stdout_tty && matches!(dest, Destination::Stdout) {
+            Format::Text
+        } else {
+            Format::Jsonl
+        },
+    );
+    let order = args.order.unwrap_or(job.results.order);
+    // Everything that must exist before any thread: the fork server first.
+    let prepared = match exec::prepare(&job) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start the pool: {e}");
+            return ExitCode::TaskFailed;
+        }
+    };
+    let opts = WriterOptions {
+        reproducible: args.reproducible,
+        job_name: job.name.clone(),
+        color: format == Format::Text
+            && matches!(dest, Destination::Stdout)
+            && stdout_tty
+            && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let writer = match open_writer(format, dest.clone(), opts) {
+        Ok(w) => w,
+        Err(e) => {
+            let shown = match &dest {
+                Destination::File(p) => p.display().to_string(),
+                Destination::Stdout => "standard output".into(),
+            };
+            eprintln!("error: cannot write results to {shown}: {e}");
+            return ExitCode::Invalid;
+        }
+    };
+    let sink = Sink::new(writer, order);
+    let run_opts = RunOptions {
+        jobs: args.jobs.map(|j| j as usize),
+        live: args.live,
+        keep: Default::default(),
+    };
+    let report = exec::run(&job, prepared, sink, run_opts);
+    let counts = report.counts;
+    let parts: Vec<String> = STATUSES
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    let summary = if parts.is_empty() {
+        "no tasks".to_string()
+    } else {
+        parts.join(", ")
+    };
+    eprintln!(
+        "jobfile: {}: {summary} in {:.2}s",
+        job.name,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(e) = report.write_error {
+        eprintln!("error: writing results: {e}");
+        return ExitCode::TaskFailed;
+    }
+    match report.end {
+        RunEnd::Signalled(nix::sys::signal::Signal::SIGINT) => ExitCode::Interrupted,
+        RunEnd::Signalled(_) => ExitCode::Terminated,
+        RunEnd::Completed if counts[1..].iter().all(|&n| n == 0) => ExitCode::Ok,
+        RunEnd::Completed => ExitCode::TaskFailed,
+    }
+}
+
+/// `--dry-run`: each unit with its placeholders filled, nothing run.
+fn dry_run(job: &Job) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for task in &job.tasks {
+        let function = job.function(task.function);
+        let args: Vec<serde_json::Value> = task
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Value(v) => v.clone(),
+                Arg::Result(id) => {
+                    serde_json::Value::String(format!("<result of {}>", job.task(*id).id))
+                }
+            })
+            .collect();
+        let kwargs: serde_json::Map<String, serde_json::Value> = task
+            .kwargs
+            .iter()
+            .map(|(k, a)| {
+                let v = match a {
+                    Arg::Value(v) => v.clone(),
+                    Arg::Result(id) => {
+                        serde_json::Value::String(format!("<result of {}>", job.task(*id).id))
+                    }
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        let line = |label: String,
+                    item: Option<&serde_json::Value>,
+                    a: &[serde_json::Value],
+                    k: &serde_json::Map<String, serde_json::Value>| {
+            match exec::invocation(job, task, function, a, k, item, false) {
+                Ok(inv) => format!("{label}: {}", exec::describe(&inv)),
+                Err(e) => format!("{label}: error: {e}"),
+            }
+        };
+        let text = match &task.map {
+            None => line(task.id.clone(), None, &args, &kwargs),
+            Some(MapSource::Result(id)) => format!(
+                "{}: map over the value of `{}` (known at run time)",
+                task.id,
+                job.task(*id).id
+            ),
+            Some(MapSource::Stream(id)) => format!(
+                "{}: map over the lines `{}` prints (known at run time)",
+                task.id,
+                job.task(*id).id
+            ),
+            Some(source) => match ItemIter::new(source, &job.dir) {
+                Ok(items) => {
+                    let mut s = String::new();
+                    for (i, item) in items.enumerate() {
+                        let item = match item {
+                            Ok(v) => v,
+                            Err(e) => {
+                                s.push_str(&format!("{}[{i}]: error: {e}\n", task.id));
+                                break;
+                            }
+                        };
+                        let (a, k) = item_call(&item, &args, &kwargs);
+                        s.push_str(&line(format!("{}[{i}]", task.id), Some(&item), &a, &k));
+                        s.push('\n');
+                    }
+                    s.trim_end().to_string()
+                }
+                Err(e) => format!("{}: error: {e}", task.id),
+            },
+        };
+        if writeln!(out, "{text}").is_err() {
+            return ExitCode::TaskFailed;
+        }
+    }
+    ExitCode::Ok
+}

@@ -1,0 +1,129 @@
+//! From a unit of work (a task's call, a map item, a callback) to the
+//! [`Invocation`] a worker runs: placeholders filled, shell args passed as
+//! `"$1"`..., kwargs as `JOBFILE_ARG_<NAME>`.
+
+use serde_json::{Map, Value};
+
+use super::protocol::Invocation;
+use crate::spec::template::{Bindings, value_text};
+use crate::spec::{Function, FunctionKind, Job, Task};
+
+/// Builds the invocation of `function` with these arguments.
+pub fn invocation(
+    job: &Job,
+    task: &Task,
+    function: &Function,
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+    item: Option<&Value>,
+    forward_lines: bool,
+) -> Result<Invocation, String> {
+    let cwd = task
+        .cwd
+        .clone()
+        .or_else(|| function.cwd.clone())
+        .unwrap_or_else(|| job.dir.clone());
+    let mut env: Vec<(String, String)> = task
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let timeout_ms = task
+        .timeout
+        .map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+    let argv = match &function.kind {
+        FunctionKind::Builtin(name) => {
+            return Ok(Invocation::Builtin {
+                name: name.clone(),
+                args: args.to_vec(),
+                kwargs: kwargs.clone(),
+            });
+        }
+        FunctionKind::Command(templates) => {
+            let b = Bindings {
+                args,
+                kwargs,
+                item,
+                vars: &job.vars,
+            };
+            templates
+                .iter()
+                .map(|t| t.render(&b).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<String>, String>>()?
+        }
+        FunctionKind::Shell(script) => {
+            let mut argv = vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                script.clone(),
+                function.name.clone(),
+            ];
+            argv.extend(args.iter().map(value_text));
+            for (k, v) in kwargs {
+                env.push((format!("JOBFILE_ARG_{}", env_name(k)), value_text(v)));
+            }
+            argv
+        }
+    };
+    Ok(Invocation::Command {
+        argv,
+        env,
+        cwd: Some(cwd.to_string_lossy().into_owned()),
+        timeout_ms,
+        returns: function.returns,
+        forward_lines,
+    })
+}
+
+/// `JOBFILE_ARG_<NAME>`: upper-cased, anything but letters, digits and `_` as `_`.
+fn env_name(k: &str) -> String {
+    k.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A one-line description of an invocation, for `--dry-run`.
+pub fn describe(inv: &Invocation) -> String {
+    match inv {
+        Invocation::Builtin { name, args, kwargs } => {
+            let mut s = format!(
+                "builtin {name}({}",
+                args.iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for (k, v) in kwargs {
+                s.push_str(&format!(", {k}={v}"));
+            }
+            s.push(')');
+            s
+        }
+        Invocation::Command { argv, env, .. } => {
+            let mut parts: Vec<String> = env
+                .iter()
+                .filter(|(k, _)| k.starts_with("JOBFILE_ARG_"))
+                .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+                .collect();
+            parts.extend(argv.iter().map(|a| shell_quote(a)));
+            parts.join(" ")
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

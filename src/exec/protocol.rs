@@ -1,0 +1,232 @@
+//! The frames engine and workers exchange: one JSON object per line.
+//!
+//! Every frame ends with `\n`, so the protocol also works through pipes
+//! that forward output only up to the last newline (Slurm's `srun`), and
+//! over the stdin/stdout of `jobfile worker`.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::shared::SharedOp;
+use crate::spec::Returns;
+
+/// What a worker is asked to run: everything it needs, already rendered,
+/// so a worker needs no copy of the job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Invocation {
+    /// A function of the worker's registry.
+    Builtin {
+        name: String,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    },
+    /// An external command.
+    Command {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: Option<String>,
+        timeout_ms: Option<u64>,
+        returns: Returns,
+        /// Send each stdout/stderr line as it comes (`--live`, streams).
+        forward_lines: bool,
+    },
+}
+
+/// One call inside a dispatch, with the engine's number for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Call {
+    pub unit: u64,
+    pub invocation: Invocation,
+}
+
+/// Engine to worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ToWorker {
+    /// Run these calls one after the other (a chunk has several).
+    Run { calls: Vec<Call> },
+    /// The answer to a [`FromWorker::Shared`] request.
+    SharedReply {
+        ok: Option<Value>,
+        error: Option<String>,
+    },
+    /// Stop the running call: TERM its processes, KILL after the grace.
+    Cancel,
+}
+
+/// How a call ended, as the worker saw it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub ok: bool,
+    pub value: Value,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub cancelled: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub truncated: bool,
+    /// Start, in milliseconds since the Unix epoch.
+    pub started_ms: f64,
+    pub duration_ms: f64,
+}
+
+/// Which stream a forwarded line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineStream {
+    Out,
+    Err,
+}
+
+/// Worker to engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum FromWorker {
+    /// The worker is up.
+    Ready { pid: u32 },
+    /// A command of `unit` started in process group `pgid`.
+    Spawned { unit: u64, pgid: i32 },
+    /// A line a command wrote.
+    Line {
+        unit: u64,
+        stream: LineStream,
+        line: String,
+    },
+    /// A builtin asks the engine to apply a shared-value operation.
+    Shared { op: SharedOp },
+    /// A call ended.
+    Done { unit: u64, outcome: Outcome },
+}
+
+/// Serializes a frame as one line.
+pub fn encode<T: Serialize>(frame: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(frame).unwrap_or_else(|e| {
+        // Only non-string map keys can fail, and our frames have none.
+        format!("{{\"t\":\"encode_error\",\"error\":{:?}}}", e.to_string()).into_bytes()
+    });
+    line.push(b'\n');
+    line
+}
+
+/// A non-blocking, line-framed connection over a pair of file descriptors
+/// (one socket for forked workers; two pipes for remote ones).
+pub struct Conn {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+    inbuf: Vec<u8>,
+    /// Start of unconsumed data in `inbuf`.
+    start: usize,
+    outbuf: Vec<u8>,
+    eof: bool,
+}
+
+impl Conn {
+    /// A connection reading `read` and writing `write` (or `read` when `None`).
+    pub fn new(read: OwnedFd, write: Option<OwnedFd>) -> io::Result<Conn> {
+        set_nonblocking(read.as_fd())?;
+        if let Some(w) = &write {
+            set_nonblocking(w.as_fd())?;
+        }
+        Ok(Conn {
+            read,
+            write,
+            inbuf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            outbuf: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// The descriptor to poll for input.
+    pub fn read_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// The descriptor to poll for output.
+    pub fn write_fd(&self) -> BorrowedFd<'_> {
+        self.write.as_ref().unwrap_or(&self.read).as_fd()
+    }
+
+    /// Has the peer closed its end?
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Reads what is available; `Ok(false)` at end of file.
+    pub fn fill(&mut self) -> io::Result<bool> {
+        if self.start > 0 && self.start == self.inbuf.len() {
+            self.inbuf.clear();
+            self.start = 0;
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match nix::unistd::read(&self.read, &mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        return Ok(true);
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return Ok(true),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The next complete frame, if one is buffered.
+    pub fn next_frame<T: for<'de> Deserialize<'de>>(&mut self) -> Option<io::Result<T>> {
+        let rest = &self.inbuf[self.start..];
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let line = &rest[..nl];
+        self.start += nl + 1;
+        Some(
+            serde_json::from_slice(line)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad frame: {e}"))),
+        )
+    }
+
+    /// Queues a frame; call [`Conn::flush`] to send it.
+    pub fn queue<T: Serialize>(&mut self, frame: &T) {
+        self.outbuf.extend_from_slice(&encode(frame));
+    }
+
+    /// Is output waiting to be written?
+    pub fn wants_write(&self) -> bool {
+        !self.outbuf.is_empty()
+    }
+
+    /// Writes as much queued output as the peer takes now.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let fd = self.write.as_ref().unwrap_or(&self.read);
+        while !self.outbuf.is_empty() {
+            match nix::unistd::write(fd, &self.outbuf) {
+                Ok(n) => {
+                    self.outbuf.drain(..n);
+                }
+                Err(nix::errno::Errno::EAGAIN) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets `O_NONBLOCK` on a descriptor.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! The worker: reads calls from the engine, runs them one at a time, and
+//! answers with their outcomes. The same loop serves forked workers (over
+//! a socket) and `jobfile worker` (over stdin/stdout).
+//!
+//! A worker is single-threaded. It keeps the process group of the command
+//! it runs in [`CURRENT_GROUP`], so that its SIGTERM handler (the parent
+//! death signal) can kill that group before the worker exits.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use serde_json::Value;
+
+use super::builtins::registry;
+use super::command::{self, CommandSpec, Control, Events, Stream};
+use super::protocol::{Call, FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
+use crate::shared::SharedOp;
+use crate::spec::Returns;
+
+/// Process group of the command running now, or 0.
+static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// Grace between SIGTERM and SIGKILL for a command that must stop.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+extern "C" fn on_term(_: libc::c_int) {
+    let group = CURRENT_GROUP.load(Ordering::SeqCst);
+    // SAFETY: kill and _exit are async-signal-safe.
+    unsafe {
+        if group > 0 {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        libc::_exit(143);
+    }
+}
+
+/// Signal set-up of a worker: SIGTERM kills the running command's group
+/// and ends the worker; SIGINT is left to the engine, which decides.
+pub fn install_worker_signals() {
+    let term = SigAction::new(
+        SigHandler::Handler(on_term),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler only calls async-signal-safe functions; setting
+    // dispositions in a single-threaded process is sound.
+    unsafe {
+        let _ = sigaction(Signal::SIGTERM, &term);
+        let _ = sigaction(Signal::SIGINT, &ignore);
+        let _ = sigaction(Signal::SIGPIPE, &ignore);
+    }
+}
+
+/// Serves the engine until it closes the connection. `input` and `output`
+/// may be the same socket.
+pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
+    let mut w = Worker {
+        reader: BufReader::with_capacity(64 * 1024, File::from(input)),
+        writer: File::from(output),
+    };
+    if w.send(&FromWorker::Ready {
+        pid: std::process::id(),
+    })
+    .is_err()
+    {
+        return 1;
+    }
+    loop {
+        let frame = match w.read_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => return 0,
+            Err(_) => return 1,
+        };
+        if let ToWorker::Run { calls } = frame {
+            for call in calls {
+                let outcome = w.run(&call);
+                if w.send(&FromWorker::Done {
+                    unit: call.unit,
+                    outcome,
+                })
+                .is_err()
+                {
+                    return 1;
+                }
+            }
+        }
+    }
+}
+
+struct Worker {
+    reader: BufReader<File>,
+    writer: File,
+}
+
+impl Worker {
+    fn send(&mut self, frame: &FromWorker) -> std::io::Result<()> {
+        self.writer.write_all(&encode(frame))
+    }
+
+    fn read_frame(&mut self) -> std::io::Result<Option<ToWorker>> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Ok(None);
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            return serde_json::from_str(&line)
+                .map(Some)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+    }
+
+    fn run(&mut self, call: &Call) -> Outcome {
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        let mut outcome = match &call.invocation {
+            Invocation::Builtin { name, args, kwargs } => {
+                let mut shared = |op: SharedOp| self.shared(op);
+                match registry().call(name, args, kwargs, &mut shared) {
+                    Ok(value) => Outcome {
+                        ok: true,
+                        value,
+                        ..Outcome::default()
+                    },
+                    Err(error) => Outcome {
+                        error: Some(error),
+                        ..Outcome::default()
+                    },
+                }
+            }
+            Invocation::Command {
+                argv,
+                env,
+                cwd,
+                timeout_ms,
+                returns,
+                forward_lines,
+            } => {
+                let spec = CommandSpec {
+                    argv: argv.clone(),
+                    env: env.clone(),
+                    cwd: cwd.as_ref().map(Into::into),
+                    timeout: timeout_ms.map(Duration::from_millis),
+                    grace: GRACE,
+                    capture_limit: command::DEFAULT_CAPTURE_LIMIT,
+                    forward_lines: *forward_lines,
+                };
+                self.command(
+                    call.unit,
+                    &spec,
+                    *returns,
+                    timeout_ms.map(Duration::from_millis),
+                )
+            }
+        };
+        outcome.started_ms = started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        outcome.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        outcome
+    }
+
+    /// Asks the engine to apply a shared-value operation.
+    fn shared(&mut self, op: SharedOp) -> Result<Value, String> {
+        self.send(&FromWorker::Shared { op })
+            .map_err(|e| format!("cannot reach the engine: {e}"))?;
+        loop {
+            match self.read_frame() {
+                Ok(Some(ToWorker::SharedReply { ok, error })) => {
+                    return match error {
+                        Some(e) => Err(e),
+                        None => Ok(ok.unwrap_or(Value::Null)),
+                    };
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err("the engine went away".into()),
+                Err(e) => return Err(format!("bad reply from the engine: {e}")),
+            }
+        }
+    }
+
+    fn command(
+        &mut self,
+        unit: u64,
+        spec: &CommandSpec,
+        returns: Returns,
+        timeout: Option<Duration>,
+    ) -> Outcome {
+        let input = self.reader.get_ref().try_clone();
+        let result = match &input {
+            Ok(file) => {
+                let mut events = CommandEvents { worker: self, unit };
+                command::run(spec, Some(file.as_fd()), &mut events)
+            }
+            Err(_) => command::run(spec, None, &mut command::NoEvents),
+        };
+        CURRENT_GROUP.store(0, Ordering::SeqCst);
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                return Outcome {
+                    error: Some(e.to_string()),
+                    exit_code: None,
+                    ..Outcome::default()
+                };
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let mut outcome = Outcome {
+            ok: false,
+            value: Value::Null,
+            error: None,
+            exit_code: out.exit_code,
+            signal: out.signal,
+            timed_out: out.timed_out,
+            cancelled: out.cancelled,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: out.truncated,
+            started_ms: 0.0,
+            duration_ms: 0.0,
+        };
+        outcome.error = if out.timed_out {
+            Some(match timeout {
+                Some(t) => format!("timed out after {}", humantime::format_duration(t)),
+                None => "timed out".into(),
+            })
+        } else if out.cancelled {
+            Some("cancelled".into())
+        } else if let Some(sig) = out.signal {
+            Some(format!("killed by signal {sig} ({})", signal_name(sig)))
+        } else if let Some(code) = out.exit_code.filter(|&c| c != 0) {
+            Some(format!("exited with code {code}"))
+        } else {
+            None
+        };
+        if outcome.error.is_none() {
+            match make_value(&stdout, returns) {
+                Ok(v) => {
+                    outcome.value = v;
+                    outcome.ok = true;
+                }
+                Err(e) => outcome.error = Some(e),
+            }
+        }
+        outcome.stdout = stdout;
+        outcome.stderr = stderr;
+        outcome
+    }
+}
+
+struct CommandEvents<'a> {
+    worker: &'a mut Worker,
+    unit: u64,
+}
+
+impl Events for CommandEvents<'_> {
+    fn on_spawn(&mut self, pid: i32) {
+        CURRENT_GROUP.store(pid, Ordering::SeqCst);
+        let _ = self.worker.send(&FromWorker::Spawned {
+            unit: self.unit,
+            pgid: pid,
+        });
+    }
+
+    fn on_line(&mut self, stream: Stream, line: &[u8]) {
+        let stream = match stream {
+            Stream::Stdout => LineStream::Out,
+            Stream::Stderr => LineStream::Err,
+        };
+        let line = String::from_utf8_lossy(line).into_owned();
+        let _ = self.worker.send(&FromWorker::Line {
+            unit: self.unit,
+            stream,
+            line,
+        });
+    }
+
+    fn on_watch(&mut self) -> Control {
+        match self.worker.read_frame() {
+            Ok(Some(ToWorker::Cancel)) | Ok(None) | Err(_) => Control::Cancel,
+            Ok(Some(_)) => Control::Continue,
+        }
+    }
+}
+
+/// What `returns` makes of stdout.
+pub fn make_value(stdout: &str, returns: Returns) -> Result<Value, String> {
+    Ok(match returns {
+        Returns::None => Value::Null,
+        Returns::Text => Value::String(stdout.strip_suffix('\n').unwrap_or(stdout).to_string()),
+        Returns::Lines => Value::Array(
+            stdout
+                .lines()
+                .map(|l| Value::String(l.to_string()))
+                .collect(),
+        ),
+        Returns::Json => serde_json::from_str(stdout)
+            .map_err(|e| format!("stdout is not valid JSON (returns = \"json\"): {e}"))?,
+    })
+}
+
+/// The name of a signal number, like `SIGKILL`.
+pub fn signal_name(sig: i32) -> &'static str {
+    Signal::try_from(sig).map_or("unknown signal", Signal::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn returns_shapes_stdout() {
+        assert_eq!(make_value("a\nb\n", Returns::Text), Ok(json!("a\nb")));
+        assert_eq!(make_value("a\nb\n", Returns::Lines), Ok(json!(["a", "b"])));
+        assert_eq!(
+            make_value("{\"x\": 1}\n", Returns::Json),
+            Ok(json!({"x": 1}))
+        );
+        assert_eq!(make_value("whatever", Returns::None), Ok(Value::Null));
+        assert!(make_value("nope", Returns::Json).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Where the engine hands finished records: in submission order through
+//! the reorder buffer, or as they come; counted by status for the summary.
+
+use std::io;
+
+use super::reorder::ReorderBuffer;
+use super::writer::RecordWriter;
+use super::{Record, Status};
+use crate::spec::Order;
+
+/// The records' way out.
+pub struct Sink {
+    writer: Box<dyn RecordWriter>,
+    order: Order,
+    reorder: ReorderBuffer,
+    counts: [u64; 6],
+    error: Option<io::Error>,
+}
+
+impl Sink {
+    /// Records go to `writer` in `order`.
+    pub fn new(writer: Box<dyn RecordWriter>, order: Order) -> Sink {
+        Sink {
+            writer,
+            order,
+            reorder: ReorderBuffer::new(),
+            counts: [0; 6],
+            error: None,
+        }
+    }
+
+    /// A finished record: record `seq` of slot `slot` (slots are tasks in
+    /// submission order; within one, items then callback).
+    pub fn emit(&mut self, slot: usize, seq: u64, record: Record) {
+        if !record.is_shared() {
+            self.counts[status_index(record.status)] += 1;
+        }
+        match self.order {
+            Order::Completion => self.write(&record),
+            Order::Submission => {
+                let pushed = self
+                    .reorder
+                    .push(slot, seq, record)
+                    .map(|r| r.collect::<Vec<_>>());
+                let ready = match pushed {
+                    Ok(ready) => ready,
+                    Err(e) => {
+                        self.fail(io::Error::other(e.to_string()));
+                        return;
+                    }
+                };
+                for r in ready {
+                    self.write(&r);
+                }
+            }
+        }
+    }
+
+    /// Slot `slot` holds exactly `total` records.
+    pub fn close(&mut self, slot: usize, total: u64) {
+        if self.order == Order::Submission {
+            let closed = self
+                .reorder
+                .close(slot, total)
+                .map(|r| r.collect::<Vec<_>>());
+            let ready = match closed {
+                Ok(ready) => ready,
+                Err(e) => {
+                    self.fail(io::Error::other(e.to_string()));
+                    return;
+                }
+            };
+            for r in ready {
+                self.write(&r);
+            }
+        }
+    }
+
+    /// Writes every record still held back (gaps left out) and closes the
+    /// output: for an interrupted run.
+    pub fn finish_interrupted(mut self) -> io::Result<[u64; 6]> {
+        for r in self.reorder.drain_held() {
+            self.write(&r);
+        }
+        self.finish()
+    }
+
+    /// Closes the output; the counts by status.
+    pub fn finish(mut self) -> io::Result<[u64; 6]> {
+        for r in self.reorder.drain_held() {
+            self.write(&r);
+        }
+        if let Err(e) = self.writer.finish() {
+            self.fail(e);
+        }
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.counts),
+        }
+    }
+
+    /// Records so far, by status (in [`STATUSES`] order).
+    pub fn counts(&self) -> [u64; 6] {
+        self.counts
+    }
+
+    fn write(&mut self, r: &Record) {
+        if self.error.is_none() {
+            if let Err(e) = self.writer.write(r) {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// The statuses in the order of [`Sink::counts`].
+pub const STATUSES: [Status; 6] = [
+    Status::Ok,
+    Status::Failed,
+    Status::Timeout,
+    Status::Crashed,
+    Status::Skipped,
+    Status::Cancelled,
+];
+
+fn status_index(s: Status) -> usize {
+    STATUSES.iter().position(|&x| x == s).unwrap_or(0)
+}
