@@ -156,6 +156,8 @@ struct TaskState {
     ok: Option<bool>,
     callback_pending: bool,
     producer_failed: bool,
+    /// The stream producer has ended: no more lines will come.
+    producer_done: bool,
     has_stream_consumers: bool,
 }
 
@@ -217,6 +219,10 @@ struct Engine<'a> {
     units: HashMap<u64, (Unit, usize)>,
     next_unit: u64,
     stopping: bool,
+    /// Running units are being killed (terminate policy, or a signal).
+    terminating: bool,
+    /// Stopped by a signal: nothing follows from what ends now.
+    interrupted: bool,
     exits: HashMap<u32, super::fork_server::WorkerExit>,
     consumers: Vec<Vec<TaskId>>,
 }
@@ -294,6 +300,7 @@ impl<'a> Engine<'a> {
                     ok: None,
                     callback_pending: false,
                     producer_failed: false,
+                    producer_done: false,
                     has_stream_consumers: !consumers[i].is_empty(),
                 }
             })
@@ -313,6 +320,8 @@ impl<'a> Engine<'a> {
             units: HashMap::new(),
             next_unit: 0,
             stopping: false,
+            terminating: false,
+            interrupted: false,
             exits: HashMap::new(),
             consumers,
         }
@@ -413,19 +422,24 @@ impl<'a> Engine<'a> {
         st.exhausted = true;
         st.source = Source::None;
         self.on_failure(id);
-        self.task_ended(id);
+        self.check_task_done(id);
     }
 
     /// The next unit a running task can hand out now.
     fn next_unit(&mut self, id: TaskId) -> Option<Unit> {
         let st = &mut self.tasks[id.0];
-        if let Some(u) = st.extra.pop_front() {
-            return Some(u);
+        if !self.terminating {
+            if let Some(u) = st.extra.pop_front() {
+                return Some(u);
+            }
+        }
+        if self.stopping {
+            return None;
         }
         if let Some(u) = st.retry.pop_front() {
             return Some(u);
         }
-        if st.exhausted || self.stopping {
+        if st.exhausted {
             return None;
         }
         let task = self.job.task(id);
@@ -479,7 +493,19 @@ impl<'a> Engine<'a> {
                     None
                 }
             },
-            Source::Queue(q) => q.pop_front(),
+            Source::Queue(q) => {
+                let item = q.pop_front();
+                if q.is_empty() && st.producer_done {
+                    st.exhausted = true;
+                }
+                if q.len() < STREAM_HIGH_WATER / 2 {
+                    // Consumers caught up: read the producers again.
+                    for w in &mut self.workers {
+                        w.paused = false;
+                    }
+                }
+                item
+            }
         };
         let item = item?;
         let st = &mut self.tasks[id.0];
@@ -540,25 +566,31 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn has_work(&mut self, p: usize) -> bool {
-        let ids: Vec<usize> = self.pools[p].runnable.iter().copied().collect();
-        ids.into_iter().any(|i| {
-            let st = &self.tasks[i];
-            !st.extra.is_empty()
-                || !st.retry.is_empty()
-                || (!st.exhausted
-                    && !self.stopping
-                    && match &st.source {
-                        Source::Queue(q) => !q.is_empty(),
-                        _ => true,
-                    })
-        })
+    fn has_work(&self, p: usize) -> bool {
+        self.pools[p]
+            .runnable
+            .iter()
+            .any(|&i| self.can_hand_out(TaskId(i)))
+    }
+
+    /// Could [`Engine::next_unit`] give a unit of this task now?
+    fn can_hand_out(&self, id: TaskId) -> bool {
+        let st = &self.tasks[id.0];
+        (!st.extra.is_empty() && !self.terminating)
+            || (!st.retry.is_empty() && !self.stopping)
+            || (!st.exhausted
+                && !self.stopping
+                && match &st.source {
+                    Source::Queue(q) => !q.is_empty() || st.producer_done,
+                    _ => true,
+                })
     }
 
     /// Sends the next units of pool `p` to `worker`; false if none.
     fn dispatch(&mut self, p: usize, worker: usize) -> bool {
-        let ids: Vec<usize> = self.pools[p].runnable.iter().copied().collect();
-        for i in ids {
+        let mut cursor = 0;
+        while let Some(&i) = self.pools[p].runnable.range(cursor..).next() {
+            cursor = i + 1;
             let id = TaskId(i);
             let chunk = self.job.task(id).chunksize.max(1);
             let mut calls = Vec::new();
@@ -807,32 +839,10 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Nothing runs and, after [`Engine::schedule`], nothing could start:
+    /// every task has ended, or the rest is held back by the stop policy.
     fn all_done(&self) -> bool {
         self.units.is_empty()
-            && self
-                .tasks
-                .iter()
-                .all(|t| t.phase == Phase::Done || (self.stopping && t.in_flight == 0))
-            || (self.units.is_empty() && !self.progress_possible())
-    }
-
-    /// Nothing in flight and nothing can start: the rest is stuck behind
-    /// the stop policy or a pool that gave up.
-    fn progress_possible(&self) -> bool {
-        self.pools.iter().enumerate().any(|(p, pool)| {
-            pool.gave_up.is_none()
-                && pool.runnable.iter().any(|&i| {
-                    let st = &self.tasks[i];
-                    !st.extra.is_empty()
-                        || !st.retry.is_empty()
-                        || (!st.exhausted
-                            && !self.stopping
-                            && !matches!(&st.source, Source::Queue(q) if q.is_empty()))
-                })
-                && p < usize::MAX
-        }) || self.tasks.iter().any(|t| {
-            t.phase == Phase::Running && matches!(t.source, Source::Queue(_)) && !t.exhausted
-        })
     }
 
     fn poll_once(&mut self) {
@@ -896,7 +906,13 @@ impl<'a> Engine<'a> {
             match kind {
                 1 => {
                     for ex in self.fs.read_exits() {
-                        self.exits.insert(ex.pid, ex);
+                        let live = self
+                            .workers
+                            .iter()
+                            .any(|w| w.pid == ex.pid && !matches!(w.state, WorkerState::Dead));
+                        if live {
+                            self.exits.insert(ex.pid, ex);
+                        }
                     }
                 }
                 2 => self.accept_clients(),
@@ -1082,11 +1098,11 @@ impl<'a> Engine<'a> {
         {
             let st = &mut self.tasks[unit.task.0];
             st.in_flight -= 1;
+            let task_index = unit.task.0;
             let mut again = unit;
             again.attempt += 1;
             st.retry.push_back(again);
-            let pool = task.pool.0;
-            self.pools[pool].runnable.insert(unit_task_index(&st.retry));
+            self.pools[task.pool.0].runnable.insert(task_index);
             return;
         }
         self.record_final(unit, outcome, status, worker);
@@ -1174,6 +1190,7 @@ impl<'a> Engine<'a> {
         }
         self.stopping = true;
         if policy == OnFailure::Terminate {
+            self.terminating = true;
             for w in 0..self.workers.len() {
                 if matches!(self.workers[w].state, WorkerState::Busy)
                     && !self.workers[w].initializing
@@ -1214,6 +1231,12 @@ impl<'a> Engine<'a> {
 
     /// Has a task ended? Then record what follows from it.
     fn check_task_done(&mut self, id: TaskId) {
+        let st = &mut self.tasks[id.0];
+        if let Source::Queue(q) = &st.source {
+            if q.is_empty() && st.producer_done {
+                st.exhausted = true;
+            }
+        }
         let st = &self.tasks[id.0];
         if st.phase != Phase::Running || !st.exhausted || st.in_flight > 0 || !st.retry.is_empty() {
             return;
@@ -1238,6 +1261,9 @@ impl<'a> Engine<'a> {
         let st = &mut self.tasks[id.0];
         let ok = !st.failed && !st.producer_failed;
         st.ok = Some(ok);
+        if self.interrupted {
+            return;
+        }
         if st.keep_values && task.map.is_some() {
             let values = std::mem::take(&mut st.values);
             st.value = Some(Value::Array(
@@ -1283,12 +1309,8 @@ impl<'a> Engine<'a> {
             if !ok {
                 cs.producer_failed = true;
             }
+            cs.producer_done = true;
             if cs.phase == Phase::Running {
-                if let Source::Queue(q) = &cs.source {
-                    if q.is_empty() {
-                        cs.exhausted = true;
-                    }
-                }
                 self.maybe_retire_task(c);
             }
         }
@@ -1520,6 +1542,9 @@ impl<'a> Engine<'a> {
                 }
             }
             RunEnd::Signalled(_) => {
+                self.stopping = true;
+                self.terminating = true;
+                self.interrupted = true;
                 for w in 0..self.workers.len() {
                     if matches!(self.workers[w].state, WorkerState::Busy) {
                         self.cancel_worker(w);
@@ -1672,10 +1697,6 @@ impl<'a> Engine<'a> {
             Phase::Done => {}
         }
     }
-}
-
-fn unit_task_index(q: &VecDeque<Unit>) -> usize {
-    q.back().map_or(0, |u| u.task.0)
 }
 
 fn borrow(fd: BorrowedFd<'_>) -> BorrowedFd<'_> {
