@@ -101,6 +101,10 @@ impl<W: Write + Send> RecordWriter for CsvWriter<W> {
         self.write_row(cells)
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
     }

@@ -25,11 +25,14 @@ impl Destination {
     /// Opens it for writing, making missing parent folders of a file.
     pub(crate) fn open(&self) -> io::Result<Box<dyn Write + Send>> {
         match self {
-            Destination::Stdout => Ok(Box::new(io::stdout())),
-            Destination::File(path) => Ok(Box::new(create_file(path)?)),
+            Destination::Stdout => Ok(Box::new(io::BufWriter::with_capacity(BUFFER, io::stdout()))),
+            Destination::File(path) => Ok(Box::new(io::BufWriter::with_capacity(BUFFER, create_file(path)?))),
         }
     }
 }
+
+/// Bytes of records held before they are written out.
+const BUFFER: usize = 256 * 1024;
 
 /// Creates (or truncates) `path`, making its missing parent folders first.
 pub(crate) fn create_file(path: &Path) -> io::Result<fs::File> {

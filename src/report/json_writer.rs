@@ -50,6 +50,10 @@ impl<W: Write + Send> RecordWriter for JsonWriter<W> {
         Ok(())
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         if self.finished {
             return Ok(());

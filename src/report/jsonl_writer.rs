@@ -34,6 +34,10 @@ impl<W: Write + Send> RecordWriter for JsonlWriter<W> {
         write_whole(&mut self.out, &line)
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
     }

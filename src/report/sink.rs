@@ -99,6 +99,15 @@ impl Sink {
         }
     }
 
+    /// Pushes buffered records out (before the engine waits).
+    pub fn flush(&mut self) {
+        if self.error.is_none() {
+            if let Err(e) = self.writer.flush() {
+                self.fail(e);
+            }
+        }
+    }
+
     /// Records so far, by status (in [`STATUSES`] order).
     pub fn counts(&self) -> [u64; 6] {
         self.counts

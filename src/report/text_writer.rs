@@ -48,6 +48,10 @@ impl<W: Write + Send> RecordWriter for TextWriter<W> {
         write_whole(&mut self.out, line.as_bytes())
     }
 
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.out.flush()
     }

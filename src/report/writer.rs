@@ -25,6 +25,11 @@ pub trait RecordWriter: Send {
     /// Call it once, after the last record, also after an interruption; the
     /// output is then a valid document. Later calls do nothing.
     fn finish(&mut self) -> io::Result<()>;
+
+    /// Pushes buffered records to the destination. The engine calls it
+    /// whenever it is about to wait, so records reach the file as soon as
+    /// the loop is idle, with one system call for many records.
+    fn flush(&mut self) -> io::Result<()>;
 }
 
 /// What every writer needs to know besides the format.
@@ -68,8 +73,9 @@ pub fn open_writer(
 
 /// Sends one whole serialized record to `out` and flushes it.
 pub(crate) fn write_whole<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
-    out.write_all(bytes)?;
-    out.flush()
+    // One buffered write per record; a record larger than the buffer is
+    // written through at once, so it is never split by a flush.
+    out.write_all(bytes)
 }
 
 #[cfg(test)]
