@@ -94,7 +94,7 @@ pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Jo
     let loaded = load::load(source);
     let mut diagnostics = loaded.diagnostics;
     let job = if loaded.doc.is_some() && loaded.has_version {
-        match check::check(&loaded.raw, path, opts) {
+        match check::check(&loaded.raw, &loaded.unreadable, path, opts) {
             Ok(job) => Some(job),
             Err(more) => {
                 diagnostics.extend(more);
