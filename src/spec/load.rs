@@ -14,9 +14,14 @@ use super::doc_path::DocPath;
 use super::raw::{RawFunction, RawJob, RawPool, RawResults, RawTask, TOP_LEVEL_KEYS};
 use super::suggest::did_you_mean;
 
-/// A parsed document and what could be read of it.
+/// What could be read of a document.
+///
+/// The parsed document itself is consumed while reading (copying a big one
+/// would cost as much as parsing it); the spans of path-located errors are
+/// looked up in a fresh parse, only when there are errors to show.
 pub struct Loaded {
-    pub doc: Option<Document<String>>,
+    /// Whether the text is valid TOML.
+    pub parsed: bool,
     pub raw: RawJob,
     /// Whether `version` was present (a missing one is reported here).
     pub has_version: bool,
@@ -53,7 +58,7 @@ pub fn load(source: &str) -> Loaded {
                 format!("invalid TOML: {}", first_line(&message)),
             ));
             return Loaded {
-                doc: None,
+                parsed: false,
                 raw: RawJob::default(),
                 has_version: false,
                 unreadable: Unreadable::default(),
@@ -65,10 +70,9 @@ pub fn load(source: &str) -> Loaded {
     let mut has_version = false;
     let mut unreadable = Unreadable::default();
     let root = DocPath::root();
-    for (key, item) in doc.as_table().iter() {
-        let path = root.key(key);
-        let item = item.clone();
-        match key {
+    for (key, item) in doc.into_table() {
+        let path = root.key(&key);
+        match key.as_str() {
             "version" => {
                 has_version = true;
                 match read(item, &path, &mut diagnostics) {
@@ -119,7 +123,7 @@ pub fn load(source: &str) -> Loaded {
         );
     }
     Loaded {
-        doc: Some(doc),
+        parsed: true,
         raw,
         has_version,
         unreadable,
