@@ -118,7 +118,9 @@ fn three_errors_are_all_reported_in_one_run() {
         );
     }
     assert!(
-        err.ends_with("error: tests/fixtures/bad/three-errors.toml has 3 errors; nothing was run\n"),
+        err.ends_with(
+            "error: tests/fixtures/bad/three-errors.toml has 3 errors; nothing was run\n"
+        ),
         "{err}"
     );
 }
@@ -183,7 +185,9 @@ fn several_files_are_checked_in_one_call() {
     );
     for pos in ["7:1", "11:11", "14:12"] {
         assert!(
-            err.contains(&format!(" --> tests/fixtures/bad/three-errors.toml:{pos}\n")),
+            err.contains(&format!(
+                " --> tests/fixtures/bad/three-errors.toml:{pos}\n"
+            )),
             "{err}"
         );
     }
