@@ -172,3 +172,56 @@ fn find_cycle_in(deps: &[Vec<Edge>]) -> Option<Vec<TaskId>> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::plan::ItemIter;
+    use crate::spec::{CheckOptions, check_source};
+
+    fn job(text: &str) -> Job {
+        let opts = CheckOptions {
+            builtins: vec!["noop".into(), "square".into()],
+            var_overrides: Vec::new(),
+        };
+        check_source(Path::new("job.toml"), text, &opts).expect("a valid job")
+    }
+
+    #[test]
+    fn a_huge_map_is_one_node_whose_length_is_computed() {
+        let job = job("version = 1\n[[task]]\nfunction = \"noop\"\n\
+             [[task]]\nfunction = \"square\"\nmap = { range = [0, 10000000] }\n");
+        let plan = Plan::new(&job);
+        assert_eq!(plan.deps.len(), job.tasks.len());
+        assert_eq!(plan.dependents.len(), 2);
+        let source = job.tasks[1].map.as_ref().expect("a map");
+        assert_eq!(ItemIter::len_hint(source), Some(10_000_000));
+    }
+
+    #[test]
+    fn each_task_waits_for_the_last_blocking_task_before_it() {
+        let mut text = String::from("version = 1\n");
+        for i in 0..20 {
+            let mode = if i % 7 == 3 { "blocking" } else { "async" };
+            text.push_str(&format!(
+                "[[task]]\nid = \"t{i}\"\nfunction = \"noop\"\nmode = \"{mode}\"\n"
+            ));
+        }
+        let job = job(&text);
+        let plan = Plan::new(&job);
+        for (i, deps) in plan.deps.iter().enumerate() {
+            let expected = (0..i)
+                .rev()
+                .find(|&j| job.tasks[j].mode == Mode::Blocking)
+                .map(|b| Edge {
+                    on: TaskId(b),
+                    kind: EdgeKind::Barrier,
+                });
+            assert_eq!(deps.first().copied(), expected, "task t{i}");
+            assert!(deps.len() <= 1);
+        }
+        assert_eq!(plan.find_cycle(), None);
+    }
+}
