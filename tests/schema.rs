@@ -48,8 +48,7 @@ fn every_example_job_is_valid_against_the_schema() {
     let mut failures = Vec::new();
     for job in example_jobs() {
         let text = std::fs::read_to_string(&job).expect("job is readable");
-        let value: serde_json::Value =
-            toml_edit::de::from_str(&text).expect("job is valid TOML");
+        let value: serde_json::Value = toml_edit::de::from_str(&text).expect("job is valid TOML");
         let errors: Vec<String> = validator
             .iter_errors(&value)
             .map(|e| format!("  {} at {}", e, e.instance_path()))
