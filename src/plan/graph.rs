@@ -52,9 +52,7 @@ pub struct Plan {
 impl Plan {
     /// Builds the graph of a checked job (which has no cycle).
     pub fn new(job: &Job) -> Plan {
-        let deps: Vec<Vec<Edge>> = (0..job.tasks.len())
-            .map(|i| edges(job, TaskId(i)))
-            .collect();
+        let deps = all_edges(job);
         let mut dependents = vec![Vec::new(); job.tasks.len()];
         for (i, ds) in deps.iter().enumerate() {
             for e in ds {
@@ -65,43 +63,68 @@ impl Plan {
     }
 }
 
-/// The edges of one task.
-fn edges(job: &Job, id: TaskId) -> Vec<Edge> {
-    let task = job.task(id);
-    let mut out: Vec<Edge> = Vec::new();
-    let mut add = |on: TaskId, kind: EdgeKind| {
-        if let Some(e) = out.iter_mut().find(|e| e.on == on) {
-            // A stream edge is weaker than any other: keep the stronger.
-            if e.kind == EdgeKind::Stream && kind != EdgeKind::Stream {
-                e.kind = kind;
+/// The edges of every task, in one pass: the barrier of each task is the
+/// last blocking task seen so far, so no task looks back over the others.
+fn all_edges(job: &Job) -> Vec<Vec<Edge>> {
+    let mut barrier = None;
+    job.tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let e = edges(job, TaskId(i), barrier);
+            if t.mode == Mode::Blocking {
+                barrier = Some(TaskId(i));
             }
-        } else {
-            out.push(Edge { on, kind });
-        }
-    };
-    for &on in &task.after {
-        add(on, EdgeKind::After);
-    }
-    for on in task.result_refs() {
-        add(on, EdgeKind::Result);
-    }
-    if let Some(on) = task.stream_source() {
-        add(on, EdgeKind::Stream);
-    }
-    if let Some(b) = (0..id.0)
-        .rev()
-        .find(|&j| job.tasks[j].mode == Mode::Blocking)
-    {
-        add(TaskId(b), EdgeKind::Barrier);
-    }
-    out.sort_by_key(|e| e.on);
+            e
+        })
+        .collect()
+}
+
+/// The edges of one task; `barrier` is the last blocking task before it.
+fn edges(job: &Job, id: TaskId, barrier: Option<TaskId>) -> Vec<Edge> {
+    let task = job.task(id);
+    let mut out: Vec<Edge> = task
+        .after
+        .iter()
+        .map(|&on| Edge {
+            on,
+            kind: EdgeKind::After,
+        })
+        .chain(task.result_refs().map(|on| Edge {
+            on,
+            kind: EdgeKind::Result,
+        }))
+        .chain(barrier.map(|on| Edge {
+            on,
+            kind: EdgeKind::Barrier,
+        }))
+        .chain(task.stream_source().map(|on| Edge {
+            on,
+            kind: EdgeKind::Stream,
+        }))
+        .collect();
+    // One edge per task waited for. A stream edge is weaker than any other
+    // (it waits for a start, not an end): the stable sort puts the stronger
+    // kinds first, in the order they were added, and the first one stays.
+    out.sort_by_key(|e| (e.on, e.kind == EdgeKind::Stream));
+    out.dedup_by_key(|e| e.on);
     out
 }
 
 /// A dependency cycle, as the ids on it in order, if the job has one.
 pub fn find_cycle(job: &Job) -> Option<Vec<TaskId>> {
-    let n = job.tasks.len();
-    let deps: Vec<Vec<Edge>> = (0..n).map(|i| edges(job, TaskId(i))).collect();
+    find_cycle_in(&all_edges(job))
+}
+
+impl Plan {
+    /// A dependency cycle of this graph, as the ids on it in order.
+    pub fn find_cycle(&self) -> Option<Vec<TaskId>> {
+        find_cycle_in(&self.deps)
+    }
+}
+
+fn find_cycle_in(deps: &[Vec<Edge>]) -> Option<Vec<TaskId>> {
+    let n = deps.len();
     // Iterative depth-first search with colours; the stack holds the path.
     #[derive(Clone, Copy, PartialEq)]
     enum Colour {
@@ -148,4 +171,57 @@ pub fn find_cycle(job: &Job) -> Option<Vec<TaskId>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::plan::ItemIter;
+    use crate::spec::{CheckOptions, check_source};
+
+    fn job(text: &str) -> Job {
+        let opts = CheckOptions {
+            builtins: vec!["noop".into(), "square".into()],
+            var_overrides: Vec::new(),
+        };
+        check_source(Path::new("job.toml"), text, &opts).expect("a valid job")
+    }
+
+    #[test]
+    fn a_huge_map_is_one_node_whose_length_is_computed() {
+        let job = job("version = 1\n[[task]]\nfunction = \"noop\"\n\
+             [[task]]\nfunction = \"square\"\nmap = { range = [0, 10000000] }\n");
+        let plan = Plan::new(&job);
+        assert_eq!(plan.deps.len(), job.tasks.len());
+        assert_eq!(plan.dependents.len(), 2);
+        let source = job.tasks[1].map.as_ref().expect("a map");
+        assert_eq!(ItemIter::len_hint(source), Some(10_000_000));
+    }
+
+    #[test]
+    fn each_task_waits_for_the_last_blocking_task_before_it() {
+        let mut text = String::from("version = 1\n");
+        for i in 0..20 {
+            let mode = if i % 7 == 3 { "blocking" } else { "async" };
+            text.push_str(&format!(
+                "[[task]]\nid = \"t{i}\"\nfunction = \"noop\"\nmode = \"{mode}\"\n"
+            ));
+        }
+        let job = job(&text);
+        let plan = Plan::new(&job);
+        for (i, deps) in plan.deps.iter().enumerate() {
+            let expected = (0..i)
+                .rev()
+                .find(|&j| job.tasks[j].mode == Mode::Blocking)
+                .map(|b| Edge {
+                    on: TaskId(b),
+                    kind: EdgeKind::Barrier,
+                });
+            assert_eq!(deps.first().copied(), expected, "task t{i}");
+            assert!(deps.len() <= 1);
+        }
+        assert_eq!(plan.find_cycle(), None);
+    }
 }

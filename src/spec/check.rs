@@ -3,7 +3,7 @@
 //! Each problem becomes a [`Diagnostic`] that names its place by path; the
 //! checker never stops at the first one, so the user fixes them all at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -12,7 +12,7 @@ use super::diagnostic::Diagnostic;
 use super::doc_path::DocPath;
 use super::duration::{DURATION_HELP, parse_duration};
 use super::job::*;
-use super::load::backticked;
+use super::load::{Unreadable, backticked};
 use super::map_source::RawMap;
 use super::raw::{RawCall, RawFunction, RawJob, RawPool, RawTask};
 use super::suggest::did_you_mean;
@@ -28,9 +28,15 @@ pub struct CheckOptions {
 }
 
 /// Checks a raw job read from `path`; gives the job or every diagnostic.
-pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<Diagnostic>> {
+pub fn check(
+    raw: &RawJob,
+    unreadable: &Unreadable,
+    path: &Path,
+    opts: &CheckOptions,
+) -> Result<Job, Vec<Diagnostic>> {
     let mut cx = Checker {
         opts,
+        unreadable,
         diags: Vec::new(),
         dir: path
             .parent()
@@ -48,7 +54,7 @@ pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<
         vars: BTreeMap::new(),
     };
     let root = DocPath::root();
-    if raw.version != 1 && raw.version != 0 {
+    if !unreadable.version && raw.version != 1 {
         cx.diags.push(
             Diagnostic::at(
                 root.key("version"),
@@ -102,6 +108,7 @@ pub fn check(raw: &RawJob, path: &Path, opts: &CheckOptions) -> Result<Job, Vec<
 
 struct Checker<'a> {
     opts: &'a CheckOptions,
+    unreadable: &'a Unreadable,
     diags: Vec<Diagnostic>,
     dir: PathBuf,
     functions: Vec<Function>,
@@ -246,6 +253,9 @@ impl Checker<'_> {
     fn resolve_function(&mut self, name: &str, path: &DocPath, what: &str) -> Option<FunctionId> {
         if let Some(id) = self.function_names.get(name) {
             return Some(*id);
+        }
+        if self.unreadable.functions.contains(name) {
+            return None; // declared, but its table has an error already reported
         }
         if self.opts.builtins.iter().any(|b| b == name) {
             let id = FunctionId(self.functions.len());
@@ -421,14 +431,20 @@ impl Checker<'_> {
             .task
             .iter()
             .enumerate()
-            .map(|(n, t)| {
-                t.id.clone()
-                    .unwrap_or_else(|| format!("{}-{n}", t.function))
+            .map(|(n, t)| match self.unreadable.tasks.get(&n) {
+                Some(id) => id.clone().unwrap_or_default(),
+                None => {
+                    t.id.clone()
+                        .unwrap_or_else(|| format!("{}-{n}", t.function))
+                }
             })
             .collect();
         let mut by_id: HashMap<&str, TaskId> = HashMap::new();
+        // Ids of tasks with a shape error: a reference to one is not unknown.
+        let mut broken: HashSet<&str> = HashSet::new();
         for (n, id) in ids.iter().enumerate() {
-            if raw.task[n].function.is_empty() {
+            if self.unreadable.tasks.contains_key(&n) {
+                broken.insert(id);
                 continue; // unreadable task, already reported
             }
             let path = root.index(n);
@@ -455,9 +471,14 @@ impl Checker<'_> {
             }
         }
         let mut tasks = Vec::with_capacity(raw.task.len());
+        let known = KnownIds { by_id, broken };
         for (n, t) in raw.task.iter().enumerate() {
+            if self.unreadable.tasks.contains_key(&n) {
+                tasks.push(Task::unresolved(&ids[n]));
+                continue;
+            }
             let path = root.index(n);
-            tasks.push(self.task(t, &ids[n], &path, &by_id, pools));
+            tasks.push(self.task(t, &ids[n], &path, &known, pools));
         }
         tasks
     }
@@ -467,35 +488,21 @@ impl Checker<'_> {
         t: &RawTask,
         id: &str,
         path: &DocPath,
-        by_id: &HashMap<&str, TaskId>,
+        known: &KnownIds<'_>,
         pools: &[Pool],
     ) -> Task {
-        let mut task = Task {
-            id: id.to_string(),
-            function: FunctionId(usize::MAX),
-            args: Vec::new(),
-            kwargs: Vec::new(),
-            mode: t.mode.unwrap_or_default(),
-            after: Vec::new(),
-            map: None,
-            chunksize: 1,
-            inputs: t.inputs.clone(),
-            pool: PoolId(0),
-            callback: None,
-            error_callback: None,
-            timeout: None,
-            retries: 0,
-            env: BTreeMap::new(),
-            cwd: None,
-        };
-        if t.function.is_empty() {
-            return task; // unreadable task, already reported
-        }
+        let mut task = Task::unresolved(id);
+        task.mode = t.mode.unwrap_or_default();
+        task.inputs = t.inputs.clone();
         let resolve_id = |cx: &mut Self, name: &str, at: DocPath, what: &str| -> Option<TaskId> {
-            if let Some(id) = by_id.get(name) {
+            if let Some(id) = known.by_id.get(name) {
                 return Some(*id);
             }
-            let names: Vec<&str> = by_id.keys().copied().collect();
+            if known.broken.contains(name) {
+                return None; // that task has an error already reported
+            }
+            let mut names: Vec<&str> = known.by_id.keys().copied().collect();
+            names.sort_unstable();
             let mut d = Diagnostic::at(at, format!("unknown task id `{name}` in `{what}`"));
             if let Some(h) = did_you_mean(name, &names) {
                 d = d.with_help(h);
@@ -507,6 +514,7 @@ impl Checker<'_> {
         if let Some(name) = &t.pool {
             match pools.iter().position(|p| &p.name == name) {
                 Some(i) => task.pool = PoolId(i),
+                None if self.unreadable.pools.contains(name) => {}
                 None => {
                     let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
                     self.diags.push(
@@ -595,7 +603,13 @@ impl Checker<'_> {
             .as_ref()
             .map(|c| self.dir.join(c))
             .or_else(|| f.cwd.clone());
-        self.task_placeholders(&task, path);
+        // A map that did not check has been reported; its items' shape is
+        // unknown, so the function's placeholders cannot be judged.
+        if t.map.is_none() || task.map.is_some() {
+            self.task_placeholders(&task, path);
+        } else {
+            self.callback_placeholders(&task, path);
+        }
         task
     }
 
@@ -621,7 +635,7 @@ impl Checker<'_> {
                 };
                 if step == 0 {
                     self.diags.push(Diagnostic::at(
-                        path.key("range"),
+                        path.key("range").index(2),
                         "a range's step must not be 0",
                     ));
                     return None;
@@ -713,6 +727,11 @@ impl Checker<'_> {
                 self.placeholders(task.function, &shape, path, &format!("task `{}`", task.id));
             }
         }
+        self.callback_placeholders(task, path);
+    }
+
+    /// Checks the placeholders of a task's callbacks: they get one arg.
+    fn callback_placeholders(&mut self, task: &Task, path: &DocPath) {
         let one = Shape::fixed(1, Vec::new(), false);
         if let Some(cb) = task.callback {
             self.placeholders(
@@ -784,7 +803,9 @@ impl Checker<'_> {
                     Part::Var(_) => None,
                 };
                 if let Some(m) = missing {
-                    found.push((i, m));
+                    if !found.contains(&(i, m.clone())) {
+                        found.push((i, m));
+                    }
                 }
             }
         }
@@ -794,11 +815,16 @@ impl Checker<'_> {
                 format!("placeholder `{placeholder}` has no value in {who}"),
             )
             .with_help(why);
-            if !self.diags.contains(&d) {
-                self.diags.push(d);
-            }
+            self.diags.push(d);
         }
     }
+}
+
+/// The task ids a reference may name.
+struct KnownIds<'a> {
+    by_id: HashMap<&'a str, TaskId>,
+    /// Ids of tasks that could not be read.
+    broken: HashSet<&'a str>,
 }
 
 /// What a call provides to a template: `None` when unknown until run time.

@@ -178,6 +178,29 @@ impl Job {
 }
 
 impl Task {
+    /// A task with the id `id` and nothing resolved yet; the checker fills
+    /// it in (a job is only handed out when every task resolved).
+    pub(crate) fn unresolved(id: &str) -> Task {
+        Task {
+            id: id.to_string(),
+            function: FunctionId(usize::MAX),
+            args: Vec::new(),
+            kwargs: Vec::new(),
+            mode: Mode::default(),
+            after: Vec::new(),
+            map: None,
+            chunksize: 1,
+            inputs: Vec::new(),
+            pool: PoolId(0),
+            callback: None,
+            error_callback: None,
+            timeout: None,
+            retries: 0,
+            env: BTreeMap::new(),
+            cwd: None,
+        }
+    }
+
     /// Every task whose value this task reads (args, kwargs, map source).
     pub fn result_refs(&self) -> impl Iterator<Item = TaskId> + '_ {
         let args = self.args.iter().chain(self.kwargs.iter().map(|(_, a)| a));

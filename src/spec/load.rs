@@ -4,6 +4,8 @@
 //! `[functions.NAME]`, each `[pools.NAME]` and each `[[task]]` is read on
 //! its own: a file with errors in three tasks reports all three.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{Document, Item};
 
@@ -12,13 +14,35 @@ use super::doc_path::DocPath;
 use super::raw::{RawFunction, RawJob, RawPool, RawResults, RawTask, TOP_LEVEL_KEYS};
 use super::suggest::did_you_mean;
 
-/// A parsed document and what could be read of it.
+/// What could be read of a document.
+///
+/// The parsed document itself is consumed while reading (copying a big one
+/// would cost as much as parsing it); the spans of path-located errors are
+/// looked up in a fresh parse, only when there are errors to show.
 pub struct Loaded {
-    pub doc: Option<Document<String>>,
+    /// Whether the text is valid TOML.
+    pub parsed: bool,
     pub raw: RawJob,
     /// Whether `version` was present (a missing one is reported here).
     pub has_version: bool,
+    /// The parts that were present but could not be read (already reported).
+    pub unreadable: Unreadable,
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parts of the file that exist but had a shape error, so that the checker
+/// neither reports them twice nor calls a reference to them unknown.
+#[derive(Debug, Clone, Default)]
+pub struct Unreadable {
+    /// `version` is there but is not an integer.
+    pub version: bool,
+    /// `[functions.NAME]` entries that could not be read.
+    pub functions: HashSet<String>,
+    /// `[pools.NAME]` entries (and `default` for `[pool]`) that could not be read.
+    pub pools: HashSet<String>,
+    /// Indexes of `[[task]]` tables that could not be read, with their `id`
+    /// when it is a string.
+    pub tasks: HashMap<usize, Option<String>>,
 }
 
 /// Parses `source` and reads every part it can.
@@ -34,36 +58,50 @@ pub fn load(source: &str) -> Loaded {
                 format!("invalid TOML: {}", first_line(&message)),
             ));
             return Loaded {
-                doc: None,
+                parsed: false,
                 raw: RawJob::default(),
                 has_version: false,
+                unreadable: Unreadable::default(),
                 diagnostics,
             };
         }
     };
     let mut raw = RawJob::default();
     let mut has_version = false;
+    let mut unreadable = Unreadable::default();
     let root = DocPath::root();
-    for (key, item) in doc.as_table().iter() {
-        let path = root.key(key);
-        let item = item.clone();
-        match key {
+    for (key, item) in doc.into_table() {
+        let path = root.key(&key);
+        match key.as_str() {
             "version" => {
-                if let Some(v) = read(item, &path, &mut diagnostics) {
-                    raw.version = v;
-                    has_version = true;
-                } else {
-                    has_version = true;
+                has_version = true;
+                match read(item, &path, &mut diagnostics) {
+                    Some(v) => raw.version = v,
+                    None => unreadable.version = true,
                 }
             }
             "name" => raw.name = read(item, &path, &mut diagnostics),
             "vars" => raw.vars = read(item, &path, &mut diagnostics).unwrap_or_default(),
             "shared" => raw.shared = read(item, &path, &mut diagnostics).unwrap_or_default(),
-            "pool" => raw.pool = read::<RawPool>(item, &path, &mut diagnostics),
+            "pool" => {
+                raw.pool = read::<RawPool>(item, &path, &mut diagnostics);
+                if raw.pool.is_none() {
+                    unreadable.pools.insert("default".into());
+                }
+            }
             "results" => raw.results = read::<RawResults>(item, &path, &mut diagnostics),
-            "pools" => raw.pools = read_named(item, &path, &mut diagnostics),
-            "functions" => raw.functions = read_named::<RawFunction>(item, &path, &mut diagnostics),
-            "task" => raw.task = read_tasks(item, &path, &mut diagnostics),
+            "pools" => {
+                raw.pools = read_named(item, &path, &mut unreadable.pools, &mut diagnostics);
+            }
+            "functions" => {
+                raw.functions = read_named::<RawFunction>(
+                    item,
+                    &path,
+                    &mut unreadable.functions,
+                    &mut diagnostics,
+                );
+            }
+            "task" => raw.task = read_tasks(item, &path, &mut unreadable.tasks, &mut diagnostics),
             other => {
                 let mut d = Diagnostic::at_key(
                     path.clone(),
@@ -85,9 +123,10 @@ pub fn load(source: &str) -> Loaded {
         );
     }
     Loaded {
-        doc: Some(doc),
+        parsed: true,
         raw,
         has_version,
+        unreadable,
         diagnostics,
     }
 }
@@ -117,6 +156,7 @@ fn read<T: DeserializeOwned>(
 fn read_named<T: DeserializeOwned>(
     item: Item,
     path: &DocPath,
+    unreadable: &mut HashSet<String>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> std::collections::BTreeMap<String, T> {
     let mut out = std::collections::BTreeMap::new();
@@ -144,17 +184,28 @@ fn read_named<T: DeserializeOwned>(
                 entry_path.clone(),
                 format!("`{entry_path}` must be a table"),
             ));
+            unreadable.insert(name);
             continue;
         }
-        if let Some(v) = read(entry, &entry_path, diagnostics) {
-            out.insert(name, v);
+        match read(entry, &entry_path, diagnostics) {
+            Some(v) => {
+                out.insert(name, v);
+            }
+            None => {
+                unreadable.insert(name);
+            }
         }
     }
     out
 }
 
 /// Reads `[[task]]`: each task on its own; a task with an error is left out.
-fn read_tasks(item: Item, path: &DocPath, diagnostics: &mut Vec<Diagnostic>) -> Vec<RawTask> {
+fn read_tasks(
+    item: Item,
+    path: &DocPath,
+    unreadable: &mut HashMap<usize, Option<String>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<RawTask> {
     let tables: Vec<Item> = match item {
         Item::ArrayOfTables(a) => a.into_iter().map(Item::Table).collect(),
         Item::Value(toml_edit::Value::Array(a)) => a.into_iter().map(Item::Value).collect(),
@@ -174,19 +225,32 @@ fn read_tasks(item: Item, path: &DocPath, diagnostics: &mut Vec<Diagnostic>) -> 
             Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))
         ) {
             diagnostics.push(Diagnostic::at(task_path, "a task must be a table"));
-            continue;
-        }
-        match read::<RawTask>(t, &task_path, diagnostics) {
-            Some(task) => tasks.push(task),
             // Keep positions stable for later checks: an unreadable task is
             // a placeholder that validation skips.
-            None => tasks.push(RawTask {
-                function: String::new(),
-                ..RawTask::default()
-            }),
+            unreadable.insert(i, None);
+            tasks.push(RawTask::default());
+            continue;
+        }
+        let id =
+            string_key(&t, "id").or_else(|| string_key(&t, "function").map(|f| format!("{f}-{i}")));
+        match read::<RawTask>(t, &task_path, diagnostics) {
+            Some(task) => tasks.push(task),
+            None => {
+                unreadable.insert(i, id);
+                tasks.push(RawTask::default());
+            }
         }
     }
     tasks
+}
+
+/// The string value of `key` in a table, if it is one.
+fn string_key(item: &Item, key: &str) -> Option<String> {
+    match item {
+        Item::Table(t) => t.get(key)?.as_str().map(str::to_string),
+        Item::Value(toml_edit::Value::InlineTable(t)) => t.get(key)?.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 /// Turns a serde error into a diagnostic, with "did you mean" for unknown keys.

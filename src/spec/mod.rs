@@ -93,8 +93,8 @@ pub fn read_job(path: &Path, opts: &CheckOptions) -> Result<Job, SpecError> {
 pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Job, SpecError> {
     let loaded = load::load(source);
     let mut diagnostics = loaded.diagnostics;
-    let job = if loaded.doc.is_some() && loaded.has_version {
-        match check::check(&loaded.raw, path, opts) {
+    let job = if loaded.parsed && loaded.has_version {
+        match check::check(&loaded.raw, &loaded.unreadable, path, opts) {
             Ok(job) => Some(job),
             Err(more) => {
                 diagnostics.extend(more);
@@ -107,13 +107,20 @@ pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Jo
     match job {
         Some(job) if diagnostics.is_empty() => Ok(job),
         _ => {
+            let needs_doc = diagnostics
+                .iter()
+                .any(|d| matches!(d.location, Location::Path(..)));
+            let doc = if needs_doc {
+                toml_edit::Document::parse(source.to_string()).ok()
+            } else {
+                None
+            };
             let mut errors: Vec<Located> = diagnostics
                 .iter()
                 .map(|d| {
                     let span = match &d.location {
                         Location::Span(s) => s.clone(),
-                        Location::Path(p, anchor) => loaded
-                            .doc
+                        Location::Path(p, anchor) => doc
                             .as_ref()
                             .and_then(|doc| span_of(doc, p, *anchor))
                             .unwrap_or(0..0),
