@@ -161,6 +161,14 @@ struct TaskState {
     has_stream_consumers: bool,
 }
 
+/// Durations of a function's units (ms, moving average): a function whose
+/// units are quick may have several queued on one worker.
+#[derive(Debug, Clone, Copy, Default)]
+struct Speed {
+    finished: u64,
+    mean_ms: f64,
+}
+
 enum WorkerState {
     Starting,
     Idle,
@@ -195,6 +203,9 @@ struct PoolState {
 /// Stream lines buffered per consumer before the producer is held back.
 const STREAM_HIGH_WATER: usize = 1024;
 
+/// Units of a quick function queued on one worker at most.
+const PREFETCH: usize = 16;
+
 /// Runs a checked job to the end; records go to `sink`.
 pub fn run(job: &Job, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunReport {
     let plan = Plan::new(job);
@@ -225,6 +236,7 @@ struct Engine<'a> {
     interrupted: bool,
     exits: HashMap<u32, super::fork_server::WorkerExit>,
     consumers: Vec<Vec<TaskId>>,
+    speeds: Vec<Speed>,
 }
 
 impl<'a> Engine<'a> {
@@ -324,6 +336,7 @@ impl<'a> Engine<'a> {
             interrupted: false,
             exits: HashMap::new(),
             consumers,
+            speeds: vec![Speed::default(); job.functions.len()],
         }
     }
 
@@ -527,8 +540,61 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// Hands out work to idle workers, spawning workers as needed.
+    /// Hands out work to idle workers, spawning workers as needed; then,
+    /// when the next task's units are quick, queues a few more on busy
+    /// workers so they never wait for a round trip to the engine.
     fn schedule(&mut self) {
+        self.schedule_idle();
+        for p in 0..self.pools.len() {
+            loop {
+                let head = self.pools[p]
+                    .runnable
+                    .iter()
+                    .copied()
+                    .find(|&i| self.can_hand_out(TaskId(i)));
+                let Some(head) = head else { break };
+                if !self.is_quick(TaskId(head)) {
+                    break;
+                }
+                let target = (0..self.workers.len())
+                    .filter(|&w| {
+                        let s = &self.workers[w];
+                        s.pool == PoolId(p)
+                            && matches!(s.state, WorkerState::Busy)
+                            && !s.retiring
+                            && !s.initializing
+                            && s.units.len() < PREFETCH
+                    })
+                    .min_by_key(|&w| self.workers[w].units.len());
+                let Some(w) = target else { break };
+                if !self.dispatch(p, w) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn flush_workers(&mut self) {
+        for w in &mut self.workers {
+            if w.conn.wants_write() && !matches!(w.state, WorkerState::Dead) {
+                let _ = w.conn.flush();
+            }
+        }
+    }
+
+    /// Are this task's units quick enough to queue several on a worker?
+    fn is_quick(&self, id: TaskId) -> bool {
+        let task = self.job.task(id);
+        let speed = self.speeds[task.function.0];
+        speed.finished >= 2
+            && speed.mean_ms < 1.0
+            && task.timeout.is_none()
+            && self.job.pools[task.pool.0].max_tasks_per_child.is_none()
+            && !self.opts.live
+            && !self.tasks[id.0].has_stream_consumers
+    }
+
+    fn schedule_idle(&mut self) {
         for p in 0..self.pools.len() {
             loop {
                 if self.pools[p].runnable.is_empty() {
@@ -613,10 +679,14 @@ impl<'a> Engine<'a> {
             }
             let w = &mut self.workers[worker];
             w.state = WorkerState::Busy;
-            w.deadline = deadline;
-            w.units = calls.iter().map(|c| c.unit).collect();
+            w.deadline = match (w.deadline, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            w.units.extend(calls.iter().map(|c| c.unit));
+            // Sent by `flush_workers` once scheduling is done: one write
+            // for everything a worker gets this round.
             w.conn.queue(&ToWorker::Run { calls });
-            let _ = w.conn.flush();
             return true;
         }
         false
@@ -832,6 +902,7 @@ impl<'a> Engine<'a> {
                 return RunEnd::Signalled(sig);
             }
             self.schedule();
+            self.flush_workers();
             if self.all_done() {
                 return RunEnd::Completed;
             }
@@ -846,6 +917,7 @@ impl<'a> Engine<'a> {
     }
 
     fn poll_once(&mut self) {
+        self.sink.flush();
         let timeout = self
             .workers
             .iter()
@@ -1070,6 +1142,7 @@ impl<'a> Engine<'a> {
             return;
         }
         slot.tasks_run += 1;
+        let cancel_rest = slot.retiring && !slot.units.is_empty();
         let status = if outcome.ok {
             Status::Ok
         } else if outcome.timed_out {
@@ -1084,7 +1157,15 @@ impl<'a> Engine<'a> {
         if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
             self.retire(w, false);
         }
+        let speed = &mut self.speeds[unit.function.0];
+        speed.finished += 1;
+        speed.mean_ms += (outcome.duration_ms - speed.mean_ms) / (speed.finished.min(16) as f64);
         self.unit_done(unit, outcome, status, Some(pid));
+        if cancel_rest && self.terminating {
+            // Cancelled while more units were queued on it: they never run.
+            self.kill_worker(w);
+            self.worker_lost(w, Some(Status::Cancelled));
+        }
     }
 
     /// A unit ended: retry it, or record it.

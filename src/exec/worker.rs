@@ -62,6 +62,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
     let mut w = Worker {
         reader: BufReader::with_capacity(64 * 1024, File::from(input)),
         writer: File::from(output),
+        pending: Vec::new(),
     };
     if w.send(&FromWorker::Ready {
         pid: std::process::id(),
@@ -77,14 +78,19 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             Err(_) => return 1,
         };
         if let ToWorker::Run { calls } = frame {
-            for call in calls {
-                let outcome = w.run(&call);
-                if w.send(&FromWorker::Done {
+            let last = calls.len().saturating_sub(1);
+            for (i, call) in calls.iter().enumerate() {
+                let outcome = w.run(call);
+                let slow = outcome.duration_ms > 1.0;
+                let done = FromWorker::Done {
                     unit: call.unit,
                     outcome,
-                })
-                .is_err()
-                {
+                };
+                w.pending.extend_from_slice(&encode(&done));
+                // Answers of quick calls go out together when nothing more
+                // is waiting to be run; a slow call's answer at once.
+                let more = i < last || !w.reader.buffer().is_empty();
+                if (slow || !more) && w.flush().is_err() {
                     return 1;
                 }
             }
@@ -95,11 +101,24 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
 struct Worker {
     reader: BufReader<File>,
     writer: File,
+    /// Frames not yet written.
+    pending: Vec<u8>,
 }
 
 impl Worker {
+    /// Sends a frame now, after any pending ones.
     fn send(&mut self, frame: &FromWorker) -> std::io::Result<()> {
-        self.writer.write_all(&encode(frame))
+        self.pending.extend_from_slice(&encode(frame));
+        self.flush()
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.writer.write_all(&self.pending);
+        self.pending.clear();
+        result
     }
 
     fn read_frame(&mut self) -> std::io::Result<Option<ToWorker>> {

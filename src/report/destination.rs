@@ -26,7 +26,10 @@ impl Destination {
     pub(crate) fn open(&self) -> io::Result<Box<dyn Write + Send>> {
         match self {
             Destination::Stdout => Ok(Box::new(io::BufWriter::with_capacity(BUFFER, io::stdout()))),
-            Destination::File(path) => Ok(Box::new(io::BufWriter::with_capacity(BUFFER, create_file(path)?))),
+            Destination::File(path) => Ok(Box::new(io::BufWriter::with_capacity(
+                BUFFER,
+                create_file(path)?,
+            ))),
         }
     }
 }
