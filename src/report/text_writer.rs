@@ -171,7 +171,7 @@ mod tests {
         );
         assert_eq!(
             lines[8],
-            r#"ok         @shared                          -  {"log":["a","b"],"num":3.5}"#
+            r#"ok         @shared                          -  {"num":3.5,"log":["a","b"]}"#
         );
         assert!(!text.contains('\x1b'));
     }
