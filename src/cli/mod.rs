@@ -5,6 +5,7 @@ mod args;
 mod check;
 mod exit;
 mod plan;
+mod resume;
 mod run;
 mod schema;
 mod shared;

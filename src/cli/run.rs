@@ -1,6 +1,7 @@
 //! `jobfile run`: check the job, start the pool, write the records.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Instant;
 
 use super::args::RunArgs;
@@ -53,7 +54,40 @@ pub fn run(args: &RunArgs) -> ExitCode {
             && stdout_tty
             && std::env::var_os("NO_COLOR").is_none(),
     };
-    let writer = match open_writer(format, dest.clone(), opts) {
+    let results_path = dest.path().map(Path::to_path_buf);
+    if args.resume && results_path.is_none() {
+        eprintln!("error: --resume needs a results file: give -o PATH or [results] path");
+        return ExitCode::Invalid;
+    }
+    // Fingerprints for --resume (hashing inputs may start threads: the
+    // fork server already exists).
+    let plan = crate::plan::Plan::new(&job);
+    let fingerprints = results_path
+        .as_ref()
+        .map(|_| crate::plan::fingerprints(&job, &plan));
+    let mut keep = Default::default();
+    if args.resume {
+        if let (Some(path), Some(fp)) = (&results_path, &fingerprints) {
+            match super::resume::kept_tasks(&job, &plan, path, format, fp) {
+                Ok(k) => keep = k,
+                Err(e) => {
+                    eprintln!("error: --resume: {e}");
+                    return ExitCode::Invalid;
+                }
+            }
+        }
+    }
+    // A resumed run writes beside the old results and replaces them at the
+    // end, so an interrupted resume never loses the records it kept.
+    let write_to = match (&results_path, args.resume) {
+        (Some(p), true) => Destination::File(p.with_file_name(format!(
+            ".{}.tmp-{}",
+            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ))),
+        _ => dest.clone(),
+    };
+    let writer = match open_writer(format, write_to.clone(), opts) {
         Ok(w) => w,
         Err(e) => {
             let shown = match &dest {
@@ -68,9 +102,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let run_opts = RunOptions {
         jobs: args.jobs.map(|j| j as usize),
         live: args.live,
-        keep: Default::default(),
+        keep,
     };
     let report = exec::run(&job, prepared, sink, run_opts);
+    if let (Some(path), Destination::File(tmp)) = (&results_path, &write_to) {
+        if tmp != path {
+            if let Err(e) = std::fs::rename(tmp, path) {
+                eprintln!("error: cannot replace {}: {e}", path.display());
+                return ExitCode::TaskFailed;
+            }
+        }
+        if let Some(fp) = &fingerprints {
+            if let Err(e) = super::resume::write_state(&super::resume::state_path(path), &job, fp) {
+                eprintln!("warning: cannot save fingerprints for --resume: {e}");
+            }
+        }
+    }
     let counts = report.counts;
     let parts: Vec<String> = STATUSES
         .iter()

@@ -1550,8 +1550,8 @@ impl<'a> Engine<'a> {
                             "worker {pid} died: killed by signal {s} ({})",
                             signal_name(s)
                         ),
-                        (None, Some(c)) => format!("worker {pid} died: exited with code {c}"),
-                        _ => format!("worker {pid} died"),
+                        (None, Some(c)) => format!("the worker died: exited with code {c}"),
+                        _ => "the worker died".to_string(),
                     },
                 ),
             };
