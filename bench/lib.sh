@@ -1,7 +1,8 @@
 # Shared helpers for the bench/*.sh scripts; source it, do not run it.
-# Every script runs from the repository root and measures target/release/jobfile.
+# Every script runs from the repository root and measures the release binary,
+# ${CARGO_TARGET_DIR:-target}/release/jobfile (or $JOBFILE).
 
-JOBFILE=${JOBFILE:-target/release/jobfile}
+JOBFILE=${JOBFILE:-${CARGO_TARGET_DIR:-target}/release/jobfile}
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -48,7 +49,9 @@ measure() {
     if have hyperfine && ((runs >= 2)); then
         local cmd
         cmd=$(printf '%q ' "$@")
-        hyperfine --style basic --warmup 1 --runs "$runs" \
+        # --shell=none: no shell between hyperfine and CMD, whose few
+        # milliseconds would otherwise be within the shell's noise.
+        hyperfine --style basic --shell=none --warmup 1 --runs "$runs" \
             --export-json "$BENCH_TMP/hyperfine.json" -- "$cmd" >&2
         MEAN_S=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' \
             "$BENCH_TMP/hyperfine.json")
