@@ -356,9 +356,8 @@ impl<'a> Engine<'a> {
         let mut values = Vec::new();
         let mut n = 0;
         for r in records {
-            if r.index.is_some() {
-                values.push(r.value.clone());
-            } else if !r.task.contains(':') {
+            // Items, or the task's own record; not its callback's.
+            if r.index.is_some() || !r.task.contains(':') {
                 values.push(r.value.clone());
             }
             self.sink.emit(id.0, n, r);
@@ -1546,10 +1545,9 @@ impl<'a> Engine<'a> {
                 None => (
                     Status::Crashed,
                     match (signal, exit.and_then(|e| e.code())) {
-                        (Some(s), _) => format!(
-                            "worker {pid} died: killed by signal {s} ({})",
-                            signal_name(s)
-                        ),
+                        (Some(s), _) => {
+                            format!("the worker died: killed by signal {s} ({})", signal_name(s))
+                        }
                         (None, Some(c)) => format!("the worker died: exited with code {c}"),
                         _ => "the worker died".to_string(),
                     },
@@ -1736,7 +1734,7 @@ impl<'a> Engine<'a> {
                             Status::Cancelled,
                             error.into(),
                         );
-                        r.args = resolved_args(&self, id);
+                        r.args = resolved_args(self, id);
                         self.sink.emit(id.0, 0, r);
                         self.tasks[id.0].records += 1;
                     }

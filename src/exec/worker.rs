@@ -257,10 +257,10 @@ impl Worker {
             Some("cancelled".into())
         } else if let Some(sig) = out.signal {
             Some(format!("killed by signal {sig} ({})", signal_name(sig)))
-        } else if let Some(code) = out.exit_code.filter(|&c| c != 0) {
-            Some(format!("exited with code {code}"))
         } else {
-            None
+            out.exit_code
+                .filter(|&c| c != 0)
+                .map(|code| format!("exited with code {code}"))
         };
         if outcome.error.is_none() {
             match make_value(&stdout, returns) {
