@@ -4,11 +4,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
-use super::args::RunArgs;
+use super::args::{ProgressMode, RunArgs};
 use super::exit::ExitCode;
 use crate::exec::{self, RunEnd, RunOptions};
 use crate::plan::{ItemIter, item_call};
-use crate::report::{Destination, Format, STATUSES, Sink, WriterOptions, open_writer};
+use crate::report::{Destination, Format, Progress, STATUSES, Sink, WriterOptions, open_writer};
 use crate::spec::{self, Arg, Job, MapSource};
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -98,7 +98,19 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::Invalid;
         }
     };
-    let sink = Sink::new(writer, order);
+    let mut sink = Sink::new(writer, order);
+    let show_progress = match args.progress {
+        ProgressMode::Always => true,
+        ProgressMode::Never => false,
+        ProgressMode::Auto => std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+    };
+    if show_progress {
+        let total = job.tasks.iter().try_fold(0u64, |acc, t| match &t.map {
+            None => Some(acc + 1),
+            Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
+        });
+        sink = sink.with_progress(Progress::new(total, args.progress == ProgressMode::Always));
+    }
     let run_opts = RunOptions {
         jobs: args.jobs.map(|j| j as usize),
         live: args.live,

@@ -917,6 +917,7 @@ impl<'a> Engine<'a> {
 
     fn poll_once(&mut self) {
         self.sink.flush();
+        self.sink.running(self.units.len());
         let timeout = self
             .workers
             .iter()

@@ -5,7 +5,7 @@ use std::io;
 
 use super::reorder::ReorderBuffer;
 use super::writer::RecordWriter;
-use super::{Record, Status};
+use super::{Progress, Record, Status};
 use crate::spec::Order;
 
 /// The records' way out.
@@ -15,6 +15,7 @@ pub struct Sink {
     reorder: ReorderBuffer,
     counts: [u64; 6],
     error: Option<io::Error>,
+    progress: Option<Progress>,
 }
 
 impl Sink {
@@ -26,6 +27,20 @@ impl Sink {
             reorder: ReorderBuffer::new(),
             counts: [0; 6],
             error: None,
+            progress: None,
+        }
+    }
+
+    /// Shows a progress bar as records come.
+    pub fn with_progress(mut self, progress: Progress) -> Sink {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Units running now, for the progress bar.
+    pub fn running(&mut self, n: usize) {
+        if let Some(p) = &mut self.progress {
+            p.running(n);
         }
     }
 
@@ -34,6 +49,9 @@ impl Sink {
     pub fn emit(&mut self, slot: usize, seq: u64, record: Record) {
         if !record.is_shared() {
             self.counts[status_index(record.status)] += 1;
+            if let Some(p) = &mut self.progress {
+                p.record(record.status);
+            }
         }
         match self.order {
             Order::Completion => self.write(&record),
@@ -87,6 +105,9 @@ impl Sink {
 
     /// Closes the output; the counts by status.
     pub fn finish(mut self) -> io::Result<[u64; 6]> {
+        if let Some(p) = &self.progress {
+            p.finish();
+        }
         for r in self.reorder.drain_held() {
             self.write(&r);
         }
