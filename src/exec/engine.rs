@@ -555,6 +555,8 @@ impl<'a> Engine<'a> {
                 if !self.is_quick(TaskId(head)) {
                     break;
                 }
+                // Only behind units of the same quick task: never behind a
+                // slow unit, which would hold the queued ones back.
                 let target = (0..self.workers.len())
                     .filter(|&w| {
                         let s = &self.workers[w];
@@ -563,6 +565,11 @@ impl<'a> Engine<'a> {
                             && !s.retiring
                             && !s.initializing
                             && s.units.len() < PREFETCH
+                            && s.units.iter().all(|u| {
+                                self.units
+                                    .get(u)
+                                    .is_some_and(|(unit, _)| unit.task.0 == head)
+                            })
                     })
                     .min_by_key(|&w| self.workers[w].units.len());
                 let Some(w) = target else { break };
