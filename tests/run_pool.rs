@@ -526,14 +526,17 @@ fn a_maps_callback_comes_after_its_last_item() {
 #[test]
 #[ignore = "engine bug: with --order completion a callback record is not right after its task's records"]
 fn a_maps_callback_comes_after_its_last_item_in_completion_order() {
-    let job = Job::new(MAP_WITH_CALLBACK);
-    // The callback is a shell command and "after" a builtin, so "after" ends
-    // while the callback runs; do it a few times to make that likely.
-    for _ in 0..3 {
-        let out = job.run(&["--order", "completion"]);
-        out.assert_code(0);
-        assert_callback_after_last_item(&out.records());
-    }
+    // "after" (0.2 s) ends while the callback (0.4 s) still runs.
+    let job = Job::new(
+        &MAP_WITH_CALLBACK
+            .replace("printf \"%s\" \"$1\"", "sleep 0.4; printf \"%s\" \"$1\"")
+            .replace("args = [7]", "args = [0.2]")
+            .replace("[functions.sq]\nbuiltin = \"square\"", "[functions.sq]\nbuiltin = \"square\"\n[functions.nap]\nbuiltin = \"sleep\"")
+            .replace("id = \"after\"\nfunction = \"sq\"", "id = \"after\"\nfunction = \"nap\""),
+    );
+    let out = job.run(&["--order", "completion"]);
+    out.assert_code(0);
+    assert_callback_after_last_item(&out.records());
 }
 
 #[test]
