@@ -609,3 +609,104 @@ fn a_missing_job_file_exits_2() {
     out.assert_code(2);
     assert!(out.stderr.contains("job.toml"), "{}", out.stderr);
 }
+
+#[test]
+fn tasks_without_an_id_are_named_after_their_function_and_place() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.sq]
+builtin = "square"
+[[task]]
+function = "sq"
+args = [1]
+[[task]]
+id = "named"
+function = "sq"
+args = [2]
+[[task]]
+function = "sq"
+args = [3]
+"#,
+    );
+    let out = job.run(&[]);
+    out.assert_code(0);
+    assert_eq!(ids(&out.records()), ["sq-0", "named", "sq-2"]);
+}
+
+#[test]
+fn results_path_is_relative_to_the_job_file_and_minus_o_to_the_caller() {
+    let job = Job::new(
+        r#"
+version = 1
+[results]
+path = "out/results.jsonl"
+[functions.sq]
+builtin = "square"
+[[task]]
+id = "sq"
+function = "sq"
+args = [3]
+"#,
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = job.run_from(elsewhere.path(), &[]);
+    out.assert_code(0);
+    assert_eq!(out.stdout, "");
+    let text = std::fs::read_to_string(job.file("out/results.jsonl")).unwrap();
+    assert_eq!(record(&parse_jsonl(&text), "sq").value(), &json!(9));
+    let out = job.run_from(elsewhere.path(), &["-o", "mine/r.jsonl"]);
+    out.assert_code(0);
+    let text = std::fs::read_to_string(elsewhere.path().join("mine/r.jsonl")).unwrap();
+    assert_eq!(record(&parse_jsonl(&text), "sq").value(), &json!(9));
+}
+
+#[test]
+fn a_cwd_that_does_not_exist_fails_only_its_task() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.nowhere]
+command = ["true"]
+cwd = "does-not-exist"
+[functions.sq]
+builtin = "square"
+[[task]]
+id = "nowhere"
+function = "nowhere"
+[[task]]
+id = "fine"
+function = "sq"
+args = [2]
+"#,
+    );
+    let out = job.run(&[]);
+    out.assert_code(1);
+    let records = out.records();
+    let r = record(&records, "nowhere");
+    assert_eq!(r.status(), "failed");
+    assert!(r.error().contains("does-not-exist"), "{}", r.0);
+    assert_eq!(record(&records, "fine").status(), "ok");
+}
+
+#[test]
+fn live_shows_a_last_line_without_a_newline() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.partial]
+shell = 'printf "no newline"'
+[[task]]
+id = "partial"
+function = "partial"
+"#,
+    );
+    let out = job.run(&["--live"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with("[partial]") && l.ends_with("no newline")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(record(&out.records(), "partial").stdout(), "no newline");
+}

@@ -98,6 +98,11 @@ impl Job {
         run_file(&self.path, args)
     }
 
+    /// `jobfile run job.toml ARGS...` from the folder `cwd`, waited for.
+    pub fn run_from(&self, cwd: &Path, args: &[&str]) -> RunOutput {
+        Running::start(&self.path, args, cwd).wait()
+    }
+
     /// `jobfile run job.toml ARGS...`, started and left running.
     pub fn spawn(&self, args: &[&str]) -> Running {
         Running::start(&self.path, args, self.dir.path())
