@@ -109,6 +109,7 @@ args = [4]
     let busy = record(&records, "busy");
     assert_eq!(busy.status(), "crashed", "{}", busy.0);
     assert_eq!(busy.get("signal"), &json!(9));
+    assert_eq!(busy.worker(), worker.pid as i64, "`worker` is the worker's pid");
     let next = record(&records, "next");
     assert_eq!(next.status(), "ok");
     assert_eq!(next.value(), &json!(16));

@@ -198,3 +198,24 @@ map = ["a", "b", "c", "d"]
         }
     }
 }
+
+#[test]
+fn a_grandchild_in_its_own_session_does_not_outlive_the_run() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.escape]
+shell = '''
+setsid sh -c ': jobfile-fixture-setsid; sleep 30' >/dev/null 2>&1 </dev/null &
+echo "left one behind"
+'''
+[[task]]
+id = "escape"
+function = "escape"
+"#,
+    );
+    let out = job.run(&[]);
+    out.assert_code(0);
+    assert!(out.elapsed < Duration::from_secs(5), "took {:?}", out.elapsed);
+    assert_clean("jobfile-fixture-setsid", &out);
+}

@@ -584,3 +584,24 @@ fn results_go_to_the_output_path_and_its_folders_are_made() {
     let text = std::fs::read_to_string(&out_path).unwrap();
     assert_eq!(parse_jsonl(&text).len(), 8);
 }
+
+#[test]
+fn started_is_rfc3339_utc_with_milliseconds() {
+    let out = run_file(&repo_path("jobs/seed-five-tasks.toml"), &[]);
+    out.assert_code(0);
+    let records = out.records();
+    assert_eq!(
+        ids(&records),
+        ["long_time_task-0", "long_time_task-1", "long_time_task-2", "long_time_task-3", "long_time_task-4"]
+    );
+    for r in &records {
+        let started = r.get("started").as_str().unwrap();
+        let b = started.as_bytes();
+        assert!(
+            b.len() == 24 && b[10] == b'T' && b[19] == b'.' && b[23] == b'Z',
+            "started {started:?}"
+        );
+        r.interval();
+        assert!(r.get("duration_ms").as_f64().unwrap() >= 0.0);
+    }
+}
