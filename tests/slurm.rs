@@ -163,6 +163,12 @@ impl Worker {
         }
     }
 
+    /// SIGTERM to srun (what [`Step::terminate`] sends).
+    fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.step_child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM srun");
+    }
+
     /// Reaps srun the way the engine does, with `try_wait`.
     fn reap(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;
@@ -248,7 +254,25 @@ fn a_step_cancelled_with_scancel_ends_its_srun_and_spares_the_other() {
         "the other step still serves"
     );
 
-    // SIGKILL to srun: slurmstepd ends the task on its own.
+    // Step::terminate: srun passes SIGTERM on and exits once the step is gone.
+    let mut c = alloc.spawn_step(Path::new(WORKER)).expect("srun starts");
+    let mut out = Conn::new(c.stdout.try_clone().unwrap(), None).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while out.next_frame::<FromWorker>().is_none() {
+        assert!(Instant::now() < deadline && !out.at_eof(), "no ready line");
+        std::thread::sleep(Duration::from_millis(2));
+        out.fill().unwrap();
+    }
+    let t = Instant::now();
+    c.terminate().expect("SIGTERM srun");
+    let status = c.child.wait().expect("wait srun");
+    eprintln!(
+        "[scancel] srun exited {status} {:?} after Step::terminate",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(137));
+
+    // Step::kill (SIGKILL to srun): slurmstepd ends the task on its own.
     let t = Instant::now();
     b.step_child.kill().expect("SIGKILL srun");
     let status = b.reap();
@@ -317,20 +341,51 @@ fn noop_round_trips_are_fast() {
     alloc.release().expect("release");
 }
 
+/// How a step is ended before its replacement starts.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    SigkillSrun,
+    SigtermSrun,
+    Scancel,
+    CloseStdin,
+    WorkerCrash,
+}
+
 #[test]
 fn a_killed_step_is_replaced_in_both_modes() {
     let Some(_cluster) = slurm_test() else { return };
+    let endings = [
+        Ending::SigkillSrun,
+        Ending::SigtermSrun,
+        Ending::Scancel,
+        Ending::CloseStdin,
+        Ending::WorkerCrash,
+    ];
     for mode in [StepMode::Exact, StepMode::Overlap] {
         let mut alloc = allocate(1, "replace");
         alloc.set_step_mode(mode);
-        let (mut old, _, _) = Worker::start(&alloc);
-        old.step_child.kill().expect("SIGKILL srun");
-        old.reap();
-        // With --exact the new step waits for the old one's CPU.
-        let (mut new, _, ready) = Worker::start(&alloc);
-        eprintln!("[replace] {mode:?}: replacement ready {ready:?} after the old srun was killed");
-        assert_eq!(new.call(1, "square", json!([7])).value, json!(49));
+        for ending in endings {
+            let (mut old, _, _) = Worker::start(&alloc);
+            match ending {
+                Ending::SigkillSrun => old.step_child.kill().expect("SIGKILL srun"),
+                Ending::SigtermSrun => old.terminate(),
+                Ending::Scancel => alloc.cancel_step(&old.name).expect("scancel J.S"),
+                Ending::CloseStdin => old.input = None,
+                Ending::WorkerCrash => old.send(json!({"t": "run", "calls": [
+                    {"unit": 1, "invocation": {"kind": "builtin", "name": "crash", "args": [], "kwargs": {}}}
+                ]})),
+            }
+            let status = old.reap();
+            // With --exact the new step waits for the old one's CPU.
+            let (mut new, _, ready) = Worker::start(&alloc);
+            eprintln!(
+                "[replace] {mode:?}, {ending:?} (srun {status}): replacement ready {ready:?} later"
+            );
+            assert_eq!(new.call(1, "square", json!([7])).value, json!(49));
+            new.input = None;
+            new.read_to_eof();
+            new.reap();
+        }
         alloc.release().expect("release");
-        new.read_to_eof();
     }
 }

@@ -19,18 +19,20 @@
 //!   srun's stderr, which the step inherits so that it can never block.
 //! - [`StepMode::Exact`] (`--exact`, the default) gives each step one of the
 //!   allocation's CPUs: as many steps run as tasks were requested, and a
-//!   further step waits (silently, under `--quiet`) until one ends. A step
-//!   whose srun was killed holds its CPU until slurmstepd has cleaned it up,
-//!   about 2.4 s, so its replacement takes that long to say ready.
+//!   further step waits (silently, under `--quiet`) until one ends.
 //!   [`StepMode::Overlap`] (`--overlap`) lets any number of steps share the
-//!   CPUs; a replacement is ready in about 60 ms. On a multi-node allocation
-//!   `--overlap` steps may all land on the first node, so `--exact` is the
-//!   default.
-//! - Closing a step's stdin ends the worker (EOF) and srun exits with the
-//!   worker's status about 10 ms later. SIGKILL or SIGTERM to srun ends the
-//!   task within 25 ms (slurmstepd cancels the step itself); so does
-//!   [`Allocation::cancel_step`] (`scancel J.S`). A single SIGINT to srun does
-//!   nothing, so it is never used.
+//!   CPUs. On a multi-node allocation `--overlap` steps may all land on the
+//!   first node (not measured: one node only), so `--exact` is the default.
+//! - Closing a step's stdin ends the worker (EOF) and srun exits 0 about
+//!   8 ms later. [`Step::terminate`] (SIGTERM to srun) and
+//!   [`Allocation::cancel_step`] (`scancel J.S`) end the task within 25 ms;
+//!   srun exits 137 and the step is gone, so a replacement `--exact` step is
+//!   ready 25-30 ms later, as after a worker that died by itself.
+//!   [`Step::kill`] (SIGKILL to srun) ends the task as fast (slurmstepd
+//!   cancels the step), but the step keeps its CPU until slurmstepd has
+//!   cleaned up: a replacement `--exact` step then waits 2.3 s (`--overlap`:
+//!   25-30 ms). Stop steps with TERM, and KILL only the srun that ignores it.
+//!   A single SIGINT to srun does nothing, so it is never used.
 //! - An allocation outlives its owner if the owner is killed with SIGKILL
 //!   (its steps do not: their stdin reaches EOF). Pass a `time` limit to
 //!   bound that.
@@ -171,9 +173,17 @@ pub struct Step {
 }
 
 impl Step {
-    /// Ends the step at once: SIGKILL to srun, after which slurmstepd
-    /// cancels the task itself (measured: gone within 25 ms). The caller
-    /// still reaps [`Step::child`].
+    /// Asks srun to end the step: SIGTERM, which srun passes on to the task
+    /// and then exits (137) once the step is gone. The caller still reaps
+    /// [`Step::child`].
+    pub fn terminate(&self) -> io::Result<()> {
+        nix::sys::signal::kill(pid_of(&self.child), nix::sys::signal::Signal::SIGTERM)
+            .map_err(io::Error::from)
+    }
+
+    /// Ends srun at once (SIGKILL); slurmstepd then cancels the task
+    /// itself, but the step holds its CPU for about 2.3 s more. For an srun
+    /// that did not end after [`Step::terminate`].
     pub fn kill(&mut self) -> io::Result<()> {
         self.child.kill()
     }
@@ -323,8 +333,7 @@ impl Allocation {
     }
 
     /// Ends the step named `name` with `scancel J.S`; its srun then exits
-    /// (with the task's signal status). [`Step::kill`] does the same
-    /// without asking Slurm.
+    /// 137. [`Step::terminate`] does the same without asking Slurm.
     pub fn cancel_step(&self, name: &str) -> Result<(), SlurmError> {
         let id = self.step_id(name)?;
         scancel(&format!("{}.{id}", self.job_id))
