@@ -389,3 +389,37 @@ fn a_killed_step_is_replaced_in_both_modes() {
         alloc.release().expect("release");
     }
 }
+
+#[test]
+fn a_request_that_waits_too_long_times_out_and_is_withdrawn() {
+    let Some(_cluster) = slurm_test() else { return };
+    let cpus: usize = std::env::var("LOCAL_SLURM_CPUS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2);
+    let mut busy = allocate(cpus, "busy");
+    let t = Instant::now();
+    let waited = Allocation::request_within(&request(1, "waiting"), Duration::from_secs(2));
+    match waited {
+        Err(SlurmError::TimedOut { message, .. }) => {
+            eprintln!("[timeout] timed out after {:?}: {message}", t.elapsed())
+        }
+        other => panic!("expected a timeout while all CPUs are taken, got {other:?}"),
+    }
+    let listed = squeue_all();
+    assert_eq!(
+        listed,
+        format!("{}", busy.job_id()),
+        "the pending request is withdrawn"
+    );
+    busy.release().expect("release");
+}
+
+/// Ids of every job `squeue` lists.
+fn squeue_all() -> String {
+    let out = std::process::Command::new("squeue")
+        .args(["-h", "-o", "%A"])
+        .output()
+        .expect("squeue runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
