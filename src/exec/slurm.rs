@@ -116,6 +116,13 @@ pub enum SlurmError {
     /// No allocation was granted in time; a pending request was cancelled.
     #[error("no Slurm allocation within {waited:?} (salloc said: {message})")]
     TimedOut { waited: Duration, message: String },
+    /// A Slurm query (`squeue`) failed.
+    #[error("{program} failed ({status}): {message}")]
+    Failed {
+        program: &'static str,
+        status: ExitStatus,
+        message: String,
+    },
     /// `scancel` failed.
     #[error("scancel {target} failed: {message}")]
     Cancel { target: String, message: String },
@@ -459,7 +466,8 @@ fn run_tool(program: &'static str, args: &[&str]) -> Result<String, SlurmError> 
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(SlurmError::Refused {
+        Err(SlurmError::Failed {
+            program,
             status: out.status,
             message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })
@@ -474,7 +482,7 @@ fn scancel(target: &str) -> Result<(), SlurmError> {
     run_tool("scancel", &[target])
         .map(drop)
         .map_err(|e| match e {
-            SlurmError::Refused { message, .. } => SlurmError::Cancel {
+            SlurmError::Failed { message, .. } => SlurmError::Cancel {
                 target: target.to_owned(),
                 message,
             },
