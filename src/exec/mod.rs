@@ -12,6 +12,7 @@ pub use worker::{install_worker_signals, serve as serve_worker};
 mod engine;
 mod invocation;
 mod signals;
+pub mod slurm;
 
 pub use engine::{Prepared, RunEnd, RunOptions, RunReport, prepare, run};
 pub use invocation::{describe, invocation};
