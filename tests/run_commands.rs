@@ -31,7 +31,14 @@ kwargs = { name = "Ann Lee" }
     assert_eq!(r.status(), "ok", "{}", r.0);
     assert_eq!(
         r.value(),
-        &json!(["hello  world", "Ann Lee", "default", "{lit}", "a hello  world b", "*"])
+        &json!([
+            "hello  world",
+            "Ann Lee",
+            "default",
+            "{lit}",
+            "a hello  world b",
+            "*"
+        ])
     );
     assert_eq!(
         r.stdout(),
@@ -181,11 +188,22 @@ args = ["$(touch pwned-4)"]
     let records = out.records();
     assert_eq!(
         record(&records, "shell").value(),
-        &json!(["$(touch pwned-1)", "; touch pwned-2", "`touch pwned-3`", "$HOME"])
+        &json!([
+            "$(touch pwned-1)",
+            "; touch pwned-2",
+            "`touch pwned-3`",
+            "$HOME"
+        ])
     );
-    assert_eq!(record(&records, "command").value(), &json!("$(touch pwned-4)"));
+    assert_eq!(
+        record(&records, "command").value(),
+        &json!("$(touch pwned-4)")
+    );
     for n in 1..=4 {
-        assert!(!job.file(&format!("pwned-{n}")).exists(), "pwned-{n} was created");
+        assert!(
+            !job.file(&format!("pwned-{n}")).exists(),
+            "pwned-{n} was created"
+        );
     }
 }
 
@@ -456,10 +474,16 @@ args = ["from-shell"]
     out.assert_code(0);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("make"), "{all}");
-    assert!(all.contains("file one-done"), "placeholders not filled:\n{all}");
+    assert!(
+        all.contains("file one-done"),
+        "placeholders not filled:\n{all}"
+    );
     assert!(all.contains("touch"), "{all}");
     assert!(all.contains("from-shell"), "{all}");
-    assert!(!all.contains("{0}") && !all.contains("{vars.what}"), "{all}");
+    assert!(
+        !all.contains("{0}") && !all.contains("{vars.what}"),
+        "{all}"
+    );
     assert!(!job.file("file one-done").exists(), "--dry-run ran a task");
     assert!(!job.file("from-shell").exists(), "--dry-run ran a task");
     out.assert_nothing_left();
@@ -495,14 +519,18 @@ map = ["x"]
         for stream in ["out", "err"] {
             let line = format!("{stream} {arg}");
             assert!(
-                lines.iter().any(|l| l.starts_with(&format!("[{id}]")) && l.ends_with(&line)),
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("[{id}]")) && l.ends_with(&line)),
                 "no live line for {id}: {line}\n{}",
                 out.stderr
             );
         }
     }
     assert!(
-        lines.iter().any(|l| l.contains("items") && l.ends_with("out x")),
+        lines
+            .iter()
+            .any(|l| l.contains("items") && l.ends_with("out x")),
         "{}",
         out.stderr
     );
@@ -605,7 +633,10 @@ function = "make"
 
 #[test]
 fn a_missing_job_file_exits_2() {
-    let out = run_file(std::path::Path::new("/nonexistent/jobfile-test/job.toml"), &[]);
+    let out = run_file(
+        std::path::Path::new("/nonexistent/jobfile-test/job.toml"),
+        &[],
+    );
     out.assert_code(2);
     assert!(out.stderr.contains("job.toml"), "{}", out.stderr);
 }
@@ -704,7 +735,9 @@ function = "partial"
     let out = job.run(&["--live"]);
     out.assert_code(0);
     assert!(
-        out.stderr.lines().any(|l| l.starts_with("[partial]") && l.ends_with("no newline")),
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("[partial]") && l.ends_with("no newline")),
         "{}",
         out.stderr
     );

@@ -40,7 +40,9 @@ fn the_crash_builtin_crashes_one_task_and_the_run_goes_on() {
     let records = out.records();
     assert_eq!(
         ids(&records),
-        ["a", "boom", "b", "many", "many", "many", "many", "many", "many"],
+        [
+            "a", "boom", "b", "many", "many", "many", "many", "many", "many"
+        ],
         "{}",
         show(&records)
     );
@@ -57,7 +59,6 @@ fn the_crash_builtin_crashes_one_task_and_the_run_goes_on() {
 }
 
 #[test]
-#[ignore = "engine bug: a crashed record's error holds the worker pid, so --reproducible output differs between runs"]
 fn a_crash_gives_the_same_bytes_in_two_reproducible_runs() {
     let job = Job::new(CRASH_AMONG_OTHERS);
     let a = job.run(&["--reproducible"]);
@@ -96,9 +97,14 @@ args = [4]
         .find(|p| p.cmdline.contains(&marker) && p.comm != "jobfile-worker")
         .expect("the task's shell");
     let worker = read_proc(sh.ppid).expect("the shell's parent");
-    assert_eq!(worker.comm, "jobfile-worker", "the shell's parent: {worker:?}");
+    assert_eq!(
+        worker.comm, "jobfile-worker",
+        "the shell's parent: {worker:?}"
+    );
     assert!(
-        descendants(running.pid()).iter().any(|p| p.pid == worker.pid),
+        descendants(running.pid())
+            .iter()
+            .any(|p| p.pid == worker.pid),
         "the worker is not a descendant of the engine"
     );
     send_signal(worker.pid, libc::SIGKILL);
@@ -109,13 +115,24 @@ args = [4]
     let busy = record(&records, "busy");
     assert_eq!(busy.status(), "crashed", "{}", busy.0);
     assert_eq!(busy.get("signal"), &json!(9));
-    assert_eq!(busy.worker(), worker.pid as i64, "`worker` is the worker's pid");
+    assert_eq!(
+        busy.worker(),
+        worker.pid as i64,
+        "`worker` is the worker's pid"
+    );
     let next = record(&records, "next");
     assert_eq!(next.status(), "ok");
     assert_eq!(next.value(), &json!(16));
-    assert_ne!(next.worker(), worker.pid as i64, "the dead worker ran a task");
+    assert_ne!(
+        next.worker(),
+        worker.pid as i64,
+        "the dead worker ran a task"
+    );
     // The task's own processes died with their worker.
-    assert!(out.elapsed < Duration::from_millis(1900), "waited for the sleep");
+    assert!(
+        out.elapsed < Duration::from_millis(1900),
+        "waited for the sleep"
+    );
     assert!(!job.file("finished").exists());
     assert_no_process_marked(&marker);
     out.assert_nothing_left();
@@ -173,7 +190,15 @@ args = [5]
     let records = out.records();
     assert_eq!(
         ids(&records),
-        ["fails", "exits", "uses-value", "waits", "maps-over", "second-hand", "fine"],
+        [
+            "fails",
+            "exits",
+            "uses-value",
+            "waits",
+            "maps-over",
+            "second-hand",
+            "fine"
+        ],
         "{}",
         show(&records)
     );
@@ -351,7 +376,12 @@ fn on_failure_terminate_kills_running_tasks_and_starts_no_more() {
     let records = out.records();
     assert_eq!(ids(&records), ["long", "bad", "later-1", "later-2"]);
     assert_eq!(record(&records, "bad").status(), "failed");
-    assert_ne!(record(&records, "long").status(), "ok", "{}", show(&records));
+    assert_ne!(
+        record(&records, "long").status(),
+        "ok",
+        "{}",
+        show(&records)
+    );
     for id in ["later-1", "later-2"] {
         let r = record(&records, id);
         assert_eq!(r.status(), "cancelled", "{}", show(&records));
@@ -369,7 +399,6 @@ fn on_failure_terminate_kills_running_tasks_and_starts_no_more() {
 }
 
 #[test]
-#[ignore = "engine bug: on_failure = terminate sometimes (a race, often under load) records the killed task `failed` (signal 15), not `cancelled`"]
 fn on_failure_terminate_records_the_killed_task_cancelled() {
     let marker = unique_marker("terminate-status");
     let job = policy_job("terminate", &marker);
@@ -416,7 +445,11 @@ args = [4]
     let nap = record(&records, "nap");
     assert_eq!(nap.status(), "timeout", "{}", nap.0);
     assert!(!nap.error().is_empty());
-    assert!(out.elapsed < Duration::from_secs(3), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        out.elapsed
+    );
     assert_eq!(record(&records, "after").status(), "skipped");
     assert_eq!(record(&records, "other").status(), "ok");
     out.assert_nothing_left();
@@ -446,12 +479,15 @@ args = [10]
     let records = out.records();
     assert_eq!(record(&records, "short").status(), "ok");
     assert_eq!(record(&records, "long").status(), "timeout");
-    assert!(out.elapsed < Duration::from_secs(3), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        out.elapsed
+    );
     out.assert_nothing_left();
 }
 
 #[test]
-#[ignore = "engine bug: crashed records and timed-out builtins have started and duration_ms null although they ran"]
 fn tasks_that_crash_or_time_out_in_a_builtin_still_say_when_they_ran() {
     let job = Job::new(
         r#"
@@ -543,7 +579,6 @@ after = ["slow"]
 }
 
 #[test]
-#[ignore = "engine bug: when a worker dies in a chunk, the chunk's items that had not started are recorded `crashed` too"]
 fn a_crash_in_a_chunk_fails_only_the_item_that_ran() {
     // The item "x" kills its own worker ($PPID of the task's shell).
     let job = Job::new(
@@ -564,7 +599,12 @@ chunksize = 4
     out.assert_code(1);
     let records = out.records();
     let statuses: Vec<&str> = records.iter().map(|r| r.status()).collect();
-    assert_eq!(statuses, ["ok", "crashed", "ok", "ok"], "{}", show(&records));
+    assert_eq!(
+        statuses,
+        ["ok", "crashed", "ok", "ok"],
+        "{}",
+        show(&records)
+    );
     let values: Vec<_> = records.iter().map(|r| r.value().clone()).collect();
     assert_eq!(values, [json!("a"), json!(null), json!("b"), json!("c")]);
     out.assert_nothing_left();
@@ -589,7 +629,12 @@ map = ["a", "x", "b", "c"]
     out.assert_code(1);
     let records = out.records();
     let statuses: Vec<&str> = records.iter().map(|r| r.status()).collect();
-    assert_eq!(statuses, ["ok", "crashed", "ok", "ok"], "{}", show(&records));
+    assert_eq!(
+        statuses,
+        ["ok", "crashed", "ok", "ok"],
+        "{}",
+        show(&records)
+    );
     out.assert_nothing_left();
 }
 
@@ -638,7 +683,14 @@ map = { range = [0, 6] }
     let statuses: Vec<&str> = records.iter().map(|r| r.status()).collect();
     assert_eq!(
         statuses,
-        ["ok", "failed", "cancelled", "cancelled", "cancelled", "cancelled"],
+        [
+            "ok",
+            "failed",
+            "cancelled",
+            "cancelled",
+            "cancelled",
+            "cancelled"
+        ],
         "{}",
         show(&records)
     );

@@ -30,8 +30,15 @@ fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
     // SIGTERM did nothing: it took SIGKILL, after the grace period.
     assert_eq!(stubborn.get("signal"), &json!(9), "{}", stubborn.0);
     let ms = stubborn.get("duration_ms").as_f64().unwrap();
-    assert!(ms >= 300.0 + 500.0, "killed without a grace period: {ms} ms");
-    assert!(out.elapsed < Duration::from_secs(10), "took {:?}", out.elapsed);
+    assert!(
+        ms >= 300.0 + 500.0,
+        "killed without a grace period: {ms} ms"
+    );
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        out.elapsed
+    );
     assert!(job.file("started").exists());
     assert_eq!(record(&records, "fine").status(), "ok");
     assert_clean("jobfile-fixture-ignores-term", &out);
@@ -41,13 +48,22 @@ fn a_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
 fn grandchildren_left_behind_neither_hang_the_run_nor_outlive_it() {
     let out = Job::fixture("grandchild.toml").run(&[]);
     let records = out.records();
-    assert_eq!(ids(&records), ["holds-pipes", "detached"], "{}", show(&records));
+    assert_eq!(
+        ids(&records),
+        ["holds-pipes", "detached"],
+        "{}",
+        show(&records)
+    );
     for r in &records {
         // The task itself exited 0; the grandchild is the engine's to clean.
         assert_eq!(r.value(), &json!("left one behind"), "{}", r.0);
     }
     // The grandchild sleeps 30 s: the run must not wait for it.
-    assert!(out.elapsed < Duration::from_secs(5), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        out.elapsed
+    );
     assert_clean("jobfile-fixture-grandchild", &out);
 }
 
@@ -153,7 +169,11 @@ fn a_task_that_never_ends_is_stopped_by_its_timeout() {
     assert!(!r.error().is_empty());
     let ms = r.get("duration_ms").as_f64().unwrap();
     assert!((295.0..2000.0).contains(&ms), "duration_ms {ms}");
-    assert!(out.elapsed < Duration::from_secs(3), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "took {:?}",
+        out.elapsed
+    );
     assert_clean("jobfile-fixture-never-ends", &out);
 }
 
@@ -216,6 +236,10 @@ function = "escape"
     );
     let out = job.run(&[]);
     out.assert_code(0);
-    assert!(out.elapsed < Duration::from_secs(5), "took {:?}", out.elapsed);
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "took {:?}",
+        out.elapsed
+    );
     assert_clean("jobfile-fixture-setsid", &out);
 }

@@ -116,10 +116,7 @@ fn order_completion_gives_records_as_tasks_end() {
 
 #[test]
 fn order_completion_from_the_results_table() {
-    let job = Job::new(&SLEEPS.replace(
-        "[pool]",
-        "[results]\norder = \"completion\"\n[pool]",
-    ));
+    let job = Job::new(&SLEEPS.replace("[pool]", "[results]\norder = \"completion\"\n[pool]"));
     let out = job.run(&[]);
     out.assert_code(0);
     let records = out.records();
@@ -155,7 +152,11 @@ fn minus_j_one_runs_one_task_at_a_time() {
     out.assert_code(0);
     let records = out.records();
     let workers: Vec<i64> = records.iter().map(|r| r.worker()).collect();
-    assert!(workers.iter().all(|w| *w == workers[0]), "{}", show(&records));
+    assert!(
+        workers.iter().all(|w| *w == workers[0]),
+        "{}",
+        show(&records)
+    );
     for pair in records.windows(2) {
         assert!(pair[1].interval().starts_after(&pair[0].interval()));
     }
@@ -223,7 +224,12 @@ args = [0.05]
     let mut workers: Vec<i64> = records.iter().map(|r| r.worker()).collect();
     workers.sort();
     workers.dedup();
-    assert_eq!(workers.len(), 4, "a worker ran two tasks:\n{}", show(&records));
+    assert_eq!(
+        workers.len(),
+        4,
+        "a worker ran two tasks:\n{}",
+        show(&records)
+    );
     out.assert_nothing_left();
 }
 
@@ -349,7 +355,12 @@ map = { range = [0, 4] }
     let out = job.run(&[]);
     out.assert_code(0);
     let inits = std::fs::read_to_string(job.file("inits.txt")).unwrap();
-    assert_eq!(inits.lines().count(), 1, "initializer ran {} times", inits.lines().count());
+    assert_eq!(
+        inits.lines().count(),
+        1,
+        "initializer ran {} times",
+        inits.lines().count()
+    );
 }
 
 #[test]
@@ -389,9 +400,16 @@ function = "nap"
     assert!(iv("d1").overlaps(&iv("d2")), "{}", show(&records));
     assert!(iv("s1").overlaps(&iv("d1")), "{}", show(&records));
     // Workers are not shared between pools.
-    let single: Vec<i64> = ["s1", "s2"].iter().map(|id| record(&records, id).worker()).collect();
+    let single: Vec<i64> = ["s1", "s2"]
+        .iter()
+        .map(|id| record(&records, id).worker())
+        .collect();
     for id in ["d1", "d2"] {
-        assert!(!single.contains(&record(&records, id).worker()), "{}", show(&records));
+        assert!(
+            !single.contains(&record(&records, id).worker()),
+            "{}",
+            show(&records)
+        );
     }
     out.assert_nothing_left();
 }
@@ -465,7 +483,13 @@ args = [5]
     let records = out.records();
     assert_eq!(
         ids(&records),
-        ["one", "one:callback", "broken", "broken:error_callback", "last"],
+        [
+            "one",
+            "one:callback",
+            "broken",
+            "broken:error_callback",
+            "last"
+        ],
         "{}",
         show(&records)
     );
@@ -475,7 +499,11 @@ args = [5]
     assert_eq!(cb.get("args"), &json!([9]));
     let ecb = record(&records, "broken:error_callback");
     assert_eq!(ecb.status(), "ok");
-    assert!(ecb.value().as_str().unwrap().contains("it broke"), "{}", ecb.0);
+    assert!(
+        ecb.value().as_str().unwrap().contains("it broke"),
+        "{}",
+        ecb.0
+    );
 }
 
 const MAP_WITH_CALLBACK: &str = r#"
@@ -519,7 +547,14 @@ fn a_maps_callback_comes_after_its_last_item() {
     assert_callback_after_last_item(&records);
     assert_eq!(
         ids(&records),
-        ["squares", "squares", "squares", "squares", "squares:callback", "after"]
+        [
+            "squares",
+            "squares",
+            "squares",
+            "squares",
+            "squares:callback",
+            "after"
+        ]
     );
 }
 
@@ -531,8 +566,14 @@ fn a_maps_callback_comes_after_its_last_item_in_completion_order() {
         &MAP_WITH_CALLBACK
             .replace("printf \"%s\" \"$1\"", "sleep 0.4; printf \"%s\" \"$1\"")
             .replace("args = [7]", "args = [0.2]")
-            .replace("[functions.sq]\nbuiltin = \"square\"", "[functions.sq]\nbuiltin = \"square\"\n[functions.nap]\nbuiltin = \"sleep\"")
-            .replace("id = \"after\"\nfunction = \"sq\"", "id = \"after\"\nfunction = \"nap\""),
+            .replace(
+                "[functions.sq]\nbuiltin = \"square\"",
+                "[functions.sq]\nbuiltin = \"square\"\n[functions.nap]\nbuiltin = \"sleep\"",
+            )
+            .replace(
+                "id = \"after\"\nfunction = \"sq\"",
+                "id = \"after\"\nfunction = \"nap\"",
+            ),
     );
     let out = job.run(&["--order", "completion"]);
     out.assert_code(0);
@@ -563,7 +604,11 @@ map = {{ range = [0, 10] }}
     plain.assert_code(0);
     chunked.assert_code(0);
     assert_eq!(plain.stdout, chunked.stdout);
-    let values: Vec<_> = chunked.records().iter().map(|r| r.value().clone()).collect();
+    let values: Vec<_> = chunked
+        .records()
+        .iter()
+        .map(|r| r.value().clone())
+        .collect();
     assert_eq!(values, (0..10).map(|x| json!(x * x)).collect::<Vec<_>>());
     // A chunk goes to one worker: items 0..3 share a worker, and so on.
     let timed = chunked_job.run(&[]);
@@ -592,7 +637,13 @@ fn started_is_rfc3339_utc_with_milliseconds() {
     let records = out.records();
     assert_eq!(
         ids(&records),
-        ["long_time_task-0", "long_time_task-1", "long_time_task-2", "long_time_task-3", "long_time_task-4"]
+        [
+            "long_time_task-0",
+            "long_time_task-1",
+            "long_time_task-2",
+            "long_time_task-3",
+            "long_time_task-4"
+        ]
     );
     for r in &records {
         let started = r.get("started").as_str().unwrap();

@@ -190,6 +190,8 @@ struct WorkerSlot {
     retiring: bool,
     /// Reading paused: a stream consumer is behind.
     paused: bool,
+    /// When the unit at the head of `units` started (wall clock, monotonic).
+    current: Option<(SystemTime, Instant)>,
 }
 
 struct PoolState {
@@ -588,6 +590,21 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// How long a unit may run before the engine kills its worker: the
+    /// timeout for a builtin; for a command, which the worker times out
+    /// itself, the timeout plus the grace and a margin.
+    fn budget(&self, unit: &Unit) -> Option<Duration> {
+        if unit.kind == UnitKind::Initializer {
+            return None;
+        }
+        let timeout = self.job.task(unit.task).timeout?;
+        let backstop = match self.job.function(unit.function).kind {
+            crate::spec::FunctionKind::Builtin(_) => Duration::ZERO,
+            _ => GRACE + Duration::from_secs(3),
+        };
+        Some(timeout + backstop)
+    }
+
     /// Are this task's units quick enough to queue several on a worker?
     fn is_quick(&self, id: TaskId) -> bool {
         let task = self.job.task(id);
@@ -689,6 +706,9 @@ impl<'a> Engine<'a> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            if w.units.is_empty() {
+                w.current = Some((SystemTime::now(), Instant::now()));
+            }
             w.units.extend(calls.iter().map(|c| c.unit));
             // Sent by `flush_workers` once scheduling is done: one write
             // for everything a worker gets this round.
@@ -734,13 +754,7 @@ impl<'a> Engine<'a> {
                 return None;
             }
         };
-        let deadline = task.timeout.map(|t| {
-            let backstop = match inv {
-                Invocation::Builtin { .. } => Duration::ZERO,
-                Invocation::Command { .. } => GRACE + Duration::from_secs(3),
-            };
-            Instant::now() + t + backstop
-        });
+        let deadline = self.budget(&unit).map(|b| Instant::now() + b);
         let n = self.next_unit;
         self.next_unit += 1;
         self.tasks[unit.task.0].in_flight += 1;
@@ -791,6 +805,7 @@ impl<'a> Engine<'a> {
             initializing: false,
             retiring: false,
             paused: false,
+            current: None,
         };
         let w = match self
             .workers
@@ -1123,12 +1138,27 @@ impl<'a> Engine<'a> {
         let Some((unit, _)) = self.units.remove(&n) else {
             return;
         };
+        // The next queued unit (if any) starts now: its clock and deadline.
+        let next_budget = self.workers[w]
+            .units
+            .iter()
+            .find(|&&u| u != n)
+            .and_then(|u| self.units.get(u))
+            .and_then(|(next, _)| self.budget(next));
         let slot = &mut self.workers[w];
         slot.units.retain(|&u| u != n);
         slot.pgid = None;
         if slot.units.is_empty() {
             slot.state = WorkerState::Idle;
             slot.deadline = None;
+            slot.current = None;
+        } else {
+            slot.current = Some((SystemTime::now(), Instant::now()));
+            slot.deadline = if slot.retiring {
+                slot.deadline
+            } else {
+                next_budget.map(|b| Instant::now() + b)
+            };
         }
         if unit.kind == UnitKind::Initializer {
             slot.initializing = false;
@@ -1150,8 +1180,13 @@ impl<'a> Engine<'a> {
         }
         slot.tasks_run += 1;
         let cancel_rest = slot.retiring && !slot.units.is_empty();
+        // A unit stopped because the run is being terminated is cancelled,
+        // whatever the signal did to it.
+        let stopped = slot.retiring && self.terminating && !outcome.ok;
         let status = if outcome.ok {
             Status::Ok
+        } else if stopped {
+            Status::Cancelled
         } else if outcome.timed_out {
             Status::Timeout
         } else if outcome.cancelled {
@@ -1526,13 +1561,21 @@ impl<'a> Engine<'a> {
         slot.state = WorkerState::Dead;
         let units: Vec<u64> = slot.units.drain(..).collect();
         let pool = slot.pool;
-        let was_init = slot.initializing;
+        let began = slot.current.take();
         self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
         let signal = exit.and_then(|e| e.signal());
-        for n in units {
+        let mut requeue: Vec<Unit> = Vec::new();
+        for (pos, n) in units.into_iter().enumerate() {
             let Some((unit, _)) = self.units.remove(&n) else {
                 continue;
             };
+            if pos > 0 && status != Some(Status::Cancelled) && unit.kind != UnitKind::Initializer {
+                // Queued behind the unit that was running: it never
+                // started, so it goes back to its task as it was.
+                self.tasks[unit.task.0].in_flight -= 1;
+                requeue.push(unit);
+                continue;
+            }
             if unit.kind == UnitKind::Initializer {
                 self.pools[pool.0].init_failures += 1;
                 if self.pools[pool.0].init_failures >= 3 {
@@ -1561,6 +1604,14 @@ impl<'a> Engine<'a> {
                     },
                 ),
             };
+            let (started_ms, duration_ms) = match began {
+                Some((wall, clock)) if pos == 0 => (
+                    wall.duration_since(UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                    clock.elapsed().as_secs_f64() * 1000.0,
+                ),
+                _ => (0.0, 0.0),
+            };
             let outcome = Outcome {
                 error: Some(error),
                 signal: if status == Status::Crashed {
@@ -1568,11 +1619,21 @@ impl<'a> Engine<'a> {
                 } else {
                     None
                 },
+                started_ms,
+                duration_ms,
                 ..Outcome::default()
             };
             self.unit_done(unit, outcome, status, Some(pid));
         }
-        let _ = was_init;
+        for unit in requeue.into_iter().rev() {
+            let id = unit.task;
+            let st = &mut self.tasks[id.0];
+            match unit.kind {
+                UnitKind::Main => st.retry.push_front(unit),
+                _ => st.extra.push_front(unit),
+            }
+            self.pools[self.job.task(id).pool.0].runnable.insert(id.0);
+        }
     }
 
     /// The exit status of a worker, waiting briefly for the fork server's

@@ -41,6 +41,12 @@ extern "C" fn on_term(_: libc::c_int) {
 /// Signal set-up of a worker: SIGTERM kills the running command's group
 /// and ends the worker; SIGINT is left to the engine, which decides.
 pub fn install_worker_signals() {
+    // SAFETY: prctl only changes this process's own attributes. As a
+    // subreaper the worker inherits what its commands leave behind, even in
+    // a session of their own, and ends it after each command (`sweep`).
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
     let term = SigAction::new(
         SigHandler::Handler(on_term),
         SaFlags::empty(),
@@ -222,6 +228,7 @@ impl Worker {
             Err(_) => command::run(spec, None, &mut command::NoEvents),
         };
         CURRENT_GROUP.store(0, Ordering::SeqCst);
+        sweep();
         let out = match result {
             Ok(out) => out,
             Err(e) => {
@@ -310,6 +317,57 @@ impl Events for CommandEvents<'_> {
             Ok(Some(_)) => Control::Continue,
         }
     }
+}
+
+/// Kills and reaps every process the last command left behind: they were
+/// reparented to this worker, a subreaper, when their parents ended. Each
+/// round may orphan the next generation, so it repeats until none is left.
+fn sweep() {
+    let me = std::process::id();
+    for _ in 0..50 {
+        let children = children_of(me);
+        if children.is_empty() {
+            return;
+        }
+        for pid in children {
+            // SAFETY: kill and waitpid on our own children only.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// The pids whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<i32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    }
+    // Without CONFIG_PROC_CHILDREN: scan every process's parent.
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(child) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The parent is the second field after the command's `)`.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                out.push(child);
+            }
+        }
+    }
+    out
 }
 
 /// What `returns` makes of stdout.

@@ -60,7 +60,10 @@ pub struct Job {
 impl Job {
     /// Writes `toml` as `job.toml` in a new temporary folder.
     pub fn new(toml: &str) -> Job {
-        let dir = tempfile::Builder::new().prefix("jobfile-run-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("jobfile-run-")
+            .tempdir()
+            .unwrap();
         let path = dir.path().join("job.toml");
         std::fs::write(&path, toml).unwrap();
         Job { dir, path }
@@ -234,7 +237,10 @@ impl RunOutput {
     pub fn code(&self) -> i32 {
         match self.status.code() {
             Some(code) => code,
-            None => panic!("jobfile died by {:?}; stderr:\n{}", self.status, self.stderr),
+            None => panic!(
+                "jobfile died by {:?}; stderr:\n{}",
+                self.status, self.stderr
+            ),
         }
     }
 
@@ -333,7 +339,10 @@ impl Record {
         let started = self.get("started").as_str().expect("started is a string");
         let start = humantime::parse_rfc3339(started)
             .unwrap_or_else(|e| panic!("started {started:?} is not RFC 3339: {e}"));
-        let ms = self.get("duration_ms").as_f64().expect("duration_ms is a number");
+        let ms = self
+            .get("duration_ms")
+            .as_f64()
+            .expect("duration_ms is a number");
         Interval {
             start,
             end: start + Duration::from_secs_f64(ms / 1000.0),
@@ -380,7 +389,9 @@ impl Interval {
     pub fn overlaps(&self, other: &Interval) -> bool {
         let start = self.start.max(other.start);
         let end = self.end.min(other.end);
-        end.duration_since(start).map(|d| d > SLACK).unwrap_or(false)
+        end.duration_since(start)
+            .map(|d| d > SLACK)
+            .unwrap_or(false)
     }
 
     /// True when `self` started no earlier than `other` ended (within
