@@ -122,8 +122,13 @@ pub struct Conn {
     inbuf: Vec<u8>,
     /// Start of unconsumed data in `inbuf`.
     start: usize,
+    /// Bytes from `start` known to hold no newline: a large frame arriving
+    /// in many reads is scanned once, not once per read.
+    scanned: usize,
     outbuf: Vec<u8>,
     eof: bool,
+    /// Read buffer, allocated once.
+    scratch: Box<[u8]>,
 }
 
 impl Conn {
@@ -138,8 +143,10 @@ impl Conn {
             write,
             inbuf: Vec::with_capacity(64 * 1024),
             start: 0,
+            scanned: 0,
             outbuf: Vec::new(),
             eof: false,
+            scratch: vec![0; 64 * 1024].into_boxed_slice(),
         })
     }
 
@@ -163,17 +170,21 @@ impl Conn {
         if self.start > 0 && self.start == self.inbuf.len() {
             self.inbuf.clear();
             self.start = 0;
+            self.scanned = 0;
+        } else if self.start > self.inbuf.len() / 2 {
+            self.inbuf.drain(..self.start);
+            self.start = 0;
         }
-        let mut chunk = [0u8; 64 * 1024];
         loop {
-            match nix::unistd::read(&self.read, &mut chunk) {
+            let chunk = &mut self.scratch[..];
+            match nix::unistd::read(&self.read, chunk) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
                 }
                 Ok(n) => {
-                    self.inbuf.extend_from_slice(&chunk[..n]);
-                    if n < chunk.len() {
+                    self.inbuf.extend_from_slice(&self.scratch[..n]);
+                    if n < self.scratch.len() {
                         return Ok(true);
                     }
                 }
@@ -187,9 +198,14 @@ impl Conn {
     /// The next complete frame, if one is buffered.
     pub fn next_frame<T: for<'de> Deserialize<'de>>(&mut self) -> Option<io::Result<T>> {
         let rest = &self.inbuf[self.start..];
-        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let Some(nl) = rest[self.scanned..].iter().position(|&b| b == b'\n') else {
+            self.scanned = rest.len();
+            return None;
+        };
+        let nl = self.scanned + nl;
         let line = &rest[..nl];
         self.start += nl + 1;
+        self.scanned = 0;
         Some(
             serde_json::from_slice(line)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad frame: {e}"))),
