@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,11 +21,12 @@ use super::fork_server::ForkServer;
 use super::invocation::invocation;
 use super::protocol::{Call, Conn, FromWorker, Invocation, LineStream, Outcome, ToWorker};
 use super::signals::SignalPipe;
+use super::slurm::{Allocation, SlurmRequest, default_worker_binary};
 use super::worker::{GRACE, signal_name};
 use crate::plan::{EdgeKind, ItemIter, Plan, item_call, items_of_value};
 use crate::report::{Record, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
-use crate::spec::{Arg, FunctionId, Job, MapSource, OnFailure, PoolId, TaskId};
+use crate::spec::{Arg, Backend, FunctionId, Job, MapSource, OnFailure, PoolId, TaskId};
 
 /// Options of a run beyond the job file.
 #[derive(Debug, Clone, Default)]
@@ -177,7 +178,13 @@ enum WorkerState {
 }
 
 struct WorkerSlot {
+    /// The process the engine controls: the worker itself, or the `srun`
+    /// that runs it as a Slurm step.
     pid: u32,
+    /// The worker's own pid, as it reported it (on a node for Slurm).
+    reported_pid: u32,
+    /// The `srun` of a Slurm worker, reaped by the engine.
+    step: Option<std::process::Child>,
     pool: PoolId,
     conn: Conn,
     state: WorkerState,
@@ -239,6 +246,10 @@ struct Engine<'a> {
     exits: HashMap<u32, super::fork_server::WorkerExit>,
     consumers: Vec<Vec<TaskId>>,
     speeds: Vec<Speed>,
+    /// Slurm allocations, by pool.
+    allocations: HashMap<usize, Allocation>,
+    /// `srun`s of retired Slurm workers, reaped at the end.
+    ended_steps: Vec<std::process::Child>,
 }
 
 impl<'a> Engine<'a> {
@@ -339,6 +350,8 @@ impl<'a> Engine<'a> {
             exits: HashMap::new(),
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
+            allocations: HashMap::new(),
+            ended_steps: Vec::new(),
         }
     }
 
@@ -781,20 +794,56 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Starts a worker: forked by the fork server, or a Slurm step.
+    fn launch(&mut self, pool: PoolId) -> Result<(u32, Conn, Option<std::process::Child>), String> {
+        let spec = &self.job.pools[pool.0];
+        if spec.backend != Backend::Slurm {
+            let spawned = self
+                .fs
+                .spawn()
+                .map_err(|e| format!("cannot start a worker: {e}"))?;
+            let conn = Conn::new(spawned.conn, None).map_err(|e| e.to_string())?;
+            return Ok((spawned.pid, conn, None));
+        }
+        if !self.allocations.contains_key(&pool.0) {
+            let request = SlurmRequest {
+                partition: spec.slurm.partition.clone(),
+                nodes: spec.slurm.nodes,
+                time: spec.slurm.time.clone(),
+                tasks: self.pools[pool.0].size,
+                job_name: format!("jobfile-{}", self.job.name),
+            };
+            let alloc = Allocation::request(&request)
+                .map_err(|e| format!("no Slurm allocation for pool `{}`: {e}", spec.name))?;
+            self.allocations.insert(pool.0, alloc);
+        }
+        let binary = match &spec.slurm.worker_binary {
+            Some(p) => p.clone(),
+            None => default_worker_binary().map_err(|e| format!("cannot find jobfile: {e}"))?,
+        };
+        let alloc = self
+            .allocations
+            .get(&pool.0)
+            .ok_or_else(|| "the Slurm allocation is gone".to_string())?;
+        let step = alloc
+            .spawn_step(&binary)
+            .map_err(|e| format!("cannot start a Slurm step: {e}"))?;
+        let conn = Conn::new(step.stdout, Some(step.stdin)).map_err(|e| e.to_string())?;
+        Ok((step.child.id(), conn, Some(step.child)))
+    }
+
     fn spawn_worker(&mut self, pool: PoolId) -> Option<usize> {
-        let spawned = match self.fs.spawn() {
-            Ok(s) => s,
+        let (pid, conn, step) = match self.launch(pool) {
+            Ok(l) => l,
             Err(e) => {
-                self.pool_gives_up(pool, format!("cannot start a worker: {e}"));
+                self.pool_gives_up(pool, e);
                 return None;
             }
         };
-        let conn = match Conn::new(spawned.conn, None) {
-            Ok(c) => c,
-            Err(_) => return None,
-        };
         let slot = WorkerSlot {
-            pid: spawned.pid,
+            pid,
+            reported_pid: pid,
+            step,
             pool,
             conn,
             state: WorkerState::Starting,
@@ -971,18 +1020,15 @@ impl<'a> Engine<'a> {
                 if matches!(w.state, WorkerState::Dead) {
                     continue;
                 }
-                let mut flags = PollFlags::empty();
-                if !w.paused {
-                    flags |= PollFlags::POLLIN;
+                // Input and output may be one socket or two pipes.
+                if let (true, Some(fd)) = (w.conn.wants_write(), w.conn.write_fd()) {
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                    which.push((4, i));
                 }
-                if w.conn.wants_write() {
-                    flags |= PollFlags::POLLOUT;
+                if let (false, Some(fd)) = (w.paused, w.conn.read_fd()) {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    which.push((4, i));
                 }
-                if flags.is_empty() {
-                    continue;
-                }
-                fds.push(PollFd::new(borrow(w.conn.read_fd()), flags));
-                which.push((4, i));
             }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -1083,7 +1129,7 @@ impl<'a> Engine<'a> {
 
     fn on_frame(&mut self, w: usize, frame: FromWorker) {
         match frame {
-            FromWorker::Ready { pid } => self.workers[w].pid = pid,
+            FromWorker::Ready { pid } => self.workers[w].reported_pid = pid,
             FromWorker::Spawned { pgid, .. } => self.workers[w].pgid = Some(pgid),
             FromWorker::Line { unit, stream, line } => self.on_line(w, unit, stream, line),
             FromWorker::Shared { op } => {
@@ -1194,7 +1240,7 @@ impl<'a> Engine<'a> {
         } else {
             Status::Failed
         };
-        let pid = slot.pid;
+        let pid = slot.reported_pid;
         let limit = self.job.pools[slot.pool.0].max_tasks_per_child;
         if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
             self.retire(w, false);
@@ -1546,7 +1592,14 @@ impl<'a> Engine<'a> {
         if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
-        let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
+        // srun passes SIGTERM on as the end of its step, within
+        // milliseconds; a SIGKILL would hold the step's CPU for seconds.
+        let signal = if slot.step.is_some() {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGKILL
+        };
+        let _ = kill(Pid::from_raw(slot.pid as i32), signal);
     }
 
     /// A worker is gone (or was killed): its units end as `status`, or as
@@ -1556,7 +1609,10 @@ impl<'a> Engine<'a> {
         if let Some(pgid) = self.workers[w].pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
-        let exit = self.wait_exit(pid);
+        let exit = match self.workers[w].step.take() {
+            Some(child) => self.wait_step(child),
+            None => self.wait_exit(pid),
+        };
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
         let units: Vec<u64> = slot.units.drain(..).collect();
@@ -1636,6 +1692,30 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The exit status of a Slurm worker's `srun`, waiting briefly.
+    fn wait_step(
+        &mut self,
+        mut child: std::process::Child,
+    ) -> Option<super::fork_server::WorkerExit> {
+        use std::os::unix::process::ExitStatusExt;
+        let until = Instant::now() + Duration::from_millis(500);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    return Some(super::fork_server::WorkerExit {
+                        pid: child.id(),
+                        status: status.into_raw(),
+                    });
+                }
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    self.ended_steps.push(child);
+                    return None;
+                }
+            }
+        }
+    }
+
     /// The exit status of a worker, waiting briefly for the fork server's
     /// report (it reaps the worker a moment after its socket closes).
     fn wait_exit(&mut self, pid: u32) -> Option<super::fork_server::WorkerExit> {
@@ -1664,16 +1744,9 @@ impl<'a> Engine<'a> {
         }
         slot.state = WorkerState::Dead;
         let pool = slot.pool;
-        let placeholder = Conn::new(
-            match nix::unistd::pipe() {
-                Ok((r, _w)) => r,
-                Err(_) => return,
-            },
-            None,
-        );
-        if let Ok(c) = placeholder {
-            let old = std::mem::replace(&mut slot.conn, c);
-            drop(old);
+        slot.conn.close();
+        if let Some(child) = slot.step.take() {
+            self.ended_steps.push(child);
         }
         self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
     }
@@ -1717,6 +1790,7 @@ impl<'a> Engine<'a> {
                 self.retire(w, false);
             }
         }
+        self.end_slurm();
         if let Some((store, _, _)) = &self.shared {
             let mut r = Record::not_run(
                 "@shared".into(),
@@ -1746,6 +1820,32 @@ impl<'a> Engine<'a> {
                 counts: [0; 6],
                 write_error: Some(e),
             },
+        }
+    }
+
+    /// Reaps the `srun`s of Slurm workers (their stdin is closed, so their
+    /// steps end) and gives the allocations back.
+    fn end_slurm(&mut self) {
+        let until = Instant::now() + Duration::from_secs(2);
+        for mut child in self.ended_steps.drain(..) {
+            loop {
+                match child.try_wait() {
+                    Ok(None) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        for (_, mut alloc) in self.allocations.drain() {
+            if let Err(e) = alloc.release() {
+                eprintln!("warning: releasing the Slurm allocation: {e}");
+            }
         }
     }
 
@@ -1847,10 +1947,6 @@ impl<'a> Engine<'a> {
     }
 }
 
-fn borrow(fd: BorrowedFd<'_>) -> BorrowedFd<'_> {
-    fd
-}
-
 fn resolve(job: &Job, tasks: &[TaskState], args: &[Arg]) -> Vec<Value> {
     args.iter().map(|a| resolve_one(job, tasks, a)).collect()
 }
@@ -1871,17 +1967,4 @@ fn resolve_one(_job: &Job, tasks: &[TaskState], a: &Arg) -> Value {
 
 fn resolved_args(e: &Engine<'_>, id: TaskId) -> Vec<Value> {
     resolve(e.job, &e.tasks, &e.job.task(id).args)
-}
-
-/// Milliseconds since the epoch, for records made by the engine.
-#[allow(dead_code)]
-fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
-#[allow(dead_code)]
-fn raw(fd: BorrowedFd<'_>) -> i32 {
-    fd.as_raw_fd()
 }

@@ -117,7 +117,9 @@ pub fn encode<T: Serialize>(frame: &T) -> Vec<u8> {
 /// A non-blocking, line-framed connection over a pair of file descriptors
 /// (one socket for forked workers; two pipes for remote ones).
 pub struct Conn {
-    read: OwnedFd,
+    /// `None` once closed.
+    read: Option<OwnedFd>,
+    /// A separate descriptor to write to (pipes), or `None` to write to `read`.
     write: Option<OwnedFd>,
     inbuf: Vec<u8>,
     /// Start of unconsumed data in `inbuf`.
@@ -139,7 +141,7 @@ impl Conn {
             set_nonblocking(w.as_fd())?;
         }
         Ok(Conn {
-            read,
+            read: Some(read),
             write,
             inbuf: Vec::with_capacity(64 * 1024),
             start: 0,
@@ -150,14 +152,22 @@ impl Conn {
         })
     }
 
-    /// The descriptor to poll for input.
-    pub fn read_fd(&self) -> BorrowedFd<'_> {
-        self.read.as_fd()
+    /// The descriptor to poll for input; `None` once closed.
+    pub fn read_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.read.as_ref().map(AsFd::as_fd)
     }
 
-    /// The descriptor to poll for output.
-    pub fn write_fd(&self) -> BorrowedFd<'_> {
-        self.write.as_ref().unwrap_or(&self.read).as_fd()
+    /// The descriptor to poll for output; `None` once closed.
+    pub fn write_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.write.as_ref().or(self.read.as_ref()).map(AsFd::as_fd)
+    }
+
+    /// Closes both directions: the peer reads end of file.
+    pub fn close(&mut self) {
+        self.read = None;
+        self.write = None;
+        self.outbuf.clear();
+        self.eof = true;
     }
 
     /// Has the peer closed its end?
@@ -175,9 +185,12 @@ impl Conn {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
+        let Some(fd) = &self.read else {
+            return Ok(false);
+        };
         loop {
             let chunk = &mut self.scratch[..];
-            match nix::unistd::read(&self.read, chunk) {
+            match nix::unistd::read(fd, chunk) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -224,7 +237,10 @@ impl Conn {
 
     /// Writes as much queued output as the peer takes now.
     pub fn flush(&mut self) -> io::Result<()> {
-        let fd = self.write.as_ref().unwrap_or(&self.read);
+        let Some(fd) = self.write.as_ref().or(self.read.as_ref()) else {
+            self.outbuf.clear();
+            return Ok(());
+        };
         while !self.outbuf.is_empty() {
             match nix::unistd::write(fd, &self.outbuf) {
                 Ok(n) => {
