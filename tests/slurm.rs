@@ -130,7 +130,8 @@ impl Worker {
                 "no frame from step {} within {PATIENCE:?}",
                 self.name
             );
-            let mut fds = [PollFd::new(self.output.read_fd(), PollFlags::POLLIN)];
+            let fd = self.output.read_fd().expect("the connection is open");
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
             let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
             let _ = poll(&mut fds, PollTimeout::from(ms));
             self.output.fill().expect("read from the step");
@@ -157,7 +158,8 @@ impl Worker {
                 "step {} kept its stdout open",
                 self.name
             );
-            let mut fds = [PollFd::new(self.output.read_fd(), PollFlags::POLLIN)];
+            let fd = self.output.read_fd().expect("the connection is open");
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(100u16));
             self.output.fill().expect("read from the step");
         }
