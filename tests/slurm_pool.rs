@@ -72,7 +72,10 @@ fn seed_jobs_give_the_same_bytes_on_slurm_as_on_forked_workers() {
         local.assert_code(0);
         let remote = Job::new(&on_slurm(&text)).run(&["--reproducible"]);
         remote.assert_code(0);
-        assert_eq!(local.stdout, remote.stdout, "{seed}: forked and Slurm records differ");
+        assert_eq!(
+            local.stdout, remote.stdout,
+            "{seed}: forked and Slurm records differ"
+        );
         remote.assert_nothing_left();
     }
 }
@@ -114,7 +117,10 @@ args = [{ result = "remote" }]
         record(&records, "gather").value(),
         &serde_json::json!([["slurm", "slurm", "slurm"]])
     );
-    assert!(queued("jobfile-jobfile-test-mixed").is_empty(), "the allocation was released");
+    assert!(
+        queued("jobfile-jobfile-test-mixed").is_empty(),
+        "the allocation was released"
+    );
     out.assert_nothing_left();
 }
 
@@ -167,7 +173,12 @@ args = [6]
     out.assert_code(1);
     let records = out.task_records();
     assert_eq!(ids(&records), ["victim", "next"]);
-    assert_eq!(record(&records, "victim").status(), "crashed", "{}", records[0].0);
+    assert_eq!(
+        record(&records, "victim").status(),
+        "crashed",
+        "{}",
+        records[0].0
+    );
     assert_eq!(record(&records, "next").status(), "ok");
     assert_eq!(record(&records, "next").value(), 36);
     assert!(queued("jobfile-jobfile-test-scancel").is_empty());
@@ -192,7 +203,9 @@ map = ["a", "b"]
 "#,
     );
     let running = job.spawn(&[]);
-    wait_for("both tasks to start", || job.file("a").exists() && job.file("b").exists());
+    wait_for("both tasks to start", || {
+        job.file("a").exists() && job.file("b").exists()
+    });
     assert_eq!(queued("jobfile-jobfile-test-sigint").len(), 1);
     running.signal(libc::SIGINT);
     let out = running.wait();
@@ -200,6 +213,8 @@ map = ["a", "b"]
     for r in out.task_records() {
         assert_eq!(r.status(), "cancelled", "{}", r.0);
     }
-    wait_for("the allocation to go", || queued("jobfile-jobfile-test-sigint").is_empty());
+    wait_for("the allocation to go", || {
+        queued("jobfile-jobfile-test-sigint").is_empty()
+    });
     out.assert_nothing_left();
 }

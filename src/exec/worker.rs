@@ -69,6 +69,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
         reader: BufReader::with_capacity(64 * 1024, File::from(input)),
         writer: File::from(output),
         pending: Vec::new(),
+        held: std::collections::VecDeque::new(),
     };
     if w.send(&FromWorker::Ready {
         pid: std::process::id(),
@@ -78,7 +79,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
         return 1;
     }
     loop {
-        let frame = match w.read_frame() {
+        let frame = match w.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => return 0,
             Err(_) => return 1,
@@ -95,7 +96,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
                 w.pending.extend_from_slice(&encode(&done));
                 // Answers of quick calls go out together when nothing more
                 // is waiting to be run; a slow call's answer at once.
-                let more = i < last || !w.reader.buffer().is_empty();
+                let more = i < last || !w.held.is_empty() || !w.reader.buffer().is_empty();
                 if (slow || !more) && w.flush().is_err() {
                     return 1;
                 }
@@ -109,6 +110,9 @@ struct Worker {
     writer: File,
     /// Frames not yet written.
     pending: Vec<u8>,
+    /// Frames read while waiting for something else (a shared-value reply,
+    /// a cancel), to be served in order.
+    held: std::collections::VecDeque<ToWorker>,
 }
 
 impl Worker {
@@ -125,6 +129,14 @@ impl Worker {
         let result = self.writer.write_all(&self.pending);
         self.pending.clear();
         result
+    }
+
+    /// The next frame to serve: a held one first.
+    fn next_frame(&mut self) -> std::io::Result<Option<ToWorker>> {
+        match self.held.pop_front() {
+            Some(frame) => Ok(Some(frame)),
+            None => self.read_frame(),
+        }
     }
 
     fn read_frame(&mut self) -> std::io::Result<Option<ToWorker>> {
@@ -205,7 +217,7 @@ impl Worker {
                         None => Ok(ok.unwrap_or(Value::Null)),
                     };
                 }
-                Ok(Some(_)) => continue,
+                Ok(Some(other)) => self.held.push_back(other),
                 Ok(None) => return Err("the engine went away".into()),
                 Err(e) => return Err(format!("bad reply from the engine: {e}")),
             }
@@ -314,7 +326,10 @@ impl Events for CommandEvents<'_> {
     fn on_watch(&mut self) -> Control {
         match self.worker.read_frame() {
             Ok(Some(ToWorker::Cancel)) | Ok(None) | Err(_) => Control::Cancel,
-            Ok(Some(_)) => Control::Continue,
+            Ok(Some(other)) => {
+                self.worker.held.push_back(other);
+                Control::Continue
+            }
         }
     }
 }
