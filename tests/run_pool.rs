@@ -559,7 +559,6 @@ fn a_maps_callback_comes_after_its_last_item() {
 }
 
 #[test]
-#[ignore = "engine bug: with --order completion a callback record is not right after its task's records"]
 fn a_maps_callback_comes_after_its_last_item_in_completion_order() {
     // "after" (0.2 s) ends while the callback (0.4 s) still runs.
     let job = Job::new(

@@ -160,6 +160,8 @@ struct TaskState {
     /// The stream producer has ended: no more lines will come.
     producer_done: bool,
     has_stream_consumers: bool,
+    /// The task's last record, held until its callback's record.
+    held_last: Option<(u64, Record)>,
 }
 
 /// Durations of a function's units (ms, moving average): a function whose
@@ -326,6 +328,7 @@ impl<'a> Engine<'a> {
                     callback_pending: false,
                     producer_failed: false,
                     producer_done: false,
+                    held_last: None,
                     has_stream_consumers: !consumers[i].is_empty(),
                 }
             })
@@ -1311,7 +1314,23 @@ impl<'a> Engine<'a> {
                 .then(|| UNIX_EPOCH + Duration::from_secs_f64(outcome.started_ms / 1000.0)),
             duration_ms: (outcome.started_ms > 0.0).then_some(outcome.duration_ms),
         };
-        self.sink.emit(id.0, unit.seq, record);
+        let has_callback = task.callback.is_some() || task.error_callback.is_some();
+        let st = &mut self.tasks[id.0];
+        let last = unit.kind == UnitKind::Main
+            && has_callback
+            && st.exhausted
+            && st.in_flight == 1
+            && st.retry.is_empty();
+        if last {
+            // Held until the callback's record, so that one follows it
+            // directly in completion order too.
+            st.held_last = Some((unit.seq, record));
+        } else {
+            if unit.kind != UnitKind::Main {
+                self.flush_held(id);
+            }
+            self.sink.emit(id.0, unit.seq, record);
+        }
         let st = &mut self.tasks[id.0];
         st.in_flight -= 1;
         st.records += 1;
@@ -1348,6 +1367,13 @@ impl<'a> Engine<'a> {
                 self.check_task_done(id);
             }
             UnitKind::Initializer => {}
+        }
+    }
+
+    /// Writes a task's record held for its callback.
+    fn flush_held(&mut self, id: TaskId) {
+        if let Some((seq, record)) = self.tasks[id.0].held_last.take() {
+            self.sink.emit(id.0, seq, record);
         }
     }
 
@@ -1420,6 +1446,7 @@ impl<'a> Engine<'a> {
             let total = st.records;
             let pool = self.job.task(id).pool.0;
             self.pools[pool].runnable.remove(&id.0);
+            self.flush_held(id);
             self.sink.close(id.0, total);
         }
     }
@@ -1790,6 +1817,9 @@ impl<'a> Engine<'a> {
                 self.retire(w, false);
             }
         }
+        for i in 0..self.tasks.len() {
+            self.flush_held(TaskId(i));
+        }
         self.end_slurm();
         if let Some((store, _, _)) = &self.shared {
             let mut r = Record::not_run(
@@ -1937,6 +1967,7 @@ impl<'a> Engine<'a> {
                         more = !rest.is_empty();
                     }
                 }
+                self.flush_held(id);
                 let st = &mut self.tasks[id.0];
                 st.phase = Phase::Done;
                 let n = st.records;
