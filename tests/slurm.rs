@@ -140,9 +140,9 @@ impl Worker {
 
     /// Runs one builtin and returns its outcome.
     fn call(&mut self, unit: u64, name: &str, args: serde_json::Value) -> Outcome {
-        self.send(json!({"t": "run", "calls": [
-            {"unit": unit, "invocation": {"kind": "builtin", "name": name, "args": args, "kwargs": {}}}
-        ]}));
+        self.send(json!({"run": {"calls": [
+            {"unit": unit, "invocation": {"builtin": {"name": name, "args": args, "kwargs": {}}}}
+        ]}}));
         match self.recv() {
             FromWorker::Done { unit: u, outcome } if u == unit => outcome,
             other => panic!("expected done of unit {unit}, got {other:?}"),
@@ -373,9 +373,9 @@ fn a_killed_step_is_replaced_in_both_modes() {
                 Ending::SigtermSrun => old.terminate(),
                 Ending::Scancel => alloc.cancel_step(&old.name).expect("scancel J.S"),
                 Ending::CloseStdin => old.input = None,
-                Ending::WorkerCrash => old.send(json!({"t": "run", "calls": [
-                    {"unit": 1, "invocation": {"kind": "builtin", "name": "crash", "args": [], "kwargs": {}}}
-                ]})),
+                Ending::WorkerCrash => old.send(json!({"run": {"calls": [
+                    {"unit": 1, "invocation": {"builtin": {"name": "crash", "args": [], "kwargs": {}}}}
+                ]}})),
             }
             let status = old.reap();
             // With --exact the new step waits for the old one's CPU.

@@ -573,8 +573,8 @@ impl<'a> Engine<'a> {
                 if !self.is_quick(TaskId(head)) {
                     break;
                 }
-                // Only behind units of the same quick task: never behind a
-                // slow unit, which would hold the queued ones back.
+                // Only behind quick units: never behind a slow one (a stream
+                // producer, say), which would hold the queued ones back.
                 let target = (0..self.workers.len())
                     .filter(|&w| {
                         let s = &self.workers[w];
@@ -586,7 +586,7 @@ impl<'a> Engine<'a> {
                             && s.units.iter().all(|u| {
                                 self.units
                                     .get(u)
-                                    .is_some_and(|(unit, _)| unit.task.0 == head)
+                                    .is_some_and(|(unit, _)| self.is_quick(unit.task))
                             })
                     })
                     .min_by_key(|&w| self.workers[w].units.len());

@@ -1,4 +1,6 @@
-//! The frames engine and workers exchange: one JSON object per line.
+//! The frames engine and workers exchange: one JSON object per line, named
+//! by its one key (`{"run": {...}}`, `{"done": {...}}`), which serde reads
+//! without buffering the frame first.
 //!
 //! Every frame ends with `\n`, so the protocol also works through pipes
 //! that forward output only up to the last newline (Slurm's `srun`), and
@@ -16,7 +18,7 @@ use crate::spec::Returns;
 /// What a worker is asked to run: everything it needs, already rendered,
 /// so a worker needs no copy of the job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum Invocation {
     /// A function of the worker's registry.
     Builtin {
@@ -45,7 +47,7 @@ pub struct Call {
 
 /// Engine to worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ToWorker {
     /// Run these calls one after the other (a chunk has several).
     Run { calls: Vec<Call> },
@@ -86,7 +88,7 @@ pub enum LineStream {
 
 /// Worker to engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum FromWorker {
     /// The worker is up.
     Ready { pid: u32 },
