@@ -359,10 +359,16 @@ impl<'a> Engine<'a> {
     }
 
     fn start(&mut self) {
-        for i in 0..self.tasks.len() {
-            if let Some(records) = self.opts.keep.remove(&TaskId(i)) {
-                self.keep_task(TaskId(i), records);
-            }
+        // Kept tasks are done before any of them releases its dependents, so
+        // a kept dependent is never started as well.
+        let mut kept: Vec<(TaskId, Vec<Record>)> =
+            std::mem::take(&mut self.opts.keep).into_iter().collect();
+        kept.sort_by_key(|(id, _)| *id);
+        for (id, _) in &kept {
+            self.tasks[id.0].phase = Phase::Done;
+        }
+        for (id, records) in kept {
+            self.keep_task(id, records);
         }
         for i in 0..self.tasks.len() {
             self.maybe_start(TaskId(i));

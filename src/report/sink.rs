@@ -56,20 +56,8 @@ impl Sink {
         match self.order {
             Order::Completion => self.write(&record),
             Order::Submission => {
-                let pushed = self
-                    .reorder
-                    .push(slot, seq, record)
-                    .map(|r| r.collect::<Vec<_>>());
-                let ready = match pushed {
-                    Ok(ready) => ready,
-                    Err(e) => {
-                        self.fail(io::Error::other(e.to_string()));
-                        return;
-                    }
-                };
-                for r in ready {
-                    self.write(&r);
-                }
+                let ready = self.reorder.push(slot, seq, record).map(Iterator::collect);
+                self.write_ready(ready);
             }
         }
     }
@@ -77,20 +65,21 @@ impl Sink {
     /// Slot `slot` holds exactly `total` records.
     pub fn close(&mut self, slot: usize, total: u64) {
         if self.order == Order::Submission {
-            let closed = self
-                .reorder
-                .close(slot, total)
-                .map(|r| r.collect::<Vec<_>>());
-            let ready = match closed {
-                Ok(ready) => ready,
-                Err(e) => {
-                    self.fail(io::Error::other(e.to_string()));
-                    return;
+            let ready = self.reorder.close(slot, total).map(Iterator::collect);
+            self.write_ready(ready);
+        }
+    }
+
+    /// Writes what the reorder buffer let out; a contradiction in the
+    /// engine's calls (a bug) ends the output with an error.
+    fn write_ready(&mut self, ready: Result<Vec<Record>, super::ReorderError>) {
+        match ready {
+            Ok(records) => {
+                for r in records {
+                    self.write(&r);
                 }
-            };
-            for r in ready {
-                self.write(&r);
             }
+            Err(e) => self.fail(io::Error::other(e.to_string())),
         }
     }
 
