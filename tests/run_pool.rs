@@ -655,3 +655,28 @@ fn started_is_rfc3339_utc_with_milliseconds() {
         assert!(r.get("duration_ms").as_f64().unwrap() >= 0.0);
     }
 }
+
+#[test]
+fn a_chunk_never_takes_a_worker_past_max_tasks_per_child() {
+    let job = Job::new(
+        r#"
+version = 1
+[pool]
+processes = 1
+max_tasks_per_child = 2
+[[task]]
+id = "naps"
+function = "sleep"
+map = [0.01, 0.01, 0.01, 0.01, 0.01]
+chunksize = 3
+"#,
+    );
+    let out = job.run(&[]);
+    out.assert_code(0);
+    let workers: Vec<i64> = out.task_records().iter().map(|r| r.worker()).collect();
+    assert_eq!(workers.len(), 5);
+    assert_eq!(workers[0], workers[1]);
+    assert_ne!(workers[1], workers[2], "a fresh worker after two items");
+    assert_eq!(workers[2], workers[3]);
+    assert_ne!(workers[3], workers[4]);
+}

@@ -703,7 +703,14 @@ impl<'a> Engine<'a> {
         while let Some(&i) = self.pools[p].runnable.range(cursor..).next() {
             cursor = i + 1;
             let id = TaskId(i);
-            let chunk = self.job.task(id).chunksize.max(1);
+            let mut chunk = self.job.task(id).chunksize.max(1);
+            // Each item counts towards max_tasks_per_child: a chunk never
+            // takes a worker past its limit.
+            if let Some(limit) = self.job.pools[p].max_tasks_per_child {
+                let slot = &self.workers[worker];
+                let used = slot.tasks_run + slot.units.len() as u64;
+                chunk = chunk.min(limit.saturating_sub(used).max(1) as usize);
+            }
             let mut calls = Vec::new();
             let mut deadline = None;
             while calls.len() < chunk {
