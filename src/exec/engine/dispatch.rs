@@ -1,0 +1,458 @@
+//! Handing out work: tasks that may start, their next units in submission
+//! order, and which worker gets them.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use super::finish::resolved_args;
+use super::state::*;
+use super::supervisor::Engine;
+use crate::exec::invocation::invocation;
+use crate::exec::protocol::{Call, Outcome, ToWorker};
+use crate::exec::worker::GRACE;
+use crate::plan::{ItemIter, item_call, items_of_value};
+use crate::report::{Record, Status};
+use crate::spec::{MapSource, PoolId, TaskId};
+
+impl Engine<'_> {
+    /// A task kept from an earlier run: its records as they were.
+    pub(super) fn keep_task(&mut self, id: TaskId, records: Vec<Record>) {
+        let mut values = Vec::new();
+        let mut n = 0;
+        for r in records {
+            // Items, or the task's own record; not its callback's.
+            if r.index.is_some() || !r.task.contains(':') {
+                values.push(r.value.clone());
+            }
+            self.sink.emit(id.0, n, r);
+            n += 1;
+        }
+        let value = if self.job.task(id).map.is_some() {
+            Value::Array(values)
+        } else {
+            values.pop().unwrap_or(Value::Null)
+        };
+        let st = &mut self.tasks[id.0];
+        st.phase = Phase::Done;
+        st.value = Some(value);
+        st.ok = Some(true);
+        st.records = n;
+        self.sink.close(id.0, n);
+        self.release_dependents(id, true);
+    }
+
+    /// Starts a waiting task whose dependencies have all ended ok.
+    pub(super) fn maybe_start(&mut self, id: TaskId) {
+        let st = &self.tasks[id.0];
+        if st.phase != Phase::Waiting || st.pending > 0 || !st.stream_started {
+            return;
+        }
+        if self.stopping {
+            return;
+        }
+        let task = self.job.task(id);
+        let source = match &task.map {
+            None => Source::Single(true),
+            Some(MapSource::Stream(_)) => Source::Queue(VecDeque::new()),
+            Some(MapSource::Result(src)) => {
+                let value = self.tasks[src.0].value.clone().unwrap_or(Value::Null);
+                match items_of_value(&value) {
+                    Ok(items) => Source::Iter(ItemIter::Values(items.into_iter())),
+                    Err(e) => {
+                        self.fail_whole_task(id, e.0);
+                        return;
+                    }
+                }
+            }
+            Some(source) => match ItemIter::new(source, &self.job.dir) {
+                Ok(it) => Source::Iter(it),
+                Err(e) => {
+                    self.fail_whole_task(id, e.0);
+                    return;
+                }
+            },
+        };
+        let st = &mut self.tasks[id.0];
+        st.phase = Phase::Running;
+        st.source = source;
+        self.pools[task.pool.0].runnable.insert(id.0);
+    }
+
+    /// A task that could not even produce its items: one failed record.
+    pub(super) fn fail_whole_task(&mut self, id: TaskId, error: String) {
+        let task = self.job.task(id);
+        let mut r = Record::not_run(
+            task.id.clone(),
+            None,
+            self.job.function(task.function).name.clone(),
+            Status::Failed,
+            error.clone(),
+        );
+        r.args = resolved_args(self, id);
+        self.sink.emit(id.0, 0, r);
+        let st = &mut self.tasks[id.0];
+        st.phase = Phase::Running;
+        st.records = 1;
+        st.failed = true;
+        st.first_error = Some(error);
+        st.exhausted = true;
+        st.source = Source::None;
+        self.on_failure(id);
+        self.check_task_done(id);
+    }
+
+    /// The next unit a running task can hand out now.
+    pub(super) fn next_unit(&mut self, id: TaskId) -> Option<Unit> {
+        let st = &mut self.tasks[id.0];
+        if !self.terminating {
+            if let Some(u) = st.extra.pop_front() {
+                return Some(u);
+            }
+        }
+        if self.stopping {
+            return None;
+        }
+        if let Some(u) = st.retry.pop_front() {
+            return Some(u);
+        }
+        if st.exhausted {
+            return None;
+        }
+        let task = self.job.task(id);
+        let item = match &mut st.source {
+            Source::None => None,
+            Source::Single(avail) => {
+                if !*avail {
+                    return None;
+                }
+                *avail = false;
+                st.exhausted = true;
+                let args = resolve(self.job, &self.tasks, &task.args);
+                let kwargs = resolve_kw(self.job, &self.tasks, &task.kwargs);
+                let st = &mut self.tasks[id.0];
+                st.next_index = 1;
+                return Some(Unit {
+                    task: id,
+                    kind: UnitKind::Main,
+                    index: None,
+                    seq: 0,
+                    function: task.function,
+                    args,
+                    kwargs,
+                    item: None,
+                    attempt: 1,
+                });
+            }
+            Source::Iter(it) => match it.next() {
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    // The source broke midway: what came so far runs, the
+                    // task records the error as one more failed item.
+                    st.exhausted = true;
+                    let index = st.next_index;
+                    st.next_index += 1;
+                    let mut r = Record::not_run(
+                        task.id.clone(),
+                        Some(index),
+                        self.job.function(task.function).name.clone(),
+                        Status::Failed,
+                        e.0,
+                    );
+                    r.attempts = 0;
+                    st.records += 1;
+                    st.failed = true;
+                    self.sink.emit(id.0, index, r);
+                    return None;
+                }
+                None => {
+                    st.exhausted = true;
+                    None
+                }
+            },
+            Source::Queue(q) => {
+                let item = q.pop_front();
+                if q.is_empty() && st.producer_done {
+                    st.exhausted = true;
+                }
+                if q.len() < STREAM_HIGH_WATER / 2 {
+                    // Consumers caught up: read the producers again.
+                    for w in &mut self.workers {
+                        w.paused = false;
+                    }
+                }
+                item
+            }
+        };
+        let item = item?;
+        let st = &mut self.tasks[id.0];
+        let index = st.next_index;
+        st.next_index += 1;
+        let args = resolve(self.job, &self.tasks, &task.args);
+        let kwargs = resolve_kw(self.job, &self.tasks, &task.kwargs);
+        let (args, kwargs) = item_call(&item, &args, &kwargs);
+        Some(Unit {
+            task: id,
+            kind: UnitKind::Main,
+            index: Some(index),
+            seq: index,
+            function: task.function,
+            args,
+            kwargs,
+            item: Some(item),
+            attempt: 1,
+        })
+    }
+
+    /// Hands out work to idle workers, spawning workers as needed; then,
+    /// when the next task's units are quick, queues a few more on busy
+    /// workers so they never wait for a round trip to the engine.
+    pub(super) fn schedule(&mut self) {
+        self.schedule_idle();
+        for p in 0..self.pools.len() {
+            loop {
+                let head = self.pools[p]
+                    .runnable
+                    .iter()
+                    .copied()
+                    .find(|&i| self.can_hand_out(TaskId(i)));
+                let Some(head) = head else { break };
+                if !self.is_quick(TaskId(head)) {
+                    break;
+                }
+                // Only behind quick units: never behind a slow one (a stream
+                // producer, say), which would hold the queued ones back.
+                let target = (0..self.workers.len())
+                    .filter(|&w| {
+                        let s = &self.workers[w];
+                        s.pool == PoolId(p)
+                            && matches!(s.state, WorkerState::Busy)
+                            && !s.retiring
+                            && !s.initializing
+                            && s.units.len() < PREFETCH
+                            && s.units.iter().all(|u| {
+                                self.units
+                                    .get(u)
+                                    .is_some_and(|(unit, _)| self.is_quick(unit.task))
+                            })
+                    })
+                    .min_by_key(|&w| self.workers[w].units.len());
+                let Some(w) = target else { break };
+                if !self.dispatch(p, w) {
+                    break;
+                }
+            }
+        }
+    }
+
+    pub(super) fn flush_workers(&mut self) {
+        for w in &mut self.workers {
+            if w.conn.wants_write() && !matches!(w.state, WorkerState::Dead) {
+                let _ = w.conn.flush();
+            }
+        }
+    }
+
+    /// How long a unit may run before the engine kills its worker: the
+    /// timeout for a builtin; for a command, which the worker times out
+    /// itself, the timeout plus the grace and a margin.
+    pub(super) fn budget(&self, unit: &Unit) -> Option<Duration> {
+        if unit.kind == UnitKind::Initializer {
+            return None;
+        }
+        let timeout = self.job.task(unit.task).timeout?;
+        let backstop = match self.job.function(unit.function).kind {
+            crate::spec::FunctionKind::Builtin(_) => Duration::ZERO,
+            _ => GRACE + Duration::from_secs(3),
+        };
+        Some(timeout + backstop)
+    }
+
+    /// Are this task's units quick enough to queue several on a worker?
+    pub(super) fn is_quick(&self, id: TaskId) -> bool {
+        let task = self.job.task(id);
+        let speed = self.speeds[task.function.0];
+        speed.finished >= 2
+            && speed.mean_ms < 1.0
+            && task.timeout.is_none()
+            && self.job.pools[task.pool.0].max_tasks_per_child.is_none()
+            && !self.opts.live
+            && !self.tasks[id.0].has_stream_consumers
+    }
+
+    pub(super) fn schedule_idle(&mut self) {
+        for p in 0..self.pools.len() {
+            loop {
+                if self.pools[p].runnable.is_empty() {
+                    break;
+                }
+                let idle = self.workers.iter().position(|w| {
+                    w.pool == PoolId(p) && matches!(w.state, WorkerState::Idle) && !w.retiring
+                });
+                let worker = match idle {
+                    Some(w) => w,
+                    None => {
+                        if self.pools[p].live >= self.pools[p].size
+                            || self.pools[p].gave_up.is_some()
+                        {
+                            break;
+                        }
+                        if !self.has_work(p) {
+                            break;
+                        }
+                        match self.spawn_worker(PoolId(p)) {
+                            Some(w) => {
+                                if self.workers[w].initializing {
+                                    continue;
+                                }
+                                w
+                            }
+                            None => break,
+                        }
+                    }
+                };
+                if !self.dispatch(p, worker) {
+                    break;
+                }
+            }
+        }
+    }
+
+    pub(super) fn has_work(&self, p: usize) -> bool {
+        self.pools[p]
+            .runnable
+            .iter()
+            .any(|&i| self.can_hand_out(TaskId(i)))
+    }
+
+    /// Could [`Engine::next_unit`] give a unit of this task now?
+    pub(super) fn can_hand_out(&self, id: TaskId) -> bool {
+        let st = &self.tasks[id.0];
+        (!st.extra.is_empty() && !self.terminating)
+            || (!st.retry.is_empty() && !self.stopping)
+            || (!st.exhausted
+                && !self.stopping
+                && match &st.source {
+                    Source::Queue(q) => !q.is_empty() || st.producer_done,
+                    _ => true,
+                })
+    }
+
+    /// Sends the next units of pool `p` to `worker`; false if none.
+    pub(super) fn dispatch(&mut self, p: usize, worker: usize) -> bool {
+        let mut cursor = 0;
+        while let Some(&i) = self.pools[p].runnable.range(cursor..).next() {
+            cursor = i + 1;
+            let id = TaskId(i);
+            let mut chunk = self.job.task(id).chunksize.max(1);
+            // Each item counts towards max_tasks_per_child: a chunk never
+            // takes a worker past its limit.
+            if let Some(limit) = self.job.pools[p].max_tasks_per_child {
+                let slot = &self.workers[worker];
+                let used = slot.tasks_run + slot.units.len() as u64;
+                chunk = chunk.min(limit.saturating_sub(used).max(1) as usize);
+            }
+            let mut calls = Vec::new();
+            let mut deadline = None;
+            while calls.len() < chunk {
+                let Some(unit) = self.next_unit(id) else {
+                    break;
+                };
+                match self.make_call(unit, worker) {
+                    Some((call, d)) => {
+                        deadline = deadline.or(d);
+                        calls.push(call);
+                    }
+                    None => continue,
+                }
+            }
+            self.maybe_retire_task(id);
+            if calls.is_empty() {
+                continue;
+            }
+            let w = &mut self.workers[worker];
+            w.state = WorkerState::Busy;
+            w.deadline = match (w.deadline, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if w.units.is_empty() {
+                w.current = Some((SystemTime::now(), Instant::now()));
+            }
+            w.units.extend(calls.iter().map(|c| c.unit));
+            // Sent by `flush_workers` once scheduling is done: one write
+            // for everything a worker gets this round.
+            w.conn.queue(&ToWorker::Run { calls });
+            return true;
+        }
+        false
+    }
+
+    /// Takes a task out of the runnable set once it has nothing more to hand out.
+    pub(super) fn maybe_retire_task(&mut self, id: TaskId) {
+        let st = &self.tasks[id.0];
+        if st.exhausted && st.retry.is_empty() && st.extra.is_empty() {
+            self.pools[self.job.task(id).pool.0].runnable.remove(&id.0);
+        }
+        self.check_task_done(id);
+    }
+
+    /// Registers a unit as in flight on `worker`; a unit whose invocation
+    /// cannot be built fails at once.
+    pub(super) fn make_call(
+        &mut self,
+        unit: Unit,
+        worker: usize,
+    ) -> Option<(Call, Option<Instant>)> {
+        let task = self.job.task(unit.task);
+        let function = self.job.function(unit.function);
+        let forward = self.opts.live
+            || (unit.kind == UnitKind::Main && self.tasks[unit.task.0].has_stream_consumers);
+        let inv = match invocation(
+            self.job,
+            task,
+            function,
+            &unit.args,
+            &unit.kwargs,
+            unit.item.as_ref(),
+            forward,
+        ) {
+            Ok(inv) => inv,
+            Err(e) => {
+                let outcome = Outcome {
+                    error: Some(e),
+                    ..Outcome::default()
+                };
+                self.tasks[unit.task.0].in_flight += 1;
+                self.unit_done(unit, outcome, Status::Failed, None);
+                return None;
+            }
+        };
+        let deadline = self.budget(&unit).map(|b| Instant::now() + b);
+        let n = self.next_unit;
+        self.next_unit += 1;
+        self.tasks[unit.task.0].in_flight += 1;
+        if unit.kind == UnitKind::Main {
+            self.stream_producer_started(unit.task);
+        }
+        self.units.insert(n, (unit, worker));
+        Some((
+            Call {
+                unit: n,
+                invocation: inv,
+            },
+            deadline,
+        ))
+    }
+
+    pub(super) fn stream_producer_started(&mut self, id: TaskId) {
+        let consumers = self.consumers[id.0].clone();
+        for c in consumers {
+            if !self.tasks[c.0].stream_started {
+                self.tasks[c.0].stream_started = true;
+                self.maybe_start(c);
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The end of a run: stopping what still runs, recording what never will,
+//! the shared values' record, closing the output.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::state::*;
+use super::supervisor::{Engine, RunEnd, RunReport};
+use crate::exec::worker::GRACE;
+use crate::plan::item_call;
+use crate::report::{Record, Status};
+use crate::spec::TaskId;
+
+impl Engine<'_> {
+    /// Ends the run: stops workers, records what was stopped, closes output.
+    pub(super) fn finish(mut self, end: RunEnd) -> RunReport {
+        match end {
+            RunEnd::Completed => {
+                // Whatever is left was held back by the stop policy.
+                for i in 0..self.tasks.len() {
+                    if self.tasks[i].phase != Phase::Done {
+                        self.cancel_rest(TaskId(i));
+                    }
+                }
+            }
+            RunEnd::Signalled(_) => {
+                self.stopping = true;
+                self.terminating = true;
+                self.interrupted = true;
+                for w in 0..self.workers.len() {
+                    if matches!(self.workers[w].state, WorkerState::Busy) {
+                        self.cancel_worker(w);
+                    }
+                }
+                let until = Instant::now() + GRACE;
+                while !self.units.is_empty() && Instant::now() < until {
+                    self.poll_once();
+                }
+                for w in 0..self.workers.len() {
+                    if !matches!(self.workers[w].state, WorkerState::Dead) {
+                        self.kill_worker(w);
+                        if !self.workers[w].units.is_empty() {
+                            self.worker_lost(w, Some(Status::Cancelled));
+                        }
+                    }
+                }
+            }
+        }
+        for w in 0..self.workers.len() {
+            if !matches!(self.workers[w].state, WorkerState::Dead) {
+                self.retire(w, false);
+            }
+        }
+        for i in 0..self.tasks.len() {
+            self.flush_held(TaskId(i));
+        }
+        self.end_slurm();
+        if let Some((store, _, _)) = &self.shared {
+            let mut r = Record::not_run(
+                "@shared".into(),
+                None,
+                String::new(),
+                Status::Ok,
+                String::new(),
+            );
+            r.error = None;
+            r.value = store.snapshot();
+            let slot = self.tasks.len();
+            self.sink.emit(slot, 0, r);
+            self.sink.close(slot, 1);
+        }
+        let result = match end {
+            RunEnd::Completed => self.sink.finish(),
+            RunEnd::Signalled(_) => self.sink.finish_interrupted(),
+        };
+        match result {
+            Ok(counts) => RunReport {
+                end,
+                counts,
+                write_error: None,
+            },
+            Err(e) => RunReport {
+                end,
+                counts: [0; 6],
+                write_error: Some(e),
+            },
+        }
+    }
+
+    /// Records `cancelled` for what a stopped run never ran.
+    pub(super) fn cancel_rest(&mut self, id: TaskId) {
+        let error = "cancelled: the run stopped after a failure";
+        match self.tasks[id.0].phase {
+            Phase::Waiting => {
+                let n = self.not_run_records(id, Status::Cancelled, error);
+                self.tasks[id.0].phase = Phase::Done;
+                self.sink.close(id.0, n);
+            }
+            Phase::Running => {
+                let task = self.job.task(id);
+                let function = self.job.function(task.function).name.clone();
+                let st = &mut self.tasks[id.0];
+                let mut pending: Vec<Unit> = st.retry.drain(..).collect();
+                pending.extend(st.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
+                for u in pending {
+                    let mut r = Record::not_run(
+                        task.id.clone(),
+                        u.index,
+                        function.clone(),
+                        Status::Cancelled,
+                        error.into(),
+                    );
+                    r.args = u.args;
+                    r.kwargs = u.kwargs;
+                    r.attempts = u.attempt - 1;
+                    self.sink.emit(id.0, u.seq, r);
+                    self.tasks[id.0].records += 1;
+                }
+                // Items never handed out.
+                let st = &mut self.tasks[id.0];
+                if !st.exhausted {
+                    let mut rest: Vec<Value> = Vec::new();
+                    let single = matches!(st.source, Source::Single(true));
+                    match &mut st.source {
+                        Source::Iter(it) => {
+                            for v in it.by_ref().flatten() {
+                                rest.push(v);
+                                if rest.len() >= 4096 {
+                                    break;
+                                }
+                            }
+                        }
+                        Source::Queue(q) => rest.extend(q.drain(..)),
+                        _ => {}
+                    }
+                    if single {
+                        let mut r = Record::not_run(
+                            task.id.clone(),
+                            None,
+                            function.clone(),
+                            Status::Cancelled,
+                            error.into(),
+                        );
+                        r.args = resolved_args(self, id);
+                        self.sink.emit(id.0, 0, r);
+                        self.tasks[id.0].records += 1;
+                    }
+                    let mut more = !rest.is_empty();
+                    while more {
+                        for v in rest.drain(..) {
+                            let st = &mut self.tasks[id.0];
+                            let index = st.next_index;
+                            st.next_index += 1;
+                            st.records += 1;
+                            let (a, k) = item_call(&v, &[], &Map::new());
+                            let mut r = Record::not_run(
+                                task.id.clone(),
+                                Some(index),
+                                function.clone(),
+                                Status::Cancelled,
+                                error.into(),
+                            );
+                            r.args = a;
+                            r.kwargs = k;
+                            self.sink.emit(id.0, index, r);
+                        }
+                        if let Source::Iter(it) = &mut self.tasks[id.0].source {
+                            for v in it.by_ref().flatten() {
+                                rest.push(v);
+                                if rest.len() >= 4096 {
+                                    break;
+                                }
+                            }
+                        }
+                        more = !rest.is_empty();
+                    }
+                }
+                self.flush_held(id);
+                let st = &mut self.tasks[id.0];
+                st.phase = Phase::Done;
+                let n = st.records;
+                self.sink.close(id.0, n);
+            }
+            Phase::Done => {}
+        }
+    }
+}
+
+pub(super) fn resolved_args(e: &Engine<'_>, id: TaskId) -> Vec<Value> {
+    resolve(e.job, &e.tasks, &e.job.task(id).args)
+}

@@ -1,0 +1,412 @@
+//! From a unit's outcome to records: retries, failure policies, the end of
+//! a task, its callbacks and what depends on it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use super::finish::resolved_args;
+use super::state::*;
+use super::supervisor::Engine;
+use crate::exec::protocol::Outcome;
+use crate::plan::{EdgeKind, ItemIter, item_call};
+use crate::report::{Record, Status};
+use crate::spec::{MapSource, OnFailure, TaskId};
+
+impl Engine<'_> {
+    pub(super) fn on_done(&mut self, w: usize, n: u64, outcome: Outcome) {
+        let Some((unit, _)) = self.units.remove(&n) else {
+            return;
+        };
+        // The next queued unit (if any) starts now: its clock and deadline.
+        let next_budget = self.workers[w]
+            .units
+            .iter()
+            .find(|&&u| u != n)
+            .and_then(|u| self.units.get(u))
+            .and_then(|(next, _)| self.budget(next));
+        let slot = &mut self.workers[w];
+        slot.units.retain(|&u| u != n);
+        slot.pgid = None;
+        if slot.units.is_empty() {
+            slot.state = WorkerState::Idle;
+            slot.deadline = None;
+            slot.current = None;
+        } else {
+            slot.current = Some((SystemTime::now(), Instant::now()));
+            slot.deadline = if slot.retiring {
+                slot.deadline
+            } else {
+                next_budget.map(|b| Instant::now() + b)
+            };
+        }
+        if unit.kind == UnitKind::Initializer {
+            slot.initializing = false;
+            let pool = slot.pool;
+            if outcome.ok {
+                self.pools[pool.0].init_failures = 0;
+            } else {
+                self.pools[pool.0].init_failures += 1;
+                let error = format!(
+                    "the pool's initializer failed: {}",
+                    outcome.error.clone().unwrap_or_default()
+                );
+                self.retire(w, true);
+                if self.pools[pool.0].init_failures >= 3 {
+                    self.pool_gives_up(pool, error);
+                }
+            }
+            return;
+        }
+        slot.tasks_run += 1;
+        let cancel_rest = slot.retiring && !slot.units.is_empty();
+        // A unit stopped because the run is being terminated is cancelled,
+        // whatever the signal did to it.
+        let stopped = slot.retiring && self.terminating && !outcome.ok;
+        let status = if outcome.ok {
+            Status::Ok
+        } else if stopped {
+            Status::Cancelled
+        } else if outcome.timed_out {
+            Status::Timeout
+        } else if outcome.cancelled {
+            Status::Cancelled
+        } else {
+            Status::Failed
+        };
+        let pid = slot.reported_pid;
+        let limit = self.job.pools[slot.pool.0].max_tasks_per_child;
+        if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
+            self.retire(w, false);
+        }
+        let speed = &mut self.speeds[unit.function.0];
+        speed.finished += 1;
+        speed.mean_ms += (outcome.duration_ms - speed.mean_ms) / (speed.finished.min(16) as f64);
+        self.unit_done(unit, outcome, status, Some(pid));
+        if cancel_rest && self.terminating {
+            // Cancelled while more units were queued on it: they never run.
+            self.kill_worker(w);
+            self.worker_lost(w, Some(Status::Cancelled));
+        }
+    }
+
+    /// A unit ended: retry it, or record it.
+    pub(super) fn unit_done(
+        &mut self,
+        unit: Unit,
+        outcome: Outcome,
+        status: Status,
+        worker: Option<u32>,
+    ) {
+        let task = self.job.task(unit.task);
+        let retryable = matches!(status, Status::Failed | Status::Timeout | Status::Crashed);
+        if retryable
+            && unit.kind == UnitKind::Main
+            && unit.attempt <= task.retries
+            && !self.stopping
+        {
+            let st = &mut self.tasks[unit.task.0];
+            st.in_flight -= 1;
+            let task_index = unit.task.0;
+            let mut again = unit;
+            again.attempt += 1;
+            st.retry.push_back(again);
+            self.pools[task.pool.0].runnable.insert(task_index);
+            return;
+        }
+        self.record_final(unit, outcome, status, worker);
+    }
+
+    pub(super) fn record_final(
+        &mut self,
+        unit: Unit,
+        outcome: Outcome,
+        status: Status,
+        worker: Option<u32>,
+    ) {
+        let id = unit.task;
+        let task = self.job.task(id);
+        let function = self.job.function(unit.function);
+        let name = match unit.kind {
+            UnitKind::Callback => format!("{}:callback", task.id),
+            UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
+            _ => task.id.clone(),
+        };
+        let error = if status == Status::Ok {
+            None
+        } else {
+            outcome.error.clone().or(Some(status.as_str().to_string()))
+        };
+        let record = Record {
+            task: name,
+            index: unit.index,
+            function: function.name.clone(),
+            args: unit.args.clone(),
+            kwargs: unit.kwargs.clone(),
+            status,
+            value: outcome.value.clone(),
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            error: error.clone(),
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
+            truncated: outcome.truncated,
+            attempts: unit.attempt,
+            worker,
+            started: (outcome.started_ms > 0.0)
+                .then(|| UNIX_EPOCH + Duration::from_secs_f64(outcome.started_ms / 1000.0)),
+            duration_ms: (outcome.started_ms > 0.0).then_some(outcome.duration_ms),
+        };
+        let has_callback = task.callback.is_some() || task.error_callback.is_some();
+        let st = &mut self.tasks[id.0];
+        let last = unit.kind == UnitKind::Main
+            && has_callback
+            && st.exhausted
+            && st.in_flight == 1
+            && st.retry.is_empty();
+        if last {
+            // Held until the callback's record, so that one follows it
+            // directly in completion order too.
+            st.held_last = Some((unit.seq, record));
+        } else {
+            if unit.kind != UnitKind::Main {
+                self.flush_held(id);
+            }
+            self.sink.emit(id.0, unit.seq, record);
+        }
+        let st = &mut self.tasks[id.0];
+        st.in_flight -= 1;
+        st.records += 1;
+        match unit.kind {
+            UnitKind::Main => {
+                if status != Status::Ok {
+                    if !st.failed {
+                        st.first_error = Some(match unit.index {
+                            Some(i) => format!("item {i}: {}", error.unwrap_or_default()),
+                            None => error.unwrap_or_default(),
+                        });
+                    }
+                    st.failed = true;
+                }
+                if st.keep_values {
+                    match unit.index {
+                        Some(i) => {
+                            let i = i as usize;
+                            if st.values.len() <= i {
+                                st.values.resize(i + 1, None);
+                            }
+                            st.values[i] = Some(outcome.value);
+                        }
+                        None => st.value = Some(outcome.value),
+                    }
+                }
+                if status != Status::Ok && status != Status::Cancelled {
+                    self.on_failure(id);
+                }
+                self.check_task_done(id);
+            }
+            UnitKind::Callback | UnitKind::ErrorCallback => {
+                st.callback_pending = false;
+                self.check_task_done(id);
+            }
+            UnitKind::Initializer => {}
+        }
+    }
+
+    /// Writes a task's record held for its callback.
+    pub(super) fn flush_held(&mut self, id: TaskId) {
+        if let Some((seq, record)) = self.tasks[id.0].held_last.take() {
+            self.sink.emit(id.0, seq, record);
+        }
+    }
+
+    /// Applies the failure policy of the failed task's pool.
+    pub(super) fn on_failure(&mut self, id: TaskId) {
+        let policy = self.job.pools[self.job.task(id).pool.0].on_failure;
+        if policy == OnFailure::Continue || self.stopping {
+            return;
+        }
+        self.stopping = true;
+        if policy == OnFailure::Terminate {
+            self.terminating = true;
+            for w in 0..self.workers.len() {
+                if matches!(self.workers[w].state, WorkerState::Busy)
+                    && !self.workers[w].initializing
+                {
+                    self.cancel_worker(w);
+                }
+            }
+        }
+    }
+
+    /// Has a task ended? Then record what follows from it.
+    pub(super) fn check_task_done(&mut self, id: TaskId) {
+        let st = &mut self.tasks[id.0];
+        if let Source::Queue(q) = &st.source {
+            if q.is_empty() && st.producer_done {
+                st.exhausted = true;
+            }
+        }
+        let st = &self.tasks[id.0];
+        if st.phase != Phase::Running || !st.exhausted || st.in_flight > 0 || !st.retry.is_empty() {
+            return;
+        }
+        if st.ok.is_none() {
+            self.task_ended(id);
+        }
+        let st = &self.tasks[id.0];
+        if st.ok.is_some() && !st.callback_pending && st.extra.is_empty() {
+            let st = &mut self.tasks[id.0];
+            st.phase = Phase::Done;
+            let total = st.records;
+            let pool = self.job.task(id).pool.0;
+            self.pools[pool].runnable.remove(&id.0);
+            self.flush_held(id);
+            self.sink.close(id.0, total);
+        }
+    }
+
+    /// All units of a task ended: its value, callbacks and dependents.
+    pub(super) fn task_ended(&mut self, id: TaskId) {
+        let task = self.job.task(id);
+        let st = &mut self.tasks[id.0];
+        let ok = !st.failed && !st.producer_failed;
+        st.ok = Some(ok);
+        if self.interrupted {
+            return;
+        }
+        if st.keep_values && task.map.is_some() {
+            let values = std::mem::take(&mut st.values);
+            st.value = Some(Value::Array(
+                values
+                    .into_iter()
+                    .map(|v| v.unwrap_or(Value::Null))
+                    .collect(),
+            ));
+        }
+        let own_ok = !st.failed;
+        let callback = if own_ok {
+            task.callback.map(|f| (f, UnitKind::Callback))
+        } else {
+            task.error_callback.map(|f| (f, UnitKind::ErrorCallback))
+        };
+        if let Some((f, kind)) = callback {
+            if !self.stopping || kind == UnitKind::ErrorCallback {
+                let arg = if own_ok {
+                    st.value.clone().unwrap_or(Value::Null)
+                } else {
+                    Value::String(st.first_error.clone().unwrap_or_default())
+                };
+                let seq = st.records;
+                st.extra.push_back(Unit {
+                    task: id,
+                    kind,
+                    index: None,
+                    seq,
+                    function: f,
+                    args: vec![arg],
+                    kwargs: Map::new(),
+                    item: None,
+                    attempt: 1,
+                });
+                st.callback_pending = true;
+                self.pools[task.pool.0].runnable.insert(id.0);
+            }
+        }
+        // Stream consumers of this task: no more lines will come.
+        let consumers = self.consumers[id.0].clone();
+        for c in consumers {
+            let cs = &mut self.tasks[c.0];
+            if !ok {
+                cs.producer_failed = true;
+            }
+            cs.producer_done = true;
+            if cs.phase == Phase::Running {
+                self.maybe_retire_task(c);
+            }
+        }
+        self.release_dependents(id, ok);
+    }
+
+    pub(super) fn release_dependents(&mut self, id: TaskId, ok: bool) {
+        let dependents = self.plan.dependents[id.0].clone();
+        for d in dependents {
+            let kind = self.plan.deps[d.0]
+                .iter()
+                .find(|e| e.on == id)
+                .map(|e| e.kind);
+            if kind == Some(EdgeKind::Stream) {
+                if !ok && self.tasks[d.0].phase == Phase::Waiting {
+                    // The producer ended without starting its consumer.
+                    self.skip(d, &self.job.task(id).id.clone());
+                }
+                continue;
+            }
+            if ok {
+                let st = &mut self.tasks[d.0];
+                st.pending = st.pending.saturating_sub(1);
+                self.maybe_start(d);
+            } else if self.tasks[d.0].phase == Phase::Waiting {
+                self.skip(d, &self.job.task(id).id.clone());
+            }
+        }
+    }
+
+    /// A task that will never run because `because` did not end ok.
+    pub(super) fn skip(&mut self, id: TaskId, because: &str) {
+        let error = format!("dependency `{because}` did not end ok");
+        let n = self.not_run_records(id, Status::Skipped, &error);
+        let st = &mut self.tasks[id.0];
+        st.phase = Phase::Done;
+        st.ok = Some(false);
+        st.records = n;
+        self.sink.close(id.0, n);
+        self.release_dependents(id, false);
+    }
+
+    /// Records for a task that never ran: one per item when the items are
+    /// known without running anything, else one without index.
+    pub(super) fn not_run_records(&mut self, id: TaskId, status: Status, error: &str) -> u64 {
+        let task = self.job.task(id);
+        let function = self.job.function(task.function).name.clone();
+        let make = |index: Option<u64>| {
+            Record::not_run(
+                task.id.clone(),
+                index,
+                function.clone(),
+                status,
+                error.to_string(),
+            )
+        };
+        let static_items = match &task.map {
+            Some(src @ (MapSource::Items(_) | MapSource::Range { .. } | MapSource::Product(_))) => {
+                ItemIter::new(src, &self.job.dir).ok()
+            }
+            _ => None,
+        };
+        match static_items {
+            Some(items) => {
+                let mut n = 0;
+                for item in items {
+                    let mut r = make(Some(n));
+                    if let Ok(item) = item {
+                        let (a, k) = item_call(&item, &[], &Map::new());
+                        r.args = a;
+                        r.kwargs = k;
+                    }
+                    self.sink.emit(id.0, n, r);
+                    n += 1;
+                }
+                n
+            }
+            None => {
+                let mut r = make(None);
+                if task.map.is_none() {
+                    r.args = resolved_args(self, id);
+                }
+                self.sink.emit(id.0, 0, r);
+                1
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What must exist before any thread: the shared-values socket, the
+//! environment of tasks, the signal pipe and the fork server.
+
+use std::os::unix::net::UnixListener;
+
+use crate::exec::fork_server::ForkServer;
+use crate::exec::signals::SignalPipe;
+use crate::shared::SharedStore;
+use crate::spec::Job;
+
+/// The engine's resources that must exist before any thread: the fork
+/// server and the shared-values socket.
+pub struct Prepared {
+    pub(super) fork_server: ForkServer,
+    pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
+    pub(super) signals: SignalPipe,
+}
+
+/// Sets up what must exist before any thread: call it first in `run`,
+/// while the process is single-threaded.
+pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
+    let shared = if job.shared.is_empty() {
+        None
+    } else {
+        let dir = crate::shared::SocketDir::create()?;
+        let path = dir.socket_path();
+        let listener = UnixListener::bind(&path)?;
+        listener.set_nonblocking(true)?;
+        // SAFETY: the process is still single-threaded (nothing has been
+        // spawned yet), so changing the environment races with nothing.
+        unsafe { std::env::set_var(crate::shared::ENV_VAR, &path) };
+        Some((SharedStore::new(job.shared.clone()), listener, dir))
+    };
+    if let Ok(exe) = std::env::current_exe() {
+        let dir = exe.parent().map(|d| d.to_path_buf()).unwrap_or_default();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![dir];
+        paths.extend(std::env::split_paths(&path));
+        // SAFETY: as above, single-threaded.
+        unsafe {
+            std::env::set_var("JOBFILE", &exe);
+            if let Ok(joined) = std::env::join_paths(paths) {
+                std::env::set_var("PATH", joined);
+            }
+        }
+    }
+    let signals = SignalPipe::install()?;
+    let fork_server = ForkServer::start()?;
+    Ok(Prepared {
+        fork_server,
+        shared,
+        signals,
+    })
+}

@@ -1,0 +1,151 @@
+//! The engine's bookkeeping: units of work, the state of each task, each
+//! worker and each pool.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Instant, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::exec::protocol::Conn;
+use crate::plan::ItemIter;
+use crate::report::Record;
+use crate::spec::{Arg, FunctionId, Job, PoolId, TaskId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Waiting,
+    Running,
+    Done,
+}
+
+/// What a unit runs for its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UnitKind {
+    Main,
+    Callback,
+    ErrorCallback,
+    Initializer,
+}
+
+/// One call to run.
+#[derive(Debug, Clone)]
+pub(super) struct Unit {
+    pub(super) task: TaskId,
+    pub(super) kind: UnitKind,
+    /// Item index for map items; the record's seq.
+    pub(super) index: Option<u64>,
+    pub(super) seq: u64,
+    pub(super) function: FunctionId,
+    pub(super) args: Vec<Value>,
+    pub(super) kwargs: Map<String, Value>,
+    pub(super) item: Option<Value>,
+    pub(super) attempt: u32,
+}
+
+pub(super) enum Source {
+    None,
+    Single(bool),
+    Iter(ItemIter),
+    Queue(VecDeque<Value>),
+}
+
+pub(super) struct TaskState {
+    pub(super) phase: Phase,
+    pub(super) pending: usize,
+    pub(super) stream_started: bool,
+    pub(super) source: Source,
+    pub(super) exhausted: bool,
+    pub(super) next_index: u64,
+    pub(super) retry: VecDeque<Unit>,
+    pub(super) extra: VecDeque<Unit>,
+    pub(super) in_flight: u64,
+    pub(super) records: u64,
+    pub(super) failed: bool,
+    pub(super) first_error: Option<String>,
+    pub(super) keep_values: bool,
+    pub(super) values: Vec<Option<Value>>,
+    pub(super) value: Option<Value>,
+    pub(super) ok: Option<bool>,
+    pub(super) callback_pending: bool,
+    pub(super) producer_failed: bool,
+    /// The stream producer has ended: no more lines will come.
+    pub(super) producer_done: bool,
+    pub(super) has_stream_consumers: bool,
+    /// The task's last record, held until its callback's record.
+    pub(super) held_last: Option<(u64, Record)>,
+}
+
+/// Durations of a function's units (ms, moving average): a function whose
+/// units are quick may have several queued on one worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Speed {
+    pub(super) finished: u64,
+    pub(super) mean_ms: f64,
+}
+
+pub(super) enum WorkerState {
+    Starting,
+    Idle,
+    Busy,
+    Dead,
+}
+
+pub(super) struct WorkerSlot {
+    /// The process the engine controls: the worker itself, or the `srun`
+    /// that runs it as a Slurm step.
+    pub(super) pid: u32,
+    /// The worker's own pid, as it reported it (on a node for Slurm).
+    pub(super) reported_pid: u32,
+    /// The `srun` of a Slurm worker, reaped by the engine.
+    pub(super) step: Option<std::process::Child>,
+    pub(super) pool: PoolId,
+    pub(super) conn: Conn,
+    pub(super) state: WorkerState,
+    /// Units sent in the current dispatch, not yet done.
+    pub(super) units: VecDeque<u64>,
+    pub(super) pgid: Option<i32>,
+    pub(super) deadline: Option<Instant>,
+    pub(super) tasks_run: u64,
+    pub(super) initializing: bool,
+    pub(super) retiring: bool,
+    /// Reading paused: a stream consumer is behind.
+    pub(super) paused: bool,
+    /// When the unit at the head of `units` started (wall clock, monotonic).
+    pub(super) current: Option<(SystemTime, Instant)>,
+}
+
+pub(super) struct PoolState {
+    pub(super) size: usize,
+    pub(super) live: usize,
+    pub(super) init_failures: u32,
+    pub(super) gave_up: Option<String>,
+    pub(super) runnable: BTreeSet<usize>,
+}
+
+/// Stream lines buffered per consumer before the producer is held back.
+pub(super) const STREAM_HIGH_WATER: usize = 1024;
+
+/// Units of a quick function queued on one worker at most.
+pub(super) const PREFETCH: usize = 16;
+
+pub(super) fn resolve(job: &Job, tasks: &[TaskState], args: &[Arg]) -> Vec<Value> {
+    args.iter().map(|a| resolve_one(job, tasks, a)).collect()
+}
+
+pub(super) fn resolve_kw(
+    job: &Job,
+    tasks: &[TaskState],
+    kwargs: &[(String, Arg)],
+) -> Map<String, Value> {
+    kwargs
+        .iter()
+        .map(|(k, a)| (k.clone(), resolve_one(job, tasks, a)))
+        .collect()
+}
+
+pub(super) fn resolve_one(_job: &Job, tasks: &[TaskState], a: &Arg) -> Value {
+    match a {
+        Arg::Value(v) => v.clone(),
+        Arg::Result(id) => tasks[id.0].value.clone().unwrap_or(Value::Null),
+    }
+}

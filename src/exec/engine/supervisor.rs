@@ -1,0 +1,448 @@
+//! The supervisor loop: one thread that owns the workers' connections, the
+//! signals, the timers, the shared values and the records' way out.
+//!
+//! Tasks become *units* (a call, a map item or a callback), units are sent
+//! to idle workers of their pool in submission order, and each outcome
+//! becomes a record. Nothing here formats output: records go to the
+//! [`Sink`].
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use super::prepare::Prepared;
+use super::state::*;
+use crate::exec::fork_server::{ForkServer, WorkerExit};
+use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
+use crate::exec::signals::SignalPipe;
+use crate::exec::slurm::Allocation;
+use crate::plan::{EdgeKind, Plan};
+use crate::report::{Record, Sink, Status};
+use crate::shared::{SharedStore, handle_line};
+use crate::spec::{Job, TaskId};
+
+/// Options of a run beyond the job file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides the default pool's size.
+    pub jobs: Option<usize>,
+    /// Copy task output to stderr as it comes.
+    pub live: bool,
+    /// Tasks whose records are kept from an earlier run (`--resume`).
+    pub keep: HashMap<TaskId, Vec<Record>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every task ran (or was skipped/cancelled by policy).
+    Completed,
+    /// Stopped by a signal.
+    Signalled(Signal),
+}
+
+/// What the run left: how it ended and the counts by status.
+pub struct RunReport {
+    pub end: RunEnd,
+    pub counts: [u64; 6],
+    pub write_error: Option<std::io::Error>,
+}
+
+/// Runs a checked job to the end; records go to `sink`.
+pub fn run(job: &Job, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunReport {
+    let plan = Plan::new(job);
+    let mut e = Engine::new(job, plan, prepared, sink, opts);
+    e.start();
+    let end = e.main_loop();
+    e.finish(end)
+}
+
+pub(super) struct Engine<'a> {
+    pub(super) job: &'a Job,
+    pub(super) plan: Plan,
+    pub(super) fs: ForkServer,
+    pub(super) signals: SignalPipe,
+    pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
+    pub(super) clients: Vec<(UnixStream, Vec<u8>)>,
+    pub(super) sink: Sink,
+    pub(super) opts: RunOptions,
+    pub(super) tasks: Vec<TaskState>,
+    pub(super) pools: Vec<PoolState>,
+    pub(super) workers: Vec<WorkerSlot>,
+    pub(super) units: HashMap<u64, (Unit, usize)>,
+    pub(super) next_unit: u64,
+    pub(super) stopping: bool,
+    /// Running units are being killed (terminate policy, or a signal).
+    pub(super) terminating: bool,
+    /// Stopped by a signal: nothing follows from what ends now.
+    pub(super) interrupted: bool,
+    pub(super) exits: HashMap<u32, WorkerExit>,
+    pub(super) consumers: Vec<Vec<TaskId>>,
+    pub(super) speeds: Vec<Speed>,
+    /// Slurm allocations, by pool.
+    pub(super) allocations: HashMap<usize, Allocation>,
+    /// `srun`s of retired Slurm workers, reaped at the end.
+    pub(super) ended_steps: Vec<std::process::Child>,
+}
+
+impl<'a> Engine<'a> {
+    pub(super) fn new(
+        job: &'a Job,
+        plan: Plan,
+        prepared: Prepared,
+        sink: Sink,
+        opts: RunOptions,
+    ) -> Engine<'a> {
+        let cpus = nix::sched::sched_getaffinity(Pid::from_raw(0))
+            .map(|set| {
+                (0..nix::sched::CpuSet::count())
+                    .filter(|&i| set.is_set(i).unwrap_or(false))
+                    .count()
+            })
+            .unwrap_or(1)
+            .max(1);
+        let pools = job
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PoolState {
+                size: if i == 0 {
+                    opts.jobs.or(p.processes)
+                } else {
+                    p.processes
+                }
+                .unwrap_or(cpus)
+                .max(1),
+                live: 0,
+                init_failures: 0,
+                gave_up: None,
+                runnable: BTreeSet::new(),
+            })
+            .collect();
+        let mut consumers = vec![Vec::new(); job.tasks.len()];
+        for (i, t) in job.tasks.iter().enumerate() {
+            if let Some(p) = t.stream_source() {
+                consumers[p.0].push(TaskId(i));
+            }
+        }
+        let tasks = job
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let needs_value = t.callback.is_some()
+                    || plan.dependents[i].iter().any(|d| {
+                        plan.deps[d.0]
+                            .iter()
+                            .any(|e| e.on.0 == i && e.kind == EdgeKind::Result)
+                    });
+                TaskState {
+                    phase: Phase::Waiting,
+                    pending: plan.deps[i]
+                        .iter()
+                        .filter(|e| e.kind != EdgeKind::Stream)
+                        .count(),
+                    stream_started: t.stream_source().is_none(),
+                    source: Source::None,
+                    exhausted: false,
+                    next_index: 0,
+                    retry: VecDeque::new(),
+                    extra: VecDeque::new(),
+                    in_flight: 0,
+                    records: 0,
+                    failed: false,
+                    first_error: None,
+                    keep_values: needs_value,
+                    values: Vec::new(),
+                    value: None,
+                    ok: None,
+                    callback_pending: false,
+                    producer_failed: false,
+                    producer_done: false,
+                    held_last: None,
+                    has_stream_consumers: !consumers[i].is_empty(),
+                }
+            })
+            .collect();
+        Engine {
+            job,
+            plan,
+            fs: prepared.fork_server,
+            signals: prepared.signals,
+            shared: prepared.shared,
+            clients: Vec::new(),
+            sink,
+            opts,
+            tasks,
+            pools,
+            workers: Vec::new(),
+            units: HashMap::new(),
+            next_unit: 0,
+            stopping: false,
+            terminating: false,
+            interrupted: false,
+            exits: HashMap::new(),
+            consumers,
+            speeds: vec![Speed::default(); job.functions.len()],
+            allocations: HashMap::new(),
+            ended_steps: Vec::new(),
+        }
+    }
+
+    pub(super) fn start(&mut self) {
+        // Kept tasks are done before any of them releases its dependents, so
+        // a kept dependent is never started as well.
+        let mut kept: Vec<(TaskId, Vec<Record>)> =
+            std::mem::take(&mut self.opts.keep).into_iter().collect();
+        kept.sort_by_key(|(id, _)| *id);
+        for (id, _) in &kept {
+            self.tasks[id.0].phase = Phase::Done;
+        }
+        for (id, records) in kept {
+            self.keep_task(id, records);
+        }
+        for i in 0..self.tasks.len() {
+            self.maybe_start(TaskId(i));
+        }
+    }
+
+    pub(super) fn main_loop(&mut self) -> RunEnd {
+        loop {
+            if let Some(sig) = self.signals.take() {
+                return RunEnd::Signalled(sig);
+            }
+            self.schedule();
+            self.flush_workers();
+            if self.all_done() {
+                return RunEnd::Completed;
+            }
+            self.poll_once();
+        }
+    }
+
+    /// Nothing runs and, after [`Engine::schedule`], nothing could start:
+    /// every task has ended, or the rest is held back by the stop policy.
+    pub(super) fn all_done(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    pub(super) fn poll_once(&mut self) {
+        self.sink.flush();
+        self.sink.running(self.units.len());
+        let timeout = self
+            .workers
+            .iter()
+            .filter_map(|w| w.deadline)
+            .min()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = match timeout {
+            Some(t) => PollTimeout::try_from(t.as_millis().min(60_000) as i32 + 1)
+                .unwrap_or(PollTimeout::NONE),
+            None => PollTimeout::from(1000u16),
+        };
+        // Descriptors are borrowed for the poll only; indexes map back.
+        let mut which: Vec<(u8, usize)> = Vec::new();
+        let ready: Vec<(u8, usize, PollFlags)> = {
+            let mut fds: Vec<PollFd<'_>> = Vec::new();
+            fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
+            which.push((0, 0));
+            fds.push(PollFd::new(self.fs.exits_fd(), PollFlags::POLLIN));
+            which.push((1, 0));
+            if let Some((_, listener, _)) = &self.shared {
+                fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
+                which.push((2, 0));
+            }
+            for (i, (c, _)) in self.clients.iter().enumerate() {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+                which.push((3, i));
+            }
+            for (i, w) in self.workers.iter().enumerate() {
+                if matches!(w.state, WorkerState::Dead) {
+                    continue;
+                }
+                // Input and output may be one socket or two pipes.
+                if let (true, Some(fd)) = (w.conn.wants_write(), w.conn.write_fd()) {
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                    which.push((4, i));
+                }
+                if let (false, Some(fd)) = (w.paused, w.conn.read_fd()) {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    which.push((4, i));
+                }
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => {}
+            }
+            fds.iter()
+                .zip(which.iter())
+                .filter_map(|(fd, &(k, i))| {
+                    let r = fd.revents().unwrap_or(PollFlags::empty());
+                    (!r.is_empty()).then_some((k, i, r))
+                })
+                .collect()
+        };
+        for (kind, i, flags) in ready {
+            match kind {
+                1 => {
+                    for ex in self.fs.read_exits() {
+                        let live = self
+                            .workers
+                            .iter()
+                            .any(|w| w.pid == ex.pid && !matches!(w.state, WorkerState::Dead));
+                        if live {
+                            self.exits.insert(ex.pid, ex);
+                        }
+                    }
+                }
+                2 => self.accept_clients(),
+                3 => self.serve_client(i),
+                4 => {
+                    if flags.contains(PollFlags::POLLOUT) {
+                        let _ = self.workers[i].conn.flush();
+                    }
+                    if flags.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                    {
+                        self.read_worker(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.clients
+            .retain(|(_, buf)| buf.as_slice() != b"\0closed");
+        self.check_deadlines();
+    }
+
+    pub(super) fn accept_clients(&mut self) {
+        let Some((_, listener, _)) = &self.shared else {
+            return;
+        };
+        while let Ok((stream, _)) = listener.accept() {
+            if stream.set_nonblocking(true).is_ok() {
+                self.clients.push((stream, Vec::new()));
+            }
+        }
+    }
+
+    pub(super) fn serve_client(&mut self, i: usize) {
+        let Some((store, _, _)) = &mut self.shared else {
+            return;
+        };
+        let (stream, buf) = &mut self.clients[i];
+        let mut chunk = [0u8; 4096];
+        let closed = loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                Err(_) => break true,
+            }
+        };
+        if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let reply = handle_line(store, &buf[..nl]);
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.write_all(&reply);
+            *buf = b"\0closed".to_vec();
+        } else if closed {
+            *buf = b"\0closed".to_vec();
+        }
+    }
+
+    pub(super) fn read_worker(&mut self, w: usize) {
+        let alive = self.workers[w].conn.fill().unwrap_or(false);
+        loop {
+            let frame: FromWorker = match self.workers[w].conn.next_frame() {
+                Some(Ok(f)) => f,
+                Some(Err(_)) => continue,
+                None => break,
+            };
+            self.on_frame(w, frame);
+            if matches!(self.workers[w].state, WorkerState::Dead) {
+                return;
+            }
+        }
+        if !alive {
+            self.worker_lost(w, None);
+        }
+    }
+
+    pub(super) fn on_frame(&mut self, w: usize, frame: FromWorker) {
+        match frame {
+            FromWorker::Ready { pid } => self.workers[w].reported_pid = pid,
+            FromWorker::Spawned { pgid, .. } => self.workers[w].pgid = Some(pgid),
+            FromWorker::Line { unit, stream, line } => self.on_line(w, unit, stream, line),
+            FromWorker::Shared { op } => {
+                let (ok, error) = match &mut self.shared {
+                    Some((store, _, _)) => match store.apply(&op) {
+                        Ok(v) => (Some(v), None),
+                        Err(e) => (None, Some(e.to_string())),
+                    },
+                    None => (
+                        None,
+                        Some("this job declares no [shared] values".to_string()),
+                    ),
+                };
+                let conn = &mut self.workers[w].conn;
+                conn.queue(&ToWorker::SharedReply { ok, error });
+                let _ = conn.flush();
+            }
+            FromWorker::Done { unit, outcome } => self.on_done(w, unit, outcome),
+        }
+    }
+
+    pub(super) fn on_line(&mut self, w: usize, unit: u64, stream: LineStream, line: String) {
+        let Some((u, _)) = self.units.get(&unit) else {
+            return;
+        };
+        let task = u.task;
+        if self.opts.live && u.kind != UnitKind::Initializer {
+            let id = &self.job.task(task).id;
+            let label = match u.index {
+                Some(i) => format!("{id}[{i}]"),
+                None => id.clone(),
+            };
+            let mark = if stream == LineStream::Err { "!" } else { "" };
+            eprintln!("[{label}]{mark} {line}");
+        }
+        if stream == LineStream::Out && u.kind == UnitKind::Main {
+            let consumers = self.consumers[task.0].clone();
+            let mut behind = false;
+            for c in consumers {
+                if let Source::Queue(q) = &mut self.tasks[c.0].source {
+                    q.push_back(Value::String(line.clone()));
+                    behind |= q.len() >= STREAM_HIGH_WATER && self.tasks[c.0].in_flight > 0;
+                }
+            }
+            // Back-pressure: stop reading the producer while its consumers
+            // are behind; the producer then blocks on its pipe.
+            self.workers[w].paused = behind;
+        }
+    }
+
+    pub(super) fn check_deadlines(&mut self) {
+        let now = Instant::now();
+        for w in 0..self.workers.len() {
+            let slot = &self.workers[w];
+            if matches!(slot.state, WorkerState::Dead) {
+                continue;
+            }
+            if slot.deadline.is_some_and(|d| d <= now) {
+                let status = if slot.retiring {
+                    Status::Cancelled
+                } else {
+                    Status::Timeout
+                };
+                self.kill_worker(w);
+                self.worker_lost(w, Some(status));
+            }
+        }
+    }
+}

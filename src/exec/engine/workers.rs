@@ -1,0 +1,411 @@
+//! Worker processes: starting them (forked or as Slurm steps), stopping
+//! them, and what happens to their units when one is lost.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use super::state::*;
+use super::supervisor::Engine;
+use crate::exec::fork_server::WorkerExit;
+use crate::exec::invocation::invocation;
+use crate::exec::protocol::{Call, Conn, Invocation, Outcome, ToWorker};
+use crate::exec::slurm::{Allocation, SlurmRequest, default_worker_binary};
+use crate::exec::worker::{GRACE, signal_name};
+use crate::report::Status;
+use crate::spec::{Backend, PoolId, TaskId};
+
+impl Engine<'_> {
+    /// Starts a worker: forked by the fork server, or a Slurm step.
+    pub(super) fn launch(
+        &mut self,
+        pool: PoolId,
+    ) -> Result<(u32, Conn, Option<std::process::Child>), String> {
+        let spec = &self.job.pools[pool.0];
+        if spec.backend != Backend::Slurm {
+            let spawned = self
+                .fs
+                .spawn()
+                .map_err(|e| format!("cannot start a worker: {e}"))?;
+            let conn = Conn::new(spawned.conn, None).map_err(|e| e.to_string())?;
+            return Ok((spawned.pid, conn, None));
+        }
+        if !self.allocations.contains_key(&pool.0) {
+            let request = SlurmRequest {
+                partition: spec.slurm.partition.clone(),
+                nodes: spec.slurm.nodes,
+                time: spec.slurm.time.clone(),
+                tasks: self.pools[pool.0].size,
+                job_name: format!("jobfile-{}", self.job.name),
+            };
+            let alloc = Allocation::request(&request)
+                .map_err(|e| format!("no Slurm allocation for pool `{}`: {e}", spec.name))?;
+            self.allocations.insert(pool.0, alloc);
+        }
+        let binary = match &spec.slurm.worker_binary {
+            Some(p) => p.clone(),
+            None => default_worker_binary().map_err(|e| format!("cannot find jobfile: {e}"))?,
+        };
+        let alloc = self
+            .allocations
+            .get(&pool.0)
+            .ok_or_else(|| "the Slurm allocation is gone".to_string())?;
+        let step = alloc
+            .spawn_step(&binary)
+            .map_err(|e| format!("cannot start a Slurm step: {e}"))?;
+        let conn = Conn::new(step.stdout, Some(step.stdin)).map_err(|e| e.to_string())?;
+        Ok((step.child.id(), conn, Some(step.child)))
+    }
+
+    pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<usize> {
+        let (pid, conn, step) = match self.launch(pool) {
+            Ok(l) => l,
+            Err(e) => {
+                self.pool_gives_up(pool, e);
+                return None;
+            }
+        };
+        let slot = WorkerSlot {
+            pid,
+            reported_pid: pid,
+            step,
+            pool,
+            conn,
+            state: WorkerState::Starting,
+            units: VecDeque::new(),
+            pgid: None,
+            deadline: None,
+            tasks_run: 0,
+            initializing: false,
+            retiring: false,
+            paused: false,
+            current: None,
+        };
+        let w = match self
+            .workers
+            .iter()
+            .position(|w| matches!(w.state, WorkerState::Dead))
+        {
+            Some(i) => {
+                self.workers[i] = slot;
+                i
+            }
+            None => {
+                self.workers.push(slot);
+                self.workers.len() - 1
+            }
+        };
+        self.pools[pool.0].live += 1;
+        self.workers[w].state = WorkerState::Idle;
+        if let Some(init) = &self.job.pools[pool.0].initializer {
+            let unit = Unit {
+                task: TaskId(usize::MAX),
+                kind: UnitKind::Initializer,
+                index: None,
+                seq: 0,
+                function: init.function,
+                args: init.args.clone(),
+                kwargs: init.kwargs.clone(),
+                item: None,
+                attempt: 1,
+            };
+            let function = self.job.function(init.function);
+            let inv = match &function.kind {
+                crate::spec::FunctionKind::Builtin(name) => Invocation::Builtin {
+                    name: name.clone(),
+                    args: unit.args.clone(),
+                    kwargs: unit.kwargs.clone(),
+                },
+                _ => {
+                    let fake = crate::spec::Task {
+                        id: String::new(),
+                        function: init.function,
+                        args: Vec::new(),
+                        kwargs: Vec::new(),
+                        mode: Default::default(),
+                        after: Vec::new(),
+                        map: None,
+                        chunksize: 1,
+                        inputs: Vec::new(),
+                        pool,
+                        callback: None,
+                        error_callback: None,
+                        timeout: function.timeout,
+                        retries: 0,
+                        env: function.env.clone(),
+                        cwd: function.cwd.clone(),
+                    };
+                    match invocation(
+                        self.job,
+                        &fake,
+                        function,
+                        &unit.args,
+                        &unit.kwargs,
+                        None,
+                        false,
+                    ) {
+                        Ok(inv) => inv,
+                        Err(e) => {
+                            self.pool_gives_up(pool, format!("the initializer cannot run: {e}"));
+                            return None;
+                        }
+                    }
+                }
+            };
+            let n = self.next_unit;
+            self.next_unit += 1;
+            self.units.insert(n, (unit, w));
+            let slot = &mut self.workers[w];
+            slot.initializing = true;
+            slot.state = WorkerState::Busy;
+            slot.units = VecDeque::from([n]);
+            slot.conn.queue(&ToWorker::Run {
+                calls: vec![Call {
+                    unit: n,
+                    invocation: inv,
+                }],
+            });
+            let _ = slot.conn.flush();
+        }
+        Some(w)
+    }
+
+    /// Three failed initializer starts in a row: the pool's tasks fail.
+    pub(super) fn pool_gives_up(&mut self, pool: PoolId, error: String) {
+        self.pools[pool.0].gave_up = Some(error.clone());
+        let ids: Vec<usize> = self.pools[pool.0].runnable.iter().copied().collect();
+        for i in ids {
+            let id = TaskId(i);
+            loop {
+                let Some(unit) = self.next_unit(id) else {
+                    break;
+                };
+                self.tasks[i].in_flight += 1;
+                let outcome = Outcome {
+                    error: Some(error.clone()),
+                    ..Outcome::default()
+                };
+                self.record_final(unit, outcome, Status::Failed, None);
+            }
+            self.maybe_retire_task(id);
+        }
+    }
+
+    /// Stops what a worker runs: cancel frame and TERM to the command's
+    /// group now; the deadline kills the worker if it does not answer.
+    pub(super) fn cancel_worker(&mut self, w: usize) {
+        let slot = &mut self.workers[w];
+        slot.conn.queue(&ToWorker::Cancel);
+        let _ = slot.conn.flush();
+        if let Some(pgid) = slot.pgid {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+        }
+        let builtin = slot.units.iter().any(|u| {
+            self.units.get(u).is_some_and(|(unit, _)| {
+                matches!(
+                    self.job.function(unit.function).kind,
+                    crate::spec::FunctionKind::Builtin(_)
+                )
+            })
+        });
+        let soon = Instant::now()
+            + if builtin {
+                Duration::ZERO
+            } else {
+                GRACE + Duration::from_millis(500)
+            };
+        let slot = &mut self.workers[w];
+        slot.deadline = Some(slot.deadline.map_or(soon, |d| d.min(soon)));
+        slot.retiring = true;
+    }
+
+    pub(super) fn kill_worker(&mut self, w: usize) {
+        let slot = &self.workers[w];
+        if let Some(pgid) = slot.pgid {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+        // srun passes SIGTERM on as the end of its step, within
+        // milliseconds; a SIGKILL would hold the step's CPU for seconds.
+        let signal = if slot.step.is_some() {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGKILL
+        };
+        let _ = kill(Pid::from_raw(slot.pid as i32), signal);
+    }
+
+    /// A worker is gone (or was killed): its units end as `status`, or as
+    /// `crashed` with the worker's signal.
+    pub(super) fn worker_lost(&mut self, w: usize, status: Option<Status>) {
+        let pid = self.workers[w].pid;
+        if let Some(pgid) = self.workers[w].pgid {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+        let exit = match self.workers[w].step.take() {
+            Some(child) => self.wait_step(child),
+            None => self.wait_exit(pid),
+        };
+        let slot = &mut self.workers[w];
+        slot.state = WorkerState::Dead;
+        let units: Vec<u64> = slot.units.drain(..).collect();
+        let pool = slot.pool;
+        let began = slot.current.take();
+        self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
+        let signal = exit.and_then(|e| e.signal());
+        let mut requeue: Vec<Unit> = Vec::new();
+        for (pos, n) in units.into_iter().enumerate() {
+            let Some((unit, _)) = self.units.remove(&n) else {
+                continue;
+            };
+            if pos > 0 && status != Some(Status::Cancelled) && unit.kind != UnitKind::Initializer {
+                // Queued behind the unit that was running: it never
+                // started, so it goes back to its task as it was.
+                self.tasks[unit.task.0].in_flight -= 1;
+                requeue.push(unit);
+                continue;
+            }
+            if unit.kind == UnitKind::Initializer {
+                self.pools[pool.0].init_failures += 1;
+                if self.pools[pool.0].init_failures >= 3 {
+                    self.pool_gives_up(pool, "the pool's initializer crashed its worker".into());
+                }
+                continue;
+            }
+            let task = self.job.task(unit.task);
+            let (status, error) = match status {
+                Some(Status::Timeout) => (
+                    Status::Timeout,
+                    format!(
+                        "timed out after {}",
+                        humantime::format_duration(task.timeout.unwrap_or_default())
+                    ),
+                ),
+                Some(s) => (s, "cancelled".to_string()),
+                None => (
+                    Status::Crashed,
+                    match (signal, exit.and_then(|e| e.code())) {
+                        (Some(s), _) => {
+                            format!("the worker died: killed by signal {s} ({})", signal_name(s))
+                        }
+                        (None, Some(c)) => format!("the worker died: exited with code {c}"),
+                        _ => "the worker died".to_string(),
+                    },
+                ),
+            };
+            let (started_ms, duration_ms) = match began {
+                Some((wall, clock)) if pos == 0 => (
+                    wall.duration_since(UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+                    clock.elapsed().as_secs_f64() * 1000.0,
+                ),
+                _ => (0.0, 0.0),
+            };
+            let outcome = Outcome {
+                error: Some(error),
+                signal: if status == Status::Crashed {
+                    signal
+                } else {
+                    None
+                },
+                started_ms,
+                duration_ms,
+                ..Outcome::default()
+            };
+            self.unit_done(unit, outcome, status, Some(pid));
+        }
+        for unit in requeue.into_iter().rev() {
+            let id = unit.task;
+            let st = &mut self.tasks[id.0];
+            match unit.kind {
+                UnitKind::Main => st.retry.push_front(unit),
+                _ => st.extra.push_front(unit),
+            }
+            self.pools[self.job.task(id).pool.0].runnable.insert(id.0);
+        }
+    }
+
+    /// The exit status of a Slurm worker's `srun`, waiting briefly.
+    pub(super) fn wait_step(&mut self, mut child: std::process::Child) -> Option<WorkerExit> {
+        use std::os::unix::process::ExitStatusExt;
+        let until = Instant::now() + Duration::from_millis(500);
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    return Some(WorkerExit {
+                        pid: child.id(),
+                        status: status.into_raw(),
+                    });
+                }
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    self.ended_steps.push(child);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The exit status of a worker, waiting briefly for the fork server's
+    /// report (it reaps the worker a moment after its socket closes).
+    pub(super) fn wait_exit(&mut self, pid: u32) -> Option<WorkerExit> {
+        let until = Instant::now() + Duration::from_millis(500);
+        loop {
+            for ex in self.fs.read_exits() {
+                self.exits.insert(ex.pid, ex);
+            }
+            if let Some(ex) = self.exits.remove(&pid) {
+                return Some(ex);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            let mut fds = [PollFd::new(self.fs.exits_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(50u16));
+        }
+    }
+
+    /// Closes a worker's socket so it exits (max_tasks_per_child, a failed
+    /// initializer); a new worker takes its place when there is work.
+    pub(super) fn retire(&mut self, w: usize, kill_it: bool) {
+        let slot = &mut self.workers[w];
+        if kill_it {
+            let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
+        }
+        slot.state = WorkerState::Dead;
+        let pool = slot.pool;
+        slot.conn.close();
+        if let Some(child) = slot.step.take() {
+            self.ended_steps.push(child);
+        }
+        self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
+    }
+
+    /// Reaps the `srun`s of Slurm workers (their stdin is closed, so their
+    /// steps end) and gives the allocations back.
+    pub(super) fn end_slurm(&mut self) {
+        let until = Instant::now() + Duration::from_secs(2);
+        for mut child in self.ended_steps.drain(..) {
+            loop {
+                match child.try_wait() {
+                    Ok(None) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        for (_, mut alloc) in self.allocations.drain() {
+            if let Err(e) = alloc.release() {
+                eprintln!("warning: releasing the Slurm allocation: {e}");
+            }
+        }
+    }
+}
