@@ -192,7 +192,8 @@ fn dry_run(job: &Job) -> ExitCode {
                     item: Option<&serde_json::Value>,
                     a: &[serde_json::Value],
                     k: &serde_json::Map<String, serde_json::Value>| {
-            match exec::invocation(job, task, function, a, k, item, false) {
+            let setting = exec::Setting::of_task(task, function, false);
+            match exec::invocation(job, function, a, k, item, &setting) {
                 Ok(inv) => format!("{label}: {}", exec::describe(&inv)),
                 Err(e) => format!("{label}: error: {e}"),
             }

@@ -2,33 +2,65 @@
 //! [`Invocation`] a worker runs: placeholders filled, shell args passed as
 //! `"$1"`..., kwargs as `JOBFILE_ARG_<NAME>`.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use super::protocol::Invocation;
 use crate::spec::template::{Bindings, value_text};
 use crate::spec::{Function, FunctionKind, Job, Task};
 
+/// Where and how a call runs, beyond its function and arguments.
+pub struct Setting<'a> {
+    /// Extra environment (the function's, with the task's on top).
+    pub env: &'a BTreeMap<String, String>,
+    /// Working folder; `None` for the job file's folder.
+    pub cwd: Option<&'a Path>,
+    pub timeout: Option<Duration>,
+    /// Send each output line as it comes (`--live`, stream producers).
+    pub forward_lines: bool,
+}
+
+impl<'a> Setting<'a> {
+    /// The setting of a task's calls.
+    pub fn of_task(task: &'a Task, function: &'a Function, forward_lines: bool) -> Setting<'a> {
+        Setting {
+            env: &task.env,
+            cwd: task.cwd.as_deref().or(function.cwd.as_deref()),
+            timeout: task.timeout,
+            forward_lines,
+        }
+    }
+
+    /// The setting of a call outside any task (a pool's initializer).
+    pub fn of_function(function: &'a Function) -> Setting<'a> {
+        Setting {
+            env: &function.env,
+            cwd: function.cwd.as_deref(),
+            timeout: function.timeout,
+            forward_lines: false,
+        }
+    }
+}
+
 /// Builds the invocation of `function` with these arguments.
 pub fn invocation(
     job: &Job,
-    task: &Task,
     function: &Function,
     args: &[Value],
     kwargs: &Map<String, Value>,
     item: Option<&Value>,
-    forward_lines: bool,
+    setting: &Setting<'_>,
 ) -> Result<Invocation, String> {
-    let cwd = task
-        .cwd
-        .clone()
-        .or_else(|| function.cwd.clone())
-        .unwrap_or_else(|| job.dir.clone());
-    let mut env: Vec<(String, String)> = task
+    let cwd = setting.cwd.unwrap_or(&job.dir);
+    let mut env: Vec<(String, String)> = setting
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let timeout_ms = task
+    let timeout_ms = setting
         .timeout
         .map(|t| t.as_millis().min(u64::MAX as u128) as u64);
     let argv = match &function.kind {
@@ -71,7 +103,7 @@ pub fn invocation(
         cwd: Some(cwd.to_string_lossy().into_owned()),
         timeout_ms,
         returns: function.returns,
-        forward_lines,
+        forward_lines: setting.forward_lines,
     })
 }
 

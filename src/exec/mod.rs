@@ -15,4 +15,4 @@ mod signals;
 pub mod slurm;
 
 pub use engine::{Prepared, RunEnd, RunOptions, RunReport, prepare, run};
-pub use invocation::{describe, invocation};
+pub use invocation::{Setting, describe, invocation};

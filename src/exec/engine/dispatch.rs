@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::invocation::invocation;
+use crate::exec::invocation::{Setting, invocation};
 use crate::exec::protocol::{Call, Outcome, ToWorker};
 use crate::exec::worker::GRACE;
 use crate::plan::{ItemIter, item_call, items_of_value};
@@ -409,14 +409,14 @@ impl Engine<'_> {
         let function = self.job.function(unit.function);
         let forward = self.opts.live
             || (unit.kind == UnitKind::Main && self.tasks[unit.task.0].has_stream_consumers);
+        let setting = Setting::of_task(task, function, forward);
         let inv = match invocation(
             self.job,
-            task,
             function,
             &unit.args,
             &unit.kwargs,
             unit.item.as_ref(),
-            forward,
+            &setting,
         ) {
             Ok(inv) => inv,
             Err(e) => {

@@ -11,8 +11,8 @@ use nix::unistd::Pid;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::WorkerExit;
-use crate::exec::invocation::invocation;
-use crate::exec::protocol::{Call, Conn, Invocation, Outcome, ToWorker};
+use crate::exec::invocation::{Setting, invocation};
+use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
 use crate::exec::slurm::{Allocation, SlurmRequest, default_worker_binary};
 use crate::exec::worker::{GRACE, signal_name};
 use crate::report::Status;
@@ -113,46 +113,13 @@ impl Engine<'_> {
                 attempt: 1,
             };
             let function = self.job.function(init.function);
-            let inv = match &function.kind {
-                crate::spec::FunctionKind::Builtin(name) => Invocation::Builtin {
-                    name: name.clone(),
-                    args: unit.args.clone(),
-                    kwargs: unit.kwargs.clone(),
-                },
-                _ => {
-                    let fake = crate::spec::Task {
-                        id: String::new(),
-                        function: init.function,
-                        args: Vec::new(),
-                        kwargs: Vec::new(),
-                        mode: Default::default(),
-                        after: Vec::new(),
-                        map: None,
-                        chunksize: 1,
-                        inputs: Vec::new(),
-                        pool,
-                        callback: None,
-                        error_callback: None,
-                        timeout: function.timeout,
-                        retries: 0,
-                        env: function.env.clone(),
-                        cwd: function.cwd.clone(),
-                    };
-                    match invocation(
-                        self.job,
-                        &fake,
-                        function,
-                        &unit.args,
-                        &unit.kwargs,
-                        None,
-                        false,
-                    ) {
-                        Ok(inv) => inv,
-                        Err(e) => {
-                            self.pool_gives_up(pool, format!("the initializer cannot run: {e}"));
-                            return None;
-                        }
-                    }
+            let setting = Setting::of_function(function);
+            let inv = match invocation(self.job, function, &unit.args, &unit.kwargs, None, &setting)
+            {
+                Ok(inv) => inv,
+                Err(e) => {
+                    self.pool_gives_up(pool, format!("the initializer cannot run: {e}"));
+                    return None;
                 }
             };
             let n = self.next_unit;
