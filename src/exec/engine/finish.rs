@@ -100,81 +100,52 @@ impl Engine<'_> {
             Phase::Running => {
                 let task = self.job.task(id);
                 let function = self.job.function(task.function).name.clone();
-                let st = &mut self.tasks[id.0];
-                let mut pending: Vec<Unit> = st.retry.drain(..).collect();
-                pending.extend(st.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
-                for u in pending {
-                    let mut r = Record::not_run(
-                        task.id.clone(),
-                        u.index,
-                        function.clone(),
-                        Status::Cancelled,
-                        error.into(),
-                    );
-                    r.args = u.args;
-                    r.kwargs = u.kwargs;
-                    r.attempts = u.attempt - 1;
-                    self.sink.emit(id.0, u.seq, r);
-                    self.tasks[id.0].records += 1;
-                }
-                // Items never handed out.
-                let st = &mut self.tasks[id.0];
-                if !st.exhausted {
-                    let mut rest: Vec<Value> = Vec::new();
-                    let single = matches!(st.source, Source::Single(true));
-                    match &mut st.source {
-                        Source::Iter(it) => {
-                            for v in it.by_ref().flatten() {
-                                rest.push(v);
-                                if rest.len() >= 4096 {
-                                    break;
-                                }
-                            }
-                        }
-                        Source::Queue(q) => rest.extend(q.drain(..)),
-                        _ => {}
-                    }
-                    if single {
+                let cancelled =
+                    |index: Option<u64>, args: Vec<Value>, kwargs: Map<String, Value>| {
                         let mut r = Record::not_run(
                             task.id.clone(),
-                            None,
+                            index,
                             function.clone(),
                             Status::Cancelled,
                             error.into(),
                         );
-                        r.args = resolved_args(self, id);
-                        self.sink.emit(id.0, 0, r);
-                        self.tasks[id.0].records += 1;
-                    }
-                    let mut more = !rest.is_empty();
-                    while more {
-                        for v in rest.drain(..) {
-                            let st = &mut self.tasks[id.0];
-                            let index = st.next_index;
-                            st.next_index += 1;
-                            st.records += 1;
-                            let (a, k) = item_call(&v, &[], &Map::new());
-                            let mut r = Record::not_run(
-                                task.id.clone(),
-                                Some(index),
-                                function.clone(),
-                                Status::Cancelled,
-                                error.into(),
-                            );
-                            r.args = a;
-                            r.kwargs = k;
-                            self.sink.emit(id.0, index, r);
-                        }
-                        if let Source::Iter(it) = &mut self.tasks[id.0].source {
-                            for v in it.by_ref().flatten() {
-                                rest.push(v);
-                                if rest.len() >= 4096 {
-                                    break;
-                                }
-                            }
-                        }
-                        more = !rest.is_empty();
-                    }
+                        r.args = args;
+                        r.kwargs = kwargs;
+                        r
+                    };
+                // Units waiting for a retry (callbacks do not run now).
+                let st = &mut self.tasks[id.0];
+                let mut pending: Vec<Unit> = st.retry.drain(..).collect();
+                pending.extend(st.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
+                for u in pending {
+                    let mut r = cancelled(u.index, u.args, u.kwargs);
+                    r.attempts = u.attempt - 1;
+                    self.sink.emit(id.0, u.seq, r);
+                    self.tasks[id.0].records += 1;
+                }
+                // What was never handed out, one item at a time (a map of
+                // millions is never held whole).
+                if matches!(self.tasks[id.0].source, Source::Single(true)) {
+                    let r = cancelled(None, resolved_args(self, id), Map::new());
+                    self.sink.emit(id.0, 0, r);
+                    self.tasks[id.0].records += 1;
+                }
+                let args = resolve(self.job, &self.tasks, &task.args);
+                let kwargs = resolve_kw(self.job, &self.tasks, &task.kwargs);
+                loop {
+                    let st = &mut self.tasks[id.0];
+                    let item = match &mut st.source {
+                        _ if st.exhausted => None,
+                        Source::Iter(it) => it.next().and_then(Result::ok),
+                        Source::Queue(q) => q.pop_front(),
+                        _ => None,
+                    };
+                    let Some(item) = item else { break };
+                    let index = st.next_index;
+                    st.next_index += 1;
+                    st.records += 1;
+                    let (a, k) = item_call(&item, &args, &kwargs);
+                    self.sink.emit(id.0, index, cancelled(Some(index), a, k));
                 }
                 self.flush_held(id);
                 let st = &mut self.tasks[id.0];
