@@ -318,3 +318,15 @@ map = { range = [0, 10000000] }
         assert!(peak_kib < 64 * 1024, "plan peaked at {peak_kib} KiB");
     }
 }
+
+/// The three renderings of the CI pipeline example, pinned.
+#[test]
+fn plan_renderings_of_the_ci_pipeline_are_stable() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    for format in ["text", "json", "dot"] {
+        let out = jobfile(&["plan", "ci-pipeline.toml", "--format", format], &dir);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        insta::assert_snapshot!(format!("ci-pipeline-{format}"), text);
+    }
+}
