@@ -213,7 +213,14 @@ impl Allocation {
             .process_group(0)
             .spawn()
             .map_err(|e| spawn_error("salloc", e))?;
-        let stderr = OwnedFd::from(child.stderr.take().expect("stderr is piped"));
+        let Some(stderr) = child.stderr.take().map(OwnedFd::from) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SlurmError::Io {
+                program: "salloc",
+                source: io::Error::other("its stderr is not piped"),
+            });
+        };
         let deadline = Instant::now() + limit;
         let (text, at_eof) = read_until(&stderr, deadline).map_err(|e| {
             let _ = child.kill();
@@ -314,8 +321,12 @@ impl Allocation {
                 ),
                 _ => e,
             })?;
-        let stdin = OwnedFd::from(child.stdin.take().expect("stdin is piped"));
-        let stdout = OwnedFd::from(child.stdout.take().expect("stdout is piped"));
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other("srun's stdin and stdout are not piped"));
+        };
+        let (stdin, stdout) = (OwnedFd::from(stdin), OwnedFd::from(stdout));
         Ok(Step {
             child,
             stdin,
