@@ -73,6 +73,23 @@ impl ItemIter {
         })
     }
 
+    /// Is it known, without producing anything, that no item is left?
+    /// (`false` when it cannot tell cheaply, as for a file's lines.)
+    pub fn is_drained(&self) -> bool {
+        match self {
+            ItemIter::Values(it) => it.len() == 0,
+            ItemIter::Range { next, stop, step } => {
+                if *step > 0 {
+                    *next >= *stop
+                } else {
+                    *next <= *stop
+                }
+            }
+            ItemIter::Product { done, .. } => *done,
+            ItemIter::Lines { .. } => false,
+        }
+    }
+
     /// The number of items, when known without producing them.
     pub fn len_hint(source: &MapSource) -> Option<u64> {
         match source {

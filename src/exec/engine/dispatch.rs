@@ -77,7 +77,17 @@ impl Engine<'_> {
         let st = &mut self.tasks[id.0];
         st.phase = Phase::Running;
         st.source = source;
-        self.pools[task.pool.0].runnable.insert(id.0);
+        self.make_runnable(id);
+    }
+
+    /// Puts a task among its pool's runnable ones. Scheduling repeats until
+    /// this stops happening, so a task that becomes runnable while work is
+    /// handed out (earlier in the file than where the hand-out is) still
+    /// gets a worker in the same round.
+    pub(super) fn make_runnable(&mut self, id: TaskId) {
+        let pool = self.job.task(id).pool.0;
+        self.pools[pool].runnable.insert(id.0);
+        self.runnable_events += 1;
     }
 
     /// A task that could not even produce its items: one failed record.
@@ -146,7 +156,14 @@ impl Engine<'_> {
                 });
             }
             Source::Iter(it) => match it.next() {
-                Some(Ok(v)) => Some(v),
+                Some(Ok(v)) => {
+                    // Known to be the last: the task can end with its last
+                    // unit, without one more round of scheduling.
+                    if it.is_drained() {
+                        st.exhausted = true;
+                    }
+                    Some(v)
+                }
                 Some(Err(e)) => {
                     // The source broke midway: what came so far runs, the
                     // task records the error as one more failed item.

@@ -111,7 +111,7 @@ impl Engine<'_> {
             let mut again = unit;
             again.attempt += 1;
             st.retry.push_back(again);
-            self.pools[task.pool.0].runnable.insert(task_index);
+            self.make_runnable(TaskId(task_index));
             return;
         }
         self.record_final(unit, outcome, status, worker);
@@ -310,7 +310,7 @@ impl Engine<'_> {
                     attempt: 1,
                 });
                 st.callback_pending = true;
-                self.pools[task.pool.0].runnable.insert(id.0);
+                self.make_runnable(id);
             }
         }
         // Stream consumers of this task: no more lines will come.

@@ -86,6 +86,8 @@ pub(super) struct Engine<'a> {
     pub(super) exits: HashMap<u32, WorkerExit>,
     pub(super) consumers: Vec<Vec<TaskId>>,
     pub(super) speeds: Vec<Speed>,
+    /// How many times a task became runnable: scheduling repeats while it grows.
+    pub(super) runnable_events: u64,
     /// Slurm allocations, by pool.
     pub(super) allocations: HashMap<usize, Allocation>,
     /// `srun`s of retired Slurm workers, reaped at the end.
@@ -191,6 +193,7 @@ impl<'a> Engine<'a> {
             exits: HashMap::new(),
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
+            runnable_events: 0,
             allocations: HashMap::new(),
             ended_steps: Vec::new(),
         }
@@ -218,7 +221,15 @@ impl<'a> Engine<'a> {
             if let Some(sig) = self.signals.take() {
                 return RunEnd::Signalled(sig);
             }
-            self.schedule();
+            // Handing out work may end tasks and make others runnable:
+            // schedule until nothing new becomes runnable.
+            loop {
+                let before = self.runnable_events;
+                self.schedule();
+                if self.runnable_events == before {
+                    break;
+                }
+            }
             self.flush_workers();
             if self.all_done() {
                 return RunEnd::Completed;

@@ -290,7 +290,7 @@ impl Engine<'_> {
                 UnitKind::Main => st.retry.push_front(unit),
                 _ => st.extra.push_front(unit),
             }
-            self.pools[self.job.task(id).pool.0].runnable.insert(id.0);
+            self.make_runnable(id);
         }
     }
 
