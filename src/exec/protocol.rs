@@ -60,22 +60,38 @@ pub enum ToWorker {
     Cancel,
 }
 
-/// How a call ended, as the worker saw it.
+/// How a call ended, as the worker saw it. Empty fields are left out of
+/// the frame: most calls end ok with no output.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Outcome {
+    #[serde(skip_serializing_if = "is_false")]
     pub ok: bool,
+    #[serde(skip_serializing_if = "Value::is_null")]
     pub value: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
+    #[serde(skip_serializing_if = "is_false")]
     pub timed_out: bool,
+    #[serde(skip_serializing_if = "is_false")]
     pub cancelled: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub stdout: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub stderr: String,
+    #[serde(skip_serializing_if = "is_false")]
     pub truncated: bool,
     /// Start, in milliseconds since the Unix epoch.
     pub started_ms: f64,
     pub duration_ms: f64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Which stream a forwarded line came from.

@@ -126,7 +126,7 @@ pub(super) struct PoolState {
 pub(super) const STREAM_HIGH_WATER: usize = 1024;
 
 /// Units of a quick function queued on one worker at most.
-pub(super) const PREFETCH: usize = 16;
+pub(super) const PREFETCH: usize = 64;
 
 pub(super) fn resolve(job: &Job, tasks: &[TaskState], args: &[Arg]) -> Vec<Value> {
     args.iter().map(|a| resolve_one(job, tasks, a)).collect()
