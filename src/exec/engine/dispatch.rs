@@ -248,7 +248,9 @@ impl Engine<'_> {
                             && !s.retiring
                             && !s.initializing
                             && s.units.len() < PREFETCH
-                            && s.units.iter().all(|u| {
+                            // A queue is one chunk of one task, then quick
+                            // units only: its head tells whether it is quick.
+                            && s.units.front().is_some_and(|u| {
                                 self.units
                                     .get(u)
                                     .is_some_and(|(unit, _)| self.is_quick(unit.task))

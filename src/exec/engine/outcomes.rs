@@ -26,7 +26,12 @@ impl Engine<'_> {
             .and_then(|u| self.units.get(u))
             .and_then(|(next, _)| self.budget(next));
         let slot = &mut self.workers[w];
-        slot.units.retain(|&u| u != n);
+        // Units end in the order they were queued: the answer is the head's.
+        if slot.units.front() == Some(&n) {
+            slot.units.pop_front();
+        } else {
+            slot.units.retain(|&u| u != n);
+        }
         slot.pgid = None;
         if slot.units.is_empty() {
             slot.state = WorkerState::Idle;

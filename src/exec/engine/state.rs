@@ -125,6 +125,30 @@ pub(super) struct PoolState {
 /// Stream lines buffered per consumer before the producer is held back.
 pub(super) const STREAM_HIGH_WATER: usize = 1024;
 
+/// Hashes unit numbers (distinct counters) with one multiplication, which
+/// spreads consecutive numbers over the table's high bits.
+pub(super) type UnitHasher = std::hash::BuildHasherDefault<UnitNumberHasher>;
+
+/// See [`UnitHasher`].
+#[derive(Default)]
+pub(super) struct UnitNumberHasher(u64);
+
+impl std::hash::Hasher for UnitNumberHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Units of a quick function queued on one worker at most.
 pub(super) const PREFETCH: usize = 64;
 

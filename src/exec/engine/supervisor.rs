@@ -76,7 +76,7 @@ pub(super) struct Engine<'a> {
     pub(super) tasks: Vec<TaskState>,
     pub(super) pools: Vec<PoolState>,
     pub(super) workers: Vec<WorkerSlot>,
-    pub(super) units: HashMap<u64, (Unit, usize)>,
+    pub(super) units: HashMap<u64, (Unit, usize), UnitHasher>,
     pub(super) next_unit: u64,
     pub(super) stopping: bool,
     /// Running units are being killed (terminate policy, or a signal).
@@ -185,7 +185,7 @@ impl<'a> Engine<'a> {
             tasks,
             pools,
             workers: Vec::new(),
-            units: HashMap::new(),
+            units: HashMap::default(),
             next_unit: 0,
             stopping: false,
             terminating: false,
