@@ -515,3 +515,34 @@ function = "wait"
         out.assert_nothing_left();
     }
 }
+
+#[test]
+fn a_closed_results_pipe_stops_the_run() {
+    use std::io::{BufRead, BufReader};
+    let job = Job::new(
+        r#"
+version = 1
+[[task]]
+function = "noop"
+map = { range = [0, 5000000] }
+"#,
+    );
+    let mut child = Command::new(bin())
+        .arg("run")
+        .arg(&job.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"task\":\"noop-0\""), "{first}");
+    // The reader goes away, as `| head -1` would.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Broken pipe"), "{stderr}");
+    assert!(!stderr.contains("5000000 ok"), "it stopped early: {stderr}");
+}

@@ -154,6 +154,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     match report.end {
         RunEnd::Signalled(nix::sys::signal::Signal::SIGINT) => ExitCode::Interrupted,
         RunEnd::Signalled(_) => ExitCode::Terminated,
+        RunEnd::OutputLost => ExitCode::TaskFailed,
         RunEnd::Completed if counts[1..].iter().all(|&n| n == 0) => ExitCode::Ok,
         RunEnd::Completed => ExitCode::TaskFailed,
     }

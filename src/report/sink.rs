@@ -83,17 +83,15 @@ impl Sink {
         }
     }
 
-    /// Writes every record still held back (gaps left out) and closes the
-    /// output: for an interrupted run.
-    pub fn finish_interrupted(mut self) -> io::Result<[u64; 6]> {
-        for r in self.reorder.drain_held() {
-            self.write(&r);
-        }
-        self.finish()
+    /// Has writing failed? Nothing more will be written.
+    pub fn has_failed(&self) -> bool {
+        self.error.is_some()
     }
 
-    /// Closes the output; the counts by status.
-    pub fn finish(mut self) -> io::Result<[u64; 6]> {
+    /// Writes every record still held back (after an interruption, with
+    /// the gaps left out) and closes the output. Gives the counts by
+    /// status, and the first write error if there was one.
+    pub fn finish(mut self) -> ([u64; 6], Option<io::Error>) {
         if let Some(p) = &self.progress {
             p.finish();
         }
@@ -103,10 +101,7 @@ impl Sink {
         if let Err(e) = self.writer.finish() {
             self.fail(e);
         }
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.counts),
-        }
+        (self.counts, self.error)
     }
 
     /// Pushes buffered records out (before the engine waits).

@@ -24,7 +24,7 @@ impl Engine<'_> {
                     }
                 }
             }
-            RunEnd::Signalled(_) => {
+            RunEnd::Signalled(_) | RunEnd::OutputLost => {
                 self.stopping = true;
                 self.terminating = true;
                 self.interrupted = true;
@@ -70,21 +70,11 @@ impl Engine<'_> {
             self.sink.emit(slot, 0, r);
             self.sink.close(slot, 1);
         }
-        let result = match end {
-            RunEnd::Completed => self.sink.finish(),
-            RunEnd::Signalled(_) => self.sink.finish_interrupted(),
-        };
-        match result {
-            Ok(counts) => RunReport {
-                end,
-                counts,
-                write_error: None,
-            },
-            Err(e) => RunReport {
-                end,
-                counts: [0; 6],
-                write_error: Some(e),
-            },
+        let (counts, write_error) = self.sink.finish();
+        RunReport {
+            end,
+            counts,
+            write_error,
         }
     }
 

@@ -46,6 +46,9 @@ pub enum RunEnd {
     Completed,
     /// Stopped by a signal.
     Signalled(Signal),
+    /// Stopped because the results could not be written (a closed pipe,
+    /// a full disk): running on would only lose more.
+    OutputLost,
 }
 
 /// What the run left: how it ended and the counts by status.
@@ -220,6 +223,9 @@ impl<'a> Engine<'a> {
         loop {
             if let Some(sig) = self.signals.take() {
                 return RunEnd::Signalled(sig);
+            }
+            if self.sink.has_failed() {
+                return RunEnd::OutputLost;
             }
             // Handing out work may end tasks and make others runnable:
             // schedule until nothing new becomes runnable.
