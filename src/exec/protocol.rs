@@ -206,7 +206,9 @@ impl Conn {
         let Some(fd) = &self.read else {
             return Ok(false);
         };
-        loop {
+        // A bounded read per call: a peer that writes without pause cannot
+        // make one call read without end, and back-pressure stays real.
+        for _ in 0..4 {
             let chunk = &mut self.scratch[..];
             match nix::unistd::read(fd, chunk) {
                 Ok(0) => {
@@ -224,6 +226,12 @@ impl Conn {
                 Err(e) => return Err(e.into()),
             }
         }
+        Ok(true)
+    }
+
+    /// Is a complete frame waiting in the buffer?
+    pub fn has_frame(&self) -> bool {
+        self.inbuf[self.start + self.scanned..].contains(&b'\n')
     }
 
     /// The next complete frame, if one is buffered.

@@ -16,6 +16,9 @@
 //! out leaves nothing behind.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 
 use thiserror::Error;
 
@@ -56,22 +59,159 @@ pub enum ReorderError {
 /// let out: Vec<_> = buf.close(0, 1).unwrap().map(|r| r.task).collect();
 /// assert_eq!(out, ["b"]);
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReorderBuffer {
     /// The slot whose records are being written out now.
     next_slot: usize,
     /// The position, within `next_slot`, of the next record to write.
     next_seq: u64,
     /// Records that arrived before their turn, by position.
-    held: BTreeMap<(usize, u64), Record>,
+    held: BTreeMap<(usize, u64), Held>,
     /// Totals of closed slots at or after `next_slot`.
     totals: BTreeMap<usize, u64>,
+    /// Held records in memory (the others are in `spill`).
+    in_memory: usize,
+    memory_limit: usize,
+    spill: Option<Spill>,
+    /// The first failure to use the spill file; see [`ReorderBuffer::error`].
+    error: Option<io::Error>,
+}
+
+/// Held records kept in memory; past it, the ones furthest from being
+/// written wait in a temporary file (a stream consumer's records, say,
+/// which wait for their producer's).
+pub const MEMORY_LIMIT: usize = 4096;
+
+/// A held record, in memory or in the spill file.
+#[derive(Debug)]
+enum Held {
+    /// Boxed, so that a spilled entry is small.
+    Memory(Box<Record>),
+    Spilled {
+        offset: u64,
+        len: usize,
+    },
+}
+
+/// An unlinked temporary file of serialized records.
+#[derive(Debug)]
+struct Spill {
+    file: File,
+    end: u64,
+}
+
+impl Default for ReorderBuffer {
+    fn default() -> Self {
+        ReorderBuffer::with_memory_limit(MEMORY_LIMIT)
+    }
 }
 
 impl ReorderBuffer {
     /// An empty buffer waiting for record 0 of slot 0.
     pub fn new() -> ReorderBuffer {
         ReorderBuffer::default()
+    }
+
+    /// A buffer that keeps at most `limit` held records in memory.
+    pub fn with_memory_limit(limit: usize) -> ReorderBuffer {
+        ReorderBuffer {
+            next_slot: 0,
+            next_seq: 0,
+            held: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            in_memory: 0,
+            memory_limit: limit.max(1),
+            spill: None,
+            error: None,
+        }
+    }
+
+    /// The first failure to write or read the spill file, if any: the
+    /// records it concerned are lost, so the output should end with it.
+    pub fn error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    /// Holds a record back, moving the furthest ones to disk when too many
+    /// are in memory.
+    fn hold(&mut self, position: (usize, u64), record: Record) {
+        self.held.insert(position, Held::Memory(Box::new(record)));
+        self.in_memory += 1;
+        if self.in_memory > self.memory_limit {
+            self.spill_furthest();
+        }
+    }
+
+    /// Moves half of the in-memory records, the last in submission order,
+    /// to the spill file.
+    fn spill_furthest(&mut self) {
+        if self.spill.is_none() {
+            match spill_file() {
+                Ok(file) => self.spill = Some(Spill { file, end: 0 }),
+                Err(e) => {
+                    // Without a file, memory it is.
+                    self.error.get_or_insert(e);
+                    self.memory_limit = usize::MAX;
+                    return;
+                }
+            }
+        }
+        let Some(spill) = &mut self.spill else { return };
+        let mut to_move = self.in_memory / 2;
+        for held in self.held.values_mut().rev() {
+            if to_move == 0 {
+                break;
+            }
+            let Held::Memory(record) = held else { continue };
+            if record.is_shared() {
+                continue;
+            }
+            let bytes = record.to_json_string(false).into_bytes();
+            if let Err(e) = spill.file.write_all_at(&bytes, spill.end) {
+                self.error.get_or_insert(e);
+                self.memory_limit = usize::MAX;
+                return;
+            }
+            *held = Held::Spilled {
+                offset: spill.end,
+                len: bytes.len(),
+            };
+            spill.end += bytes.len() as u64;
+            self.in_memory -= 1;
+            to_move -= 1;
+        }
+    }
+
+    /// A held record as a record again; `None` if it could not be read
+    /// back (then [`ReorderBuffer::error`] says why).
+    fn take(&mut self, held: Held) -> Option<Record> {
+        match held {
+            Held::Memory(record) => {
+                self.in_memory -= 1;
+                Some(*record)
+            }
+            Held::Spilled { offset, len } => {
+                let spill = self.spill.as_ref()?;
+                let mut bytes = vec![0; len];
+                let read = spill
+                    .file
+                    .read_exact_at(&mut bytes, offset)
+                    .and_then(|()| serde_json::from_slice(&bytes).map_err(io::Error::other))
+                    .map(|v: serde_json::Value| super::record_from_json(&v));
+                match read {
+                    Ok(Some(record)) => Some(record),
+                    Ok(None) => {
+                        let lost = io::Error::other("a held record did not read back");
+                        self.error.get_or_insert(lost);
+                        None
+                    }
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                        None
+                    }
+                }
+            }
+        }
     }
 
     /// Hands over the record at `(slot, seq)`. The returned iterator yields,
@@ -104,7 +244,7 @@ impl ReorderBuffer {
                 first: Some(record),
             });
         }
-        self.held.insert((slot, seq), record);
+        self.hold((slot, seq), record);
         Ok(Ready {
             buf: self,
             first: None,
@@ -138,7 +278,8 @@ impl ReorderBuffer {
     /// of records that never arrived: what an interrupted run writes out.
     /// The buffer is empty afterwards.
     pub fn drain_held(&mut self) -> Vec<Record> {
-        std::mem::take(&mut self.held).into_values().collect()
+        let held = std::mem::take(&mut self.held);
+        held.into_values().filter_map(|h| self.take(h)).collect()
     }
 
     /// How many records are held, waiting for an earlier one.
@@ -155,9 +296,12 @@ impl ReorderBuffer {
     /// slots that are closed and fully written.
     fn pop_ready(&mut self) -> Option<Record> {
         loop {
-            if let Some(record) = self.held.remove(&(self.next_slot, self.next_seq)) {
+            if let Some(held) = self.held.remove(&(self.next_slot, self.next_seq)) {
                 self.next_seq += 1;
-                return Some(record);
+                match self.take(held) {
+                    Some(record) => return Some(record),
+                    None => continue, // lost; `error` says why
+                }
             }
             match self.totals.get(&self.next_slot) {
                 Some(&total) if self.next_seq >= total => {
@@ -197,9 +341,32 @@ impl Drop for Ready<'_> {
     fn drop(&mut self) {
         if let Some(record) = self.first.take() {
             let position = (self.buf.next_slot, self.buf.next_seq);
-            self.buf.held.insert(position, record);
+            self.buf.hold(position, record);
         }
     }
+}
+
+/// A new temporary file, already unlinked: nothing is left behind, even
+/// if the process is killed.
+fn spill_file() -> io::Result<File> {
+    let dir = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let path = dir.join(format!(".jobfile-held-{}-{attempt}", std::process::id()));
+        match File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => {
+                let _ = std::fs::remove_file(&path);
+                return Ok(file);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free name for a temporary file"))
 }
 
 #[cfg(test)]
@@ -428,5 +595,45 @@ mod tests {
             prop_assert_eq!(&out, &sorted);
             prop_assert!(out.iter().all(|&(s, q)| q < totals[s]));
         }
+    }
+
+    #[test]
+    fn records_held_past_the_memory_limit_wait_on_disk_and_come_back_whole() {
+        let full = |seq: u64| {
+            let mut r = rec(1, seq);
+            r.status = Status::Ok;
+            r.error = None;
+            r.stdout = format!("line {seq}\n\"quoted\"\u{1}");
+            r.truncated = seq % 2 == 0;
+            r.worker = Some(4242);
+            r.attempts = 2;
+            r.started =
+                Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123));
+            r.duration_ms = Some(41.2);
+            r
+        };
+        let mut buf = ReorderBuffer::with_memory_limit(3);
+        for seq in (0..50).rev() {
+            assert_eq!(buf.push(1, seq, full(seq)).unwrap().count(), 0);
+        }
+        assert!(buf.in_memory <= 3, "{} in memory", buf.in_memory);
+        assert_eq!(buf.held_len(), 50);
+        buf.close(1, 50).unwrap().for_each(drop);
+        let out: Vec<String> = buf
+            .push(0, 0, rec(0, 0))
+            .unwrap()
+            .chain(std::iter::empty())
+            .map(|r| r.to_json_string(false))
+            .collect();
+        assert_eq!(out.len(), 1, "only slot 0's record until slot 0 closes");
+        let rest: Vec<String> = buf
+            .close(0, 1)
+            .unwrap()
+            .map(|r| r.to_json_string(false))
+            .collect();
+        let expected: Vec<String> = (0..50).map(|seq| full(seq).to_json_string(false)).collect();
+        assert_eq!(rest, expected);
+        assert!(buf.error().is_none());
+        assert_eq!(buf.held_len(), 0);
     }
 }

@@ -56,8 +56,17 @@ impl Sink {
         match self.order {
             Order::Completion => self.write(&record),
             Order::Submission => {
-                let ready = self.reorder.push(slot, seq, record).map(Iterator::collect);
-                self.write_ready(ready);
+                // Written one by one as they come out: when a slot closes,
+                // what it lets out may be many records held on disk.
+                match self.reorder.push(slot, seq, record) {
+                    Ok(ready) => {
+                        ready.for_each(|r| write_to(&mut self.writer, &mut self.error, &r))
+                    }
+                    Err(e) => {
+                        self.error.get_or_insert(io::Error::other(e.to_string()));
+                    }
+                }
+                self.check_reorder();
             }
         }
     }
@@ -65,21 +74,21 @@ impl Sink {
     /// Slot `slot` holds exactly `total` records.
     pub fn close(&mut self, slot: usize, total: u64) {
         if self.order == Order::Submission {
-            let ready = self.reorder.close(slot, total).map(Iterator::collect);
-            self.write_ready(ready);
+            match self.reorder.close(slot, total) {
+                Ok(ready) => ready.for_each(|r| write_to(&mut self.writer, &mut self.error, &r)),
+                Err(e) => {
+                    self.error.get_or_insert(io::Error::other(e.to_string()));
+                }
+            }
+            self.check_reorder();
         }
     }
 
-    /// Writes what the reorder buffer let out; a contradiction in the
-    /// engine's calls (a bug) ends the output with an error.
-    fn write_ready(&mut self, ready: Result<Vec<Record>, super::ReorderError>) {
-        match ready {
-            Ok(records) => {
-                for r in records {
-                    self.write(&r);
-                }
-            }
-            Err(e) => self.fail(io::Error::other(e.to_string())),
+    /// A record the reorder buffer could not read back from its spill file
+    /// is lost: the output ends with the error.
+    fn check_reorder(&mut self) {
+        if let Some(e) = self.reorder.error() {
+            self.fail(io::Error::other(format!("holding records back: {e}")));
         }
     }
 
@@ -119,11 +128,7 @@ impl Sink {
     }
 
     fn write(&mut self, r: &Record) {
-        if self.error.is_none() {
-            if let Err(e) = self.writer.write(r) {
-                self.fail(e);
-            }
-        }
+        write_to(&mut self.writer, &mut self.error, r);
     }
 
     fn fail(&mut self, e: io::Error) {
@@ -145,4 +150,13 @@ pub const STATUSES: [Status; 6] = [
 
 fn status_index(s: Status) -> usize {
     STATUSES.iter().position(|&x| x == s).unwrap_or(0)
+}
+
+/// Writes one record unless writing has failed already; keeps the first error.
+fn write_to(writer: &mut Box<dyn RecordWriter>, error: &mut Option<io::Error>, r: &Record) {
+    if error.is_none() {
+        if let Err(e) = writer.write(r) {
+            *error = Some(e);
+        }
+    }
 }

@@ -251,6 +251,20 @@ impl<'a> Engine<'a> {
     }
 
     pub(super) fn poll_once(&mut self) {
+        // Frames left in a buffer while their worker was paused are served
+        // first: no poll would wake up for them.
+        let buffered: Vec<usize> = (0..self.workers.len())
+            .filter(|&w| {
+                let s = &self.workers[w];
+                !matches!(s.state, WorkerState::Dead) && !s.paused && s.conn.has_frame()
+            })
+            .collect();
+        if !buffered.is_empty() {
+            for w in buffered {
+                self.serve_frames(w, true);
+            }
+            return;
+        }
         self.sink.flush();
         self.sink.running(self.units.len());
         let timeout = self
@@ -375,7 +389,17 @@ impl<'a> Engine<'a> {
 
     pub(super) fn read_worker(&mut self, w: usize) {
         let alive = self.workers[w].conn.fill().unwrap_or(false);
+        self.serve_frames(w, alive);
+    }
+
+    /// Handles the frames a worker's connection holds. While the worker is
+    /// paused (its stream's consumers are behind) the rest stay in the
+    /// buffer, unless the worker is gone and they are all there is.
+    pub(super) fn serve_frames(&mut self, w: usize, alive: bool) {
         loop {
+            if alive && self.workers[w].paused {
+                return;
+            }
             let frame: FromWorker = match self.workers[w].conn.next_frame() {
                 Some(Ok(f)) => f,
                 Some(Err(_)) => continue,
