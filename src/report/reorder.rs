@@ -538,8 +538,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_arrival_order_writes_submission_order((totals, calls) in calls()) {
-            let mut buf = ReorderBuffer::new();
+        fn any_arrival_order_writes_submission_order(
+            (totals, calls) in calls(),
+            limit in prop_oneof![Just(MEMORY_LIMIT), 1usize..4],
+        ) {
+            // Small limits send most held records through the spill file.
+            let mut buf = ReorderBuffer::with_memory_limit(limit);
             let mut arrived = std::collections::BTreeSet::new();
             let mut closed = std::collections::BTreeSet::new();
             let mut written = Vec::new();
@@ -582,8 +586,9 @@ mod tests {
         fn interrupted_runs_drain_the_rest_in_order(
             (totals, calls) in calls(),
             cut in 0usize..60,
+            limit in prop_oneof![Just(MEMORY_LIMIT), 1usize..4],
         ) {
-            let mut buf = ReorderBuffer::new();
+            let mut buf = ReorderBuffer::with_memory_limit(limit);
             let mut out = Vec::new();
             for (is_push, slot, n) in calls.into_iter().take(cut) {
                 let ready = if is_push { buf.push(slot, n, rec(slot, n)) } else { buf.close(slot, n) };
