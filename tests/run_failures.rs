@@ -697,3 +697,51 @@ map = { range = [0, 6] }
     let indexes: Vec<_> = records.iter().map(|r| r.index()).collect();
     assert_eq!(indexes, (0..6).map(Some).collect::<Vec<_>>());
 }
+
+#[test]
+fn workers_are_the_engines_children_and_a_killed_one_is_replaced() {
+    let job = Job::new(
+        r#"
+version = 1
+[pool]
+processes = 2
+[functions.hold]
+shell = 'touch "started-$1"; sleep 0.5; echo "$1"'
+[[task]]
+id = "held"
+function = "hold"
+map = ["a", "b"]
+[[task]]
+id = "after"
+function = "square"
+args = [5]
+"#,
+    );
+    let running = job.spawn(&[]);
+    wait_for_file(&job.file("started-a"));
+    wait_for_file(&job.file("started-b"));
+    let engine = running.pid();
+    let workers: Vec<Proc> = descendants(engine)
+        .into_iter()
+        .filter(|p| p.ppid == engine && p.comm == "jobfile-worker")
+        .collect();
+    assert_eq!(
+        workers.len(),
+        2,
+        "two busy workers among the engine's children"
+    );
+    // SAFETY: kill(2) on a process of this test's own run.
+    unsafe { libc::kill(workers[0].pid, libc::SIGKILL) };
+    let out = running.wait();
+    out.assert_code(1);
+    let records = out.task_records();
+    let statuses: Vec<&str> = records.iter().map(|r| r.status()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "crashed").count(),
+        1,
+        "{}",
+        show(&records)
+    );
+    assert_eq!(record(&records, "after").value(), 25, "the run went on");
+    out.assert_nothing_left();
+}

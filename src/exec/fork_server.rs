@@ -5,27 +5,32 @@
 //! hold; the engine may run threads (hashing inputs, the progress bar), so
 //! it never forks workers itself. It asks the fork server, which answers
 //! with the new worker's pid and the engine's end of its socket (passed
-//! with `SCM_RIGHTS`), and reports each worker's exit status on a pipe.
+//! with `SCM_RIGHTS`).
+//!
+//! Workers are the engine's own children all the same: the fork server
+//! forks twice, the middle process exits at once, and the orphaned worker
+//! is adopted by the engine, a child subreaper. So the engine reaps its
+//! workers and reads their exit status itself, a worker's parent-death
+//! signal is tied to the engine, and a worker does not depend on the fork
+//! server staying alive.
 
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
     sendmsg, socketpair,
 };
-use nix::unistd::{ForkResult, fork};
+use nix::unistd::{ForkResult, Pid, fork};
 
 use super::worker;
 
 /// The engine's handle on the fork server.
 pub struct ForkServer {
     ctl: UnixStream,
-    exits: OwnedFd,
     pid: u32,
 }
 
@@ -61,8 +66,22 @@ pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
 }
 
+/// Makes this process the one that adopts orphaned descendants: the
+/// workers the fork server makes, and what a dead worker's commands leave.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes this process's
+    // own attributes.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 impl ForkServer {
-    /// Forks the fork server. Call it while the process has one thread.
+    /// Forks the fork server. Call it while the process has one thread,
+    /// after [`become_subreaper`].
     pub fn start() -> io::Result<ForkServer> {
         debug_assert_eq!(
             thread_count(),
@@ -70,26 +89,21 @@ impl ForkServer {
             "the fork server must be forked before any thread"
         );
         let (engine_end, server_end) = UnixStream::pair()?;
-        let (exits_read, exits_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let engine_pid = nix::unistd::getpid();
         // SAFETY: the caller guarantees this process is single-threaded, so
         // the child gets a consistent copy of every lock and allocator.
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(engine_end);
-                drop(exits_read);
-                let code = serve(server_end, exits_write, engine_pid);
+                let code = serve(server_end, engine_pid);
                 // SAFETY: _exit ends the child without running the engine's
                 // atexit handlers or flushing its copied stdio buffers.
                 unsafe { libc::_exit(code) }
             }
             ForkResult::Parent { child } => {
                 drop(server_end);
-                drop(exits_write);
-                super::protocol::set_nonblocking(exits_read.as_fd())?;
                 Ok(ForkServer {
                     ctl: engine_end,
-                    exits: exits_read,
                     pid: child.as_raw() as u32,
                 })
             }
@@ -101,7 +115,7 @@ impl ForkServer {
         self.pid
     }
 
-    /// Asks for a new worker.
+    /// Asks for a new worker; it becomes a child of this process.
     pub fn spawn(&mut self) -> io::Result<Spawned> {
         self.ctl.write_all(&[1])?;
         let mut pid = [0u8; 4];
@@ -135,53 +149,10 @@ impl ForkServer {
             conn,
         })
     }
-
-    /// The pipe that becomes readable when a worker has ended.
-    pub fn exits_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.exits.as_fd()
-    }
-
-    /// Worker exits reported so far.
-    pub fn read_exits(&mut self) -> Vec<WorkerExit> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8 * 64];
-        let mut file = std::fs::File::from(match self.exits.try_clone() {
-            Ok(fd) => fd,
-            Err(_) => return out,
-        });
-        // Records are 8 bytes and written atomically (less than PIPE_BUF).
-        while let Ok(n) = file.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            for rec in buf[..n].chunks_exact(8) {
-                let pid = i32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
-                let status = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
-                out.push(WorkerExit {
-                    pid: pid as u32,
-                    status,
-                });
-            }
-        }
-        out
-    }
-}
-
-/// Self-pipe written by the fork server's SIGCHLD handler.
-static CHILD_PIPE: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_child(_: libc::c_int) {
-    let fd = CHILD_PIPE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        // SAFETY: write is async-signal-safe; a full pipe just drops the byte.
-        unsafe {
-            libc::write(fd, [0u8].as_ptr().cast(), 1);
-        }
-    }
 }
 
 /// The fork server's loop. Returns its exit code.
-fn serve(ctl: UnixStream, exits: OwnedFd, engine: nix::unistd::Pid) -> i32 {
+fn serve(mut ctl: UnixStream, engine: Pid) -> i32 {
     // SAFETY: prctl with PR_SET_PDEATHSIG only changes this process's own
     // attributes.
     unsafe {
@@ -191,118 +162,71 @@ fn serve(ctl: UnixStream, exits: OwnedFd, engine: nix::unistd::Pid) -> i32 {
         return 1; // the engine died before we could watch it
     }
     set_name("jobfile-forksrv");
-    let Ok((wake_read, wake_write)) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-    else {
-        return 1;
-    };
-    CHILD_PIPE.store(wake_write.as_raw_fd(), Ordering::Relaxed);
-    let chld = SigAction::new(
-        SigHandler::Handler(on_child),
-        SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
-        SigSet::empty(),
-    );
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the handler only writes to a pipe; single-threaded process.
+    // SAFETY: setting dispositions in a single-threaded process.
     unsafe {
-        let _ = sigaction(Signal::SIGCHLD, &chld);
         let _ = sigaction(Signal::SIGINT, &ignore);
         let _ = sigaction(Signal::SIGPIPE, &ignore);
     }
-    let mut exits = std::fs::File::from(exits);
-    let mut ctl = ctl;
     loop {
-        let mut fds = [
-            PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
-            PollFd::new(wake_read.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, nix::poll::PollTimeout::NONE) {
+        let mut req = [0u8; 1];
+        match ctl.read(&mut req) {
+            Ok(0) => return 0, // the engine is done
             Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return 1,
         }
-        let ctl_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let child_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
-        if child_ready {
-            let mut sink = [0u8; 64];
-            while nix::unistd::read(&wake_read, &mut sink).is_ok_and(|n| n > 0) {}
-            reap(&mut exits);
-        }
-        if ctl_ready {
-            let mut req = [0u8; 1];
-            match ctl.read(&mut req) {
-                Ok(0) | Err(_) => return 0, // the engine is done
-                Ok(_) => {}
-            }
-            if spawn_worker(&ctl, &exits, &wake_read, &wake_write).is_err() {
-                return 1;
-            }
+        if spawn_worker(&ctl, engine).is_err() {
+            return 1;
         }
     }
 }
 
-/// Reaps every ended worker and reports it to the engine.
-fn reap(exits: &mut std::fs::File) {
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid with WNOHANG on our own children.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
-        let mut rec = [0u8; 8];
-        rec[..4].copy_from_slice(&pid.to_le_bytes());
-        rec[4..].copy_from_slice(&status.to_le_bytes());
-        let _ = exits.write_all(&rec);
-    }
-}
-
-fn spawn_worker(
-    ctl: &UnixStream,
-    exits: &std::fs::File,
-    wake_read: &OwnedFd,
-    wake_write: &OwnedFd,
-) -> io::Result<()> {
+/// Forks a worker through a middle process that exits at once, so the
+/// worker is adopted by the engine; sends the engine its pid and socket.
+fn spawn_worker(ctl: &UnixStream, engine: Pid) -> io::Result<()> {
     let (engine_end, worker_end) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
+    let (pid_read, pid_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     debug_assert_eq!(thread_count(), 1, "the fork server forks with one thread");
-    let server = nix::unistd::getpid();
     // SAFETY: the fork server is single-threaded (asserted above).
     match unsafe { fork() }? {
         ForkResult::Child => {
-            // The worker keeps only its own end of its socket.
-            let _ = nix::unistd::close(ctl.as_raw_fd());
-            let _ = nix::unistd::close(exits.as_raw_fd());
-            let _ = nix::unistd::close(wake_read.as_raw_fd());
-            let _ = nix::unistd::close(wake_write.as_raw_fd());
-            drop(engine_end);
-            CHILD_PIPE.store(-1, Ordering::Relaxed);
-            let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-            // SAFETY: single-threaded child; restores the default disposition.
-            unsafe {
-                let _ = sigaction(Signal::SIGCHLD, &dfl);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            }
-            worker::install_worker_signals();
-            if nix::unistd::getppid() != server {
-                // SAFETY: see the fork server's own exit.
-                unsafe { libc::_exit(1) }
-            }
-            set_name("jobfile-worker");
-            let code = match worker_end.try_clone() {
-                Ok(out) => worker::serve(worker_end, out),
+            // The middle process: fork the worker, say its pid, exit.
+            // SAFETY: a child of a single-threaded process is single-threaded.
+            let code = match unsafe { fork() } {
+                Ok(ForkResult::Child) => {
+                    let _ = nix::unistd::close(ctl.as_raw_fd());
+                    drop(engine_end);
+                    drop(pid_read);
+                    drop(pid_write);
+                    run_worker(worker_end, engine)
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    let pid = (child.as_raw() as u32).to_le_bytes();
+                    match nix::unistd::write(&pid_write, &pid) {
+                        Ok(4) => 0,
+                        _ => 1,
+                    }
+                }
                 Err(_) => 1,
             };
-            // SAFETY: end the worker without running inherited atexit handlers.
+            // SAFETY: _exit ends the child without running inherited
+            // atexit handlers or flushing copied stdio buffers.
             unsafe { libc::_exit(code) }
         }
         ForkResult::Parent { child } => {
             drop(worker_end);
-            let pid = (child.as_raw() as u32).to_le_bytes();
+            drop(pid_write);
+            let mut pid = [0u8; 4];
+            let read = std::fs::File::from(pid_read).read_exact(&mut pid);
+            // The middle process has exited (or is about to): reap it.
+            let _ = nix::sys::wait::waitpid(child, None);
+            read?;
             let fds = [engine_end.as_raw_fd()];
             sendmsg::<()>(
                 ctl.as_raw_fd(),
@@ -313,6 +237,34 @@ fn spawn_worker(
             )?;
             Ok(())
         }
+    }
+}
+
+/// The worker, once forked: waits to be adopted by the engine, ties its
+/// life to the engine's, and serves.
+fn run_worker(conn: OwnedFd, engine: Pid) -> i32 {
+    worker::install_worker_signals();
+    // The middle process exits at once; then the engine, a subreaper,
+    // adopts this process.
+    let until = Instant::now() + Duration::from_secs(5);
+    while nix::unistd::getppid() != engine {
+        if Instant::now() > until {
+            return 1;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    // SAFETY: prctl with PR_SET_PDEATHSIG only changes this process's own
+    // attributes.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    if nix::unistd::getppid() != engine {
+        return 1; // the engine died in between
+    }
+    set_name("jobfile-worker");
+    match conn.try_clone() {
+        Ok(out) => worker::serve(conn, out),
+        Err(_) => 1,
     }
 }
 

@@ -56,6 +56,7 @@ impl Engine<'_> {
             self.flush_held(TaskId(i));
         }
         self.end_slurm();
+        self.reap_all();
         if let Some((store, _, _)) = &self.shared {
             let mut r = Record::not_run(
                 "@shared".into(),

@@ -3,7 +3,7 @@
 
 use std::os::unix::net::UnixListener;
 
-use crate::exec::fork_server::ForkServer;
+use crate::exec::fork_server::{ForkServer, become_subreaper};
 use crate::exec::signals::SignalPipe;
 use crate::shared::SharedStore;
 use crate::spec::Job;
@@ -45,6 +45,8 @@ pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
         }
     }
     let signals = SignalPipe::install()?;
+    // Workers are forked by the fork server but adopted by the engine.
+    become_subreaper()?;
     let fork_server = ForkServer::start()?;
     Ok(Prepared {
         fork_server,

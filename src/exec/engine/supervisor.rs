@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::prepare::Prepared;
 use super::state::*;
-use crate::exec::fork_server::{ForkServer, WorkerExit};
+use crate::exec::fork_server::ForkServer;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::signals::SignalPipe;
 use crate::exec::slurm::Allocation;
@@ -86,7 +86,8 @@ pub(super) struct Engine<'a> {
     pub(super) terminating: bool,
     /// Stopped by a signal: nothing follows from what ends now.
     pub(super) interrupted: bool,
-    pub(super) exits: HashMap<u32, WorkerExit>,
+    /// Workers that were let go and are not reaped yet.
+    pub(super) retired: Vec<u32>,
     pub(super) consumers: Vec<Vec<TaskId>>,
     pub(super) speeds: Vec<Speed>,
     /// How many times a task became runnable: scheduling repeats while it grows.
@@ -193,7 +194,7 @@ impl<'a> Engine<'a> {
             stopping: false,
             terminating: false,
             interrupted: false,
-            exits: HashMap::new(),
+            retired: Vec::new(),
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
@@ -284,8 +285,6 @@ impl<'a> Engine<'a> {
             let mut fds: Vec<PollFd<'_>> = Vec::new();
             fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
             which.push((0, 0));
-            fds.push(PollFd::new(self.fs.exits_fd(), PollFlags::POLLIN));
-            which.push((1, 0));
             if let Some((_, listener, _)) = &self.shared {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
                 which.push((2, 0));
@@ -322,17 +321,6 @@ impl<'a> Engine<'a> {
         };
         for (kind, i, flags) in ready {
             match kind {
-                1 => {
-                    for ex in self.fs.read_exits() {
-                        let live = self
-                            .workers
-                            .iter()
-                            .any(|w| w.pid == ex.pid && !matches!(w.state, WorkerState::Dead));
-                        if live {
-                            self.exits.insert(ex.pid, ex);
-                        }
-                    }
-                }
                 2 => self.accept_clients(),
                 3 => self.serve_client(i),
                 4 => {
@@ -349,6 +337,7 @@ impl<'a> Engine<'a> {
         }
         self.clients
             .retain(|(_, buf)| buf.as_slice() != b"\0closed");
+        self.reap_retired();
         self.check_deadlines();
     }
 

@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
@@ -320,18 +319,38 @@ impl Engine<'_> {
     pub(super) fn wait_exit(&mut self, pid: u32) -> Option<WorkerExit> {
         let until = Instant::now() + Duration::from_millis(500);
         loop {
-            for ex in self.fs.read_exits() {
-                self.exits.insert(ex.pid, ex);
-            }
-            if let Some(ex) = self.exits.remove(&pid) {
-                return Some(ex);
+            if let Some(exit) = try_reap(pid) {
+                return Some(exit);
             }
             if Instant::now() >= until {
+                // Still there: reaped later, with the retired ones.
+                self.retired.push(pid);
                 return None;
             }
-            let mut fds = [PollFd::new(self.fs.exits_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(50u16));
+            std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Reaps the retired workers that have exited.
+    pub(super) fn reap_retired(&mut self) {
+        self.retired.retain(|&pid| try_reap(pid).is_none());
+    }
+
+    /// At the end: waits briefly for the retired workers, then kills what
+    /// is left of them, and reaps whatever else was adopted meanwhile (the
+    /// leftovers of a dead worker's commands).
+    pub(super) fn reap_all(&mut self) {
+        let until = Instant::now() + Duration::from_secs(2);
+        while !self.retired.is_empty() && Instant::now() < until {
+            self.reap_retired();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for &pid in &self.retired {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+        }
+        self.retired.clear();
+        reap_orphans();
     }
 
     /// Closes a worker's socket so it exits (max_tasks_per_child, a failed
@@ -344,8 +363,10 @@ impl Engine<'_> {
         slot.state = WorkerState::Dead;
         let pool = slot.pool;
         slot.conn.close();
-        if let Some(child) = slot.step.take() {
-            self.ended_steps.push(child);
+        match slot.step.take() {
+            Some(child) => self.ended_steps.push(child),
+            // A forked worker exits on its closed socket: reaped later.
+            None => self.retired.push(slot.pid),
         }
         self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
     }
@@ -374,5 +395,38 @@ impl Engine<'_> {
                 eprintln!("warning: releasing the Slurm allocation: {e}");
             }
         }
+    }
+}
+
+/// The exit of child `pid` if it has ended (reaping it), else `None`.
+fn try_reap(pid: u32) -> Option<WorkerExit> {
+    let mut status = 0;
+    // SAFETY: waitpid on one of our own children, without blocking.
+    let rc = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+    match rc {
+        0 => None,
+        // ECHILD: not ours (any more); nothing to wait for.
+        r if r < 0 => Some(WorkerExit { pid, status: 0 }),
+        _ => Some(WorkerExit { pid, status }),
+    }
+}
+
+/// Kills and reaps every remaining child but the fork server: orphans the
+/// engine adopted as a subreaper.
+fn reap_orphans() {
+    let me = std::process::id();
+    let path = format!("/proc/{me}/task/{me}/children");
+    let children: Vec<i32> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    for pid in children {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "jobfile-forksrv" {
+            continue; // ends on its own when its socket closes
+        }
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
     }
 }
