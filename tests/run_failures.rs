@@ -745,3 +745,44 @@ args = [5]
     assert_eq!(record(&records, "after").value(), 25, "the run went on");
     out.assert_nothing_left();
 }
+
+#[test]
+fn a_killed_fork_server_is_replaced_and_the_run_goes_on() {
+    let job = Job::new(
+        r#"
+version = 1
+[pool]
+processes = 1
+max_tasks_per_child = 1
+[functions.nap]
+shell = 'touch "started-$1"; sleep 0.2; echo "$1"'
+[[task]]
+id = "naps"
+function = "nap"
+map = ["a", "b", "c"]
+"#,
+    );
+    // Results to a file: the run hashes fingerprints on threads first, and
+    // must still be single-threaded when it forks a new fork server.
+    let out_path = job.file("out.jsonl");
+    let running = job.spawn(&["-o", &out_path.to_string_lossy()]);
+    wait_for_file(&job.file("started-a"));
+    let engine = running.pid();
+    let server: Vec<Proc> = descendants(engine)
+        .into_iter()
+        .filter(|p| p.ppid == engine && p.comm == "jobfile-forksrv")
+        .collect();
+    assert_eq!(server.len(), 1);
+    // SAFETY: kill(2) on a process of this test's own run.
+    unsafe { libc::kill(server[0].pid, libc::SIGKILL) };
+    let out = running.wait();
+    out.assert_code(0);
+    let records = parse_jsonl(&std::fs::read_to_string(&out_path).unwrap());
+    assert_eq!(records.len(), 3, "{}", show(&records));
+    assert!(
+        records.iter().all(|r| r.status() == "ok"),
+        "{}",
+        show(&records)
+    );
+    out.assert_nothing_left();
+}

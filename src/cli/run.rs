@@ -59,12 +59,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("error: --resume needs a results file: give -o PATH or [results] path");
         return ExitCode::Invalid;
     }
-    // Fingerprints for --resume (hashing inputs may start threads: the
-    // fork server already exists).
+    // Fingerprints for --resume, hashed on threads of a pool of their own
+    // that is gone before the run starts: the engine stays single-threaded,
+    // so it could fork a new fork server should the first one be killed.
     let plan = crate::plan::Plan::new(&job);
-    let fingerprints = results_path
-        .as_ref()
-        .map(|_| crate::plan::fingerprints(&job, &plan));
+    let fingerprints = results_path.as_ref().map(|_| {
+        let hash = || crate::plan::fingerprints(&job, &plan);
+        match rayon::ThreadPoolBuilder::new().build() {
+            Ok(pool) => {
+                let fp = pool.install(hash);
+                drop(pool);
+                exec::wait_single_threaded(std::time::Duration::from_millis(500));
+                fp
+            }
+            Err(_) => hash(),
+        }
+    });
     let mut keep = Default::default();
     if args.resume {
         if let (Some(path), Some(fp)) = (&results_path, &fingerprints) {

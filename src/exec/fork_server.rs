@@ -66,6 +66,19 @@ pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
 }
 
+/// Waits (up to `limit`) until this process has one thread again, as after
+/// a thread pool is dropped: its threads end shortly after, not at once.
+pub fn wait_single_threaded(limit: std::time::Duration) -> bool {
+    let until = Instant::now() + limit;
+    while thread_count() > 1 {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
 /// Makes this process the one that adopts orphaned descendants: the
 /// workers the fork server makes, and what a dead worker's commands leave.
 pub fn become_subreaper() -> io::Result<()> {

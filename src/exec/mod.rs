@@ -7,7 +7,7 @@ pub mod protocol;
 mod worker;
 
 pub use builtins::{Builtin, CallContext, Registry, builtin_names, install_registry, registry};
-pub use fork_server::{ForkServer, thread_count};
+pub use fork_server::{ForkServer, thread_count, wait_single_threaded};
 pub use worker::{install_worker_signals, serve as serve_worker};
 mod engine;
 mod invocation;

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::fork_server::WorkerExit;
+use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
 use crate::exec::invocation::{Setting, invocation};
 use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
 use crate::exec::slurm::{Allocation, SlurmRequest, default_worker_binary};
@@ -25,10 +25,20 @@ impl Engine<'_> {
     ) -> Result<(u32, Conn, Option<std::process::Child>), String> {
         let spec = &self.job.pools[pool.0];
         if spec.backend != Backend::Slurm {
-            let spawned = self
-                .fs
-                .spawn()
-                .map_err(|e| format!("cannot start a worker: {e}"))?;
+            let spawned = match self.fs.spawn() {
+                Ok(spawned) => spawned,
+                // The fork server is gone (killed from outside). A new one
+                // may be forked only while this process has one thread.
+                Err(e) if thread_count() == 1 => {
+                    self.fs = ForkServer::start().map_err(|e2| {
+                        format!("cannot start a worker: {e}; no new fork server: {e2}")
+                    })?;
+                    self.fs
+                        .spawn()
+                        .map_err(|e| format!("cannot start a worker: {e}"))?
+                }
+                Err(e) => return Err(format!("cannot start a worker: {e}")),
+            };
             let conn = Conn::new(spawned.conn, None).map_err(|e| e.to_string())?;
             return Ok((spawned.pid, conn, None));
         }
