@@ -226,6 +226,7 @@ impl Engine<'_> {
         };
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
+        slot.conn.close();
         let units: Vec<u64> = slot.units.drain(..).collect();
         let pool = slot.pool;
         let began = slot.current.take();
