@@ -31,7 +31,6 @@ use super::worker;
 /// The engine's handle on the fork server.
 pub struct ForkServer {
     ctl: UnixStream,
-    pid: u32,
 }
 
 /// A worker the fork server made.
@@ -113,19 +112,11 @@ impl ForkServer {
                 // atexit handlers or flushing its copied stdio buffers.
                 unsafe { libc::_exit(code) }
             }
-            ForkResult::Parent { child } => {
+            ForkResult::Parent { .. } => {
                 drop(server_end);
-                Ok(ForkServer {
-                    ctl: engine_end,
-                    pid: child.as_raw() as u32,
-                })
+                Ok(ForkServer { ctl: engine_end })
             }
         }
-    }
-
-    /// Pid of the fork server.
-    pub fn pid(&self) -> u32 {
-        self.pid
     }
 
     /// Asks for a new worker; it becomes a child of this process.

@@ -190,12 +190,7 @@ impl Worker {
                     capture_limit: command::DEFAULT_CAPTURE_LIMIT,
                     forward_lines: *forward_lines,
                 };
-                self.command(
-                    call.unit,
-                    &spec,
-                    *returns,
-                    timeout_ms.map(Duration::from_millis),
-                )
+                self.command(call.unit, &spec, *returns)
             }
         };
         outcome.started_ms = started
@@ -224,13 +219,7 @@ impl Worker {
         }
     }
 
-    fn command(
-        &mut self,
-        unit: u64,
-        spec: &CommandSpec,
-        returns: Returns,
-        timeout: Option<Duration>,
-    ) -> Outcome {
+    fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> Outcome {
         let input = self.reader.get_ref().try_clone();
         let result = match &input {
             Ok(file) => {
@@ -268,7 +257,7 @@ impl Worker {
             duration_ms: 0.0,
         };
         outcome.error = if out.timed_out {
-            Some(match timeout {
+            Some(match spec.timeout {
                 Some(t) => format!("timed out after {}", humantime::format_duration(t)),
                 None => "timed out".into(),
             })

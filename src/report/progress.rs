@@ -2,7 +2,6 @@
 //! Never part of the results.
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
@@ -79,9 +78,6 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }
-
-    /// How often the bar may redraw.
-    pub const TICK: Duration = Duration::from_millis(100);
 }
 
 /// Standard error as a terminal, for `--progress always` in a pipe.

@@ -122,11 +122,6 @@ impl Sink {
         }
     }
 
-    /// Records so far, by status (in [`STATUSES`] order).
-    pub fn counts(&self) -> [u64; 6] {
-        self.counts
-    }
-
     fn write(&mut self, r: &Record) {
         write_to(&mut self.writer, &mut self.error, r);
     }

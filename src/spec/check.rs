@@ -411,7 +411,7 @@ impl Checker<'_> {
             call.kwargs.keys().cloned().collect(),
             false,
         );
-        self.placeholders(function, &shape, path, "the initializer");
+        self.placeholders(function, &shape, "the initializer");
         Some(call)
     }
 
@@ -606,9 +606,9 @@ impl Checker<'_> {
         // A map that did not check has been reported; its items' shape is
         // unknown, so the function's placeholders cannot be judged.
         if t.map.is_none() || task.map.is_some() {
-            self.task_placeholders(&task, path);
+            self.task_placeholders(&task);
         } else {
-            self.callback_placeholders(&task, path);
+            self.callback_placeholders(&task);
         }
         task
     }
@@ -683,13 +683,13 @@ impl Checker<'_> {
 
     /// Checks that every placeholder of the task's function (and callbacks)
     /// has a value, for every item of a static map.
-    fn task_placeholders(&mut self, task: &Task, path: &DocPath) {
+    fn task_placeholders(&mut self, task: &Task) {
         let kwargs: Vec<String> = task.kwargs.iter().map(|(k, _)| k.clone()).collect();
         let nargs = task.args.len();
         match &task.map {
             None => {
                 let shape = Shape::fixed(nargs, kwargs, false);
-                self.placeholders(task.function, &shape, path, &format!("task `{}`", task.id));
+                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
             }
             Some(MapSource::Items(items)) => {
                 for (i, item) in items.iter().enumerate() {
@@ -698,7 +698,6 @@ impl Checker<'_> {
                     self.placeholders(
                         task.function,
                         &shape,
-                        path,
                         &format!("task `{}`, map item {i} ({})", task.id, compact(item)),
                     );
                     if self.diags.len() > before {
@@ -710,11 +709,11 @@ impl Checker<'_> {
                 let mut names = kwargs.clone();
                 names.extend(axes.iter().map(|(k, _)| k.clone()));
                 let shape = Shape::fixed(nargs, names, true);
-                self.placeholders(task.function, &shape, path, &format!("task `{}`", task.id));
+                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
             }
             Some(MapSource::Range { .. } | MapSource::Lines(_) | MapSource::Glob(_)) => {
                 let shape = Shape::fixed(nargs + 1, kwargs, true);
-                self.placeholders(task.function, &shape, path, &format!("task `{}`", task.id));
+                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
             }
             Some(MapSource::Result(_) | MapSource::Stream(_)) => {
                 // Items are known only at run time: check what does not
@@ -724,41 +723,29 @@ impl Checker<'_> {
                     kwargs: None,
                     item: true,
                 };
-                self.placeholders(task.function, &shape, path, &format!("task `{}`", task.id));
+                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
             }
         }
-        self.callback_placeholders(task, path);
+        self.callback_placeholders(task);
     }
 
     /// Checks the placeholders of a task's callbacks: they get one arg.
-    fn callback_placeholders(&mut self, task: &Task, path: &DocPath) {
+    fn callback_placeholders(&mut self, task: &Task) {
         let one = Shape::fixed(1, Vec::new(), false);
         if let Some(cb) = task.callback {
-            self.placeholders(
-                cb,
-                &one,
-                path,
-                &format!("the callback of task `{}`", task.id),
-            );
+            self.placeholders(cb, &one, &format!("the callback of task `{}`", task.id));
         }
         if let Some(cb) = task.error_callback {
             self.placeholders(
                 cb,
                 &one,
-                path,
                 &format!("the error callback of task `{}`", task.id),
             );
         }
     }
 
     /// Checks a command function's templates against what a call provides.
-    fn placeholders(
-        &mut self,
-        function: FunctionId,
-        shape: &Shape,
-        _task_path: &DocPath,
-        who: &str,
-    ) {
+    fn placeholders(&mut self, function: FunctionId, shape: &Shape, who: &str) {
         let f = &self.functions[function.0];
         let FunctionKind::Command(templates) = &f.kind else {
             return;

@@ -139,8 +139,8 @@ impl Engine<'_> {
                 }
                 *avail = false;
                 st.exhausted = true;
-                let args = resolve(self.job, &self.tasks, &task.args);
-                let kwargs = resolve_kw(self.job, &self.tasks, &task.kwargs);
+                let args = resolve(&self.tasks, &task.args);
+                let kwargs = resolve_kw(&self.tasks, &task.kwargs);
                 let st = &mut self.tasks[id.0];
                 st.next_index = 1;
                 return Some(Unit {
@@ -206,8 +206,8 @@ impl Engine<'_> {
         let st = &mut self.tasks[id.0];
         let index = st.next_index;
         st.next_index += 1;
-        let args = resolve(self.job, &self.tasks, &task.args);
-        let kwargs = resolve_kw(self.job, &self.tasks, &task.kwargs);
+        let args = resolve(&self.tasks, &task.args);
+        let kwargs = resolve_kw(&self.tasks, &task.kwargs);
         let (args, kwargs) = item_call(&item, &args, &kwargs);
         Some(Unit {
             task: id,

@@ -121,8 +121,8 @@ impl Engine<'_> {
                     self.sink.emit(id.0, 0, r);
                     self.tasks[id.0].records += 1;
                 }
-                let args = resolve(self.job, &self.tasks, &task.args);
-                let kwargs = resolve_kw(self.job, &self.tasks, &task.kwargs);
+                let args = resolve(&self.tasks, &task.args);
+                let kwargs = resolve_kw(&self.tasks, &task.kwargs);
                 loop {
                     let st = &mut self.tasks[id.0];
                     let item = match &mut st.source {
@@ -150,5 +150,5 @@ impl Engine<'_> {
 }
 
 pub(super) fn resolved_args(e: &Engine<'_>, id: TaskId) -> Vec<Value> {
-    resolve(e.job, &e.tasks, &e.job.task(id).args)
+    resolve(&e.tasks, &e.job.task(id).args)
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::exec::protocol::Conn;
 use crate::plan::ItemIter;
 use crate::report::Record;
-use crate::spec::{Arg, FunctionId, Job, PoolId, TaskId};
+use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -84,7 +84,6 @@ pub(super) struct Speed {
 }
 
 pub(super) enum WorkerState {
-    Starting,
     Idle,
     Busy,
     Dead,
@@ -152,22 +151,20 @@ impl std::hash::Hasher for UnitNumberHasher {
 /// Units of a quick function queued on one worker at most.
 pub(super) const PREFETCH: usize = 64;
 
-pub(super) fn resolve(job: &Job, tasks: &[TaskState], args: &[Arg]) -> Vec<Value> {
-    args.iter().map(|a| resolve_one(job, tasks, a)).collect()
+/// A task's args with result references replaced by the values they name.
+pub(super) fn resolve(tasks: &[TaskState], args: &[Arg]) -> Vec<Value> {
+    args.iter().map(|a| resolve_one(tasks, a)).collect()
 }
 
-pub(super) fn resolve_kw(
-    job: &Job,
-    tasks: &[TaskState],
-    kwargs: &[(String, Arg)],
-) -> Map<String, Value> {
+/// [`resolve`] for kwargs.
+pub(super) fn resolve_kw(tasks: &[TaskState], kwargs: &[(String, Arg)]) -> Map<String, Value> {
     kwargs
         .iter()
-        .map(|(k, a)| (k.clone(), resolve_one(job, tasks, a)))
+        .map(|(k, a)| (k.clone(), resolve_one(tasks, a)))
         .collect()
 }
 
-pub(super) fn resolve_one(_job: &Job, tasks: &[TaskState], a: &Arg) -> Value {
+fn resolve_one(tasks: &[TaskState], a: &Arg) -> Value {
     match a {
         Arg::Value(v) => v.clone(),
         Arg::Result(id) => tasks[id.0].value.clone().unwrap_or(Value::Null),

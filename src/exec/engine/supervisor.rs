@@ -319,10 +319,11 @@ impl<'a> Engine<'a> {
                 })
                 .collect()
         };
+        let mut done_clients = Vec::new();
         for (kind, i, flags) in ready {
             match kind {
                 2 => self.accept_clients(),
-                3 => self.serve_client(i),
+                3 if self.serve_client(i) => done_clients.push(i),
                 4 => {
                     if flags.contains(PollFlags::POLLOUT) {
                         let _ = self.workers[i].conn.flush();
@@ -335,8 +336,10 @@ impl<'a> Engine<'a> {
                 _ => {}
             }
         }
-        self.clients
-            .retain(|(_, buf)| buf.as_slice() != b"\0closed");
+        // Descending, so each index still names its client when removed.
+        for i in done_clients.into_iter().rev() {
+            self.clients.swap_remove(i);
+        }
         self.reap_retired();
         self.check_deadlines();
     }
@@ -352,9 +355,11 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn serve_client(&mut self, i: usize) {
+    /// Reads a shared-value client's request and answers it once it is
+    /// whole; `true` when the client is done (answered, or gone).
+    pub(super) fn serve_client(&mut self, i: usize) -> bool {
         let Some((store, _, _)) = &mut self.shared else {
-            return;
+            return true;
         };
         let (stream, buf) = &mut self.clients[i];
         let mut chunk = [0u8; 4096];
@@ -370,9 +375,9 @@ impl<'a> Engine<'a> {
             let reply = handle_line(store, &buf[..nl]);
             let _ = stream.set_nonblocking(false);
             let _ = stream.write_all(&reply);
-            *buf = b"\0closed".to_vec();
-        } else if closed {
-            *buf = b"\0closed".to_vec();
+            true
+        } else {
+            closed
         }
     }
 

@@ -83,7 +83,7 @@ impl Engine<'_> {
             step,
             pool,
             conn,
-            state: WorkerState::Starting,
+            state: WorkerState::Idle,
             units: VecDeque::new(),
             pgid: None,
             deadline: None,
@@ -108,7 +108,6 @@ impl Engine<'_> {
             }
         };
         self.pools[pool.0].live += 1;
-        self.workers[w].state = WorkerState::Idle;
         if let Some(init) = &self.job.pools[pool.0].initializer {
             let unit = Unit {
                 task: TaskId(usize::MAX),
