@@ -176,28 +176,18 @@ fn dry_run(job: &Job) -> ExitCode {
     let mut out = std::io::stdout().lock();
     for task in &job.tasks {
         let function = job.function(task.function);
-        let args: Vec<serde_json::Value> = task
-            .args
-            .iter()
-            .map(|a| match a {
-                Arg::Value(v) => v.clone(),
-                Arg::Result(id) => {
-                    serde_json::Value::String(format!("<result of {}>", job.task(*id).id))
-                }
-            })
-            .collect();
+        // Values other tasks would produce are shown by name.
+        let shown = |a: &Arg| match a {
+            Arg::Value(v) => v.clone(),
+            Arg::Result(id) => {
+                serde_json::Value::String(format!("<result of {}>", job.task(*id).id))
+            }
+        };
+        let args: Vec<serde_json::Value> = task.args.iter().map(shown).collect();
         let kwargs: serde_json::Map<String, serde_json::Value> = task
             .kwargs
             .iter()
-            .map(|(k, a)| {
-                let v = match a {
-                    Arg::Value(v) => v.clone(),
-                    Arg::Result(id) => {
-                        serde_json::Value::String(format!("<result of {}>", job.task(*id).id))
-                    }
-                };
-                (k.clone(), v)
-            })
+            .map(|(k, a)| (k.clone(), shown(a)))
             .collect();
         let line = |label: String,
                     item: Option<&serde_json::Value>,
