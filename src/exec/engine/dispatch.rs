@@ -74,9 +74,13 @@ impl Engine<'_> {
                 }
             },
         };
+        let args = resolve(&self.tasks, &task.args);
+        let kwargs = resolve_kw(&self.tasks, &task.kwargs);
         let st = &mut self.tasks[id.0];
         st.phase = Phase::Running;
         st.source = source;
+        st.args = args;
+        st.kwargs = kwargs;
         self.make_runnable(id);
     }
 
@@ -139,9 +143,6 @@ impl Engine<'_> {
                 }
                 *avail = false;
                 st.exhausted = true;
-                let args = resolve(&self.tasks, &task.args);
-                let kwargs = resolve_kw(&self.tasks, &task.kwargs);
-                let st = &mut self.tasks[id.0];
                 st.next_index = 1;
                 return Some(Unit {
                     task: id,
@@ -149,8 +150,8 @@ impl Engine<'_> {
                     index: None,
                     seq: 0,
                     function: task.function,
-                    args,
-                    kwargs,
+                    args: st.args.clone(),
+                    kwargs: st.kwargs.clone(),
                     item: None,
                     attempt: 1,
                 });
@@ -206,9 +207,7 @@ impl Engine<'_> {
         let st = &mut self.tasks[id.0];
         let index = st.next_index;
         st.next_index += 1;
-        let args = resolve(&self.tasks, &task.args);
-        let kwargs = resolve_kw(&self.tasks, &task.kwargs);
-        let (args, kwargs) = item_call(&item, &args, &kwargs);
+        let (args, kwargs) = item_call(&item, &st.args, &st.kwargs);
         Some(Unit {
             task: id,
             kind: UnitKind::Main,

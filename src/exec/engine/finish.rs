@@ -116,13 +116,13 @@ impl Engine<'_> {
                 }
                 // What was never handed out, one item at a time (a map of
                 // millions is never held whole).
+                let args = std::mem::take(&mut self.tasks[id.0].args);
+                let kwargs = std::mem::take(&mut self.tasks[id.0].kwargs);
                 if matches!(self.tasks[id.0].source, Source::Single(true)) {
-                    let r = cancelled(None, resolved_args(self, id), Map::new());
+                    let r = cancelled(None, args.clone(), kwargs.clone());
                     self.sink.emit(id.0, 0, r);
                     self.tasks[id.0].records += 1;
                 }
-                let args = resolve(&self.tasks, &task.args);
-                let kwargs = resolve_kw(&self.tasks, &task.kwargs);
                 loop {
                     let st = &mut self.tasks[id.0];
                     let item = match &mut st.source {

@@ -71,6 +71,10 @@ pub(super) struct TaskState {
     /// The stream producer has ended: no more lines will come.
     pub(super) producer_done: bool,
     pub(super) has_stream_consumers: bool,
+    /// The task's own args and kwargs, resolved once when it starts (its
+    /// result references are final then); every item shares them.
+    pub(super) args: Vec<Value>,
+    pub(super) kwargs: Map<String, Value>,
     /// The task's last record, held until its callback's record.
     pub(super) held_last: Option<(u64, Record)>,
 }

@@ -174,6 +174,8 @@ impl<'a> Engine<'a> {
                     producer_done: false,
                     held_last: None,
                     has_stream_consumers: !consumers[i].is_empty(),
+                    args: Vec::new(),
+                    kwargs: serde_json::Map::new(),
                 }
             })
             .collect();
