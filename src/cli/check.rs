@@ -1,13 +1,11 @@
 //! `jobfile check`: parse, validate and plan; silent when fine.
 
-use std::io::IsTerminal;
-
 use super::args::CheckArgs;
 use super::exit::ExitCode;
 use crate::spec;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::stderr_color();
     let opts = super::check_options(&[]);
     let mut code = ExitCode::Ok;
     for path in &args.jobs {

@@ -49,3 +49,10 @@ pub(crate) fn check_options(sets: &[(String, String)]) -> crate::spec::CheckOpti
         var_overrides: sets.to_vec(),
     }
 }
+
+/// Whether diagnostics on standard error may be coloured: a terminal, and
+/// no `NO_COLOR`.
+pub(crate) fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}

@@ -1,13 +1,13 @@
 //! `jobfile plan`: the task graph, nothing run.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use super::args::PlanArgs;
 use super::exit::ExitCode;
 use crate::{plan, spec};
 
 pub fn run(args: &PlanArgs) -> ExitCode {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = super::stderr_color();
     let job = match spec::read_job(&args.job, &super::check_options(&[])) {
         Ok(job) => job,
         Err(e) => {

@@ -13,7 +13,7 @@ use crate::spec::{self, Arg, Job, MapSource};
 
 pub fn run(args: &RunArgs) -> ExitCode {
     let started = Instant::now();
-    let color_err = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color_err = super::stderr_color();
     let job = match spec::read_job(&args.job, &super::check_options(&args.set)) {
         Ok(job) => job,
         Err(e) => {
