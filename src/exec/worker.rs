@@ -344,7 +344,7 @@ fn sweep() {
 }
 
 /// The pids whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<i32> {
+pub(crate) fn children_of(pid: u32) -> Vec<i32> {
     let path = format!("/proc/{pid}/task/{pid}/children");
     if let Ok(text) = std::fs::read_to_string(path) {
         return text

@@ -424,14 +424,7 @@ fn try_reap(pid: u32) -> Option<WorkerExit> {
 /// Kills and reaps every remaining child but the fork server: orphans the
 /// engine adopted as a subreaper.
 fn reap_orphans() {
-    let me = std::process::id();
-    let path = format!("/proc/{me}/task/{me}/children");
-    let children: Vec<i32> = std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    for pid in children {
+    for pid in crate::exec::worker::children_of(std::process::id()) {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() == "jobfile-forksrv" {
             continue; // ends on its own when its socket closes
