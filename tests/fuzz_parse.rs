@@ -13,6 +13,7 @@ fn opts() -> CheckOptions {
             .map(String::from)
             .to_vec(),
         var_overrides: vec![("width".into(), "400".into())],
+        python_probe: None,
     }
 }
 

@@ -47,6 +47,7 @@ pub(crate) fn check_options(sets: &[(String, String)]) -> crate::spec::CheckOpti
     crate::spec::CheckOptions {
         builtins: crate::exec::builtin_names(),
         var_overrides: sets.to_vec(),
+        python_probe: Some(crate::exec::python::probe),
     }
 }
 

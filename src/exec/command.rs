@@ -17,8 +17,7 @@
 //! The caller must not reap children with `waitpid(-1, ..)` while [`run`] is
 //! active, or the command's exit status may be lost.
 
-use std::fs::File;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -26,11 +25,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
+
+use super::capture::Pipe;
 
 /// Bytes of stdout, and of stderr, kept by default (16 MiB each).
 pub const DEFAULT_CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
@@ -49,9 +49,6 @@ const REAP_WAIT: Duration = Duration::from_millis(200);
 
 /// Poll interval used only when the kernel has no `pidfd_open` (before 5.3).
 const FALLBACK_TICK: Duration = Duration::from_millis(10);
-
-/// Size of one read from a pipe.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// What to run and how to supervise it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,8 +255,8 @@ pub fn run(
     let mut sup = Supervisor {
         spec,
         pid,
-        out: Pipe::new(Stream::Stdout, out),
-        err: Pipe::new(Stream::Stderr, err),
+        out: Pipe::new(Stream::Stdout, out, spec.capture_limit, spec.forward_lines),
+        err: Pipe::new(Stream::Stderr, err, spec.capture_limit, spec.forward_lines),
         outcome: Outcome::default(),
         kill_at: None,
         killed: false,
@@ -270,10 +267,10 @@ pub fn run(
     // Whatever happened, the group is killed while the main process is not
     // yet reaped: its pid, and so the group id, cannot be reused meanwhile.
     sup.kill_group(!matches!(supervised, Ok(true)));
-    sup.out.drain(spec, &mut sup.outcome.truncated, events);
-    sup.err.drain(spec, &mut sup.outcome.truncated, events);
-    sup.out.finish(spec, events);
-    sup.err.finish(spec, events);
+    sup.out.drain(&mut sup.outcome.truncated, events);
+    sup.err.drain(&mut sup.outcome.truncated, events);
+    sup.out.finish(events);
+    sup.err.finish(events);
     let status = child.wait();
     reap_group(pid);
 
@@ -485,12 +482,10 @@ impl Supervisor<'_> {
             drop(fds);
 
             if !ready[0].is_empty() {
-                self.out
-                    .read_once(self.spec, &mut self.outcome.truncated, events);
+                self.out.read_once(&mut self.outcome.truncated, events);
             }
             if !ready[1].is_empty() {
-                self.err
-                    .read_once(self.spec, &mut self.outcome.truncated, events);
+                self.err.read_once(&mut self.outcome.truncated, events);
             }
             if running {
                 let exited = match &pidfd {
@@ -612,120 +607,10 @@ fn poll_timeout(d: Duration) -> PollTimeout {
         .unwrap_or(PollTimeout::MAX)
 }
 
-/// The read end of one output pipe and what has been kept from it.
-struct Pipe {
-    stream: Stream,
-    /// `None` once end of file was read.
-    fd: Option<File>,
-    captured: Vec<u8>,
-    /// The start of a line not yet ended, when lines are forwarded.
-    partial: Vec<u8>,
-}
-
-impl Pipe {
-    fn new(stream: Stream, fd: Option<OwnedFd>) -> Self {
-        // A pipe that cannot be made non-blocking could stall the loop;
-        // without the flag it is left out, as if it had been closed.
-        let fd = fd.filter(|fd| set_nonblocking(fd).is_ok()).map(File::from);
-        Pipe {
-            stream,
-            fd,
-            captured: Vec::new(),
-            partial: Vec::new(),
-        }
-    }
-
-    /// Reads once. Returns false when there is nothing more to read now.
-    fn read_once(
-        &mut self,
-        spec: &CommandSpec,
-        truncated: &mut bool,
-        events: &mut dyn Events,
-    ) -> bool {
-        let Some(file) = self.fd.as_mut() else {
-            return false;
-        };
-        let mut buf = [0u8; READ_CHUNK];
-        match file.read(&mut buf) {
-            Ok(0) => {
-                self.fd = None;
-                false
-            }
-            Ok(n) => {
-                self.take(&buf[..n], spec, truncated, events);
-                true
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => true,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-            Err(_) => {
-                // Not expected from a pipe; treat it as its end.
-                self.fd = None;
-                false
-            }
-        }
-    }
-
-    /// Reads what is there now, without waiting for more.
-    fn drain(&mut self, spec: &CommandSpec, truncated: &mut bool, events: &mut dyn Events) {
-        while self.read_once(spec, truncated, events) {}
-    }
-
-    /// Keeps what fits under the limit and forwards complete lines.
-    fn take(
-        &mut self,
-        data: &[u8],
-        spec: &CommandSpec,
-        truncated: &mut bool,
-        events: &mut dyn Events,
-    ) {
-        let room = spec.capture_limit.saturating_sub(self.captured.len());
-        if data.len() > room {
-            *truncated = true;
-        }
-        self.captured
-            .extend_from_slice(&data[..data.len().min(room)]);
-
-        if !spec.forward_lines {
-            return;
-        }
-        let max_line = spec.capture_limit.max(READ_CHUNK);
-        let mut rest = data;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            if self.partial.is_empty() {
-                events.on_line(self.stream, &rest[..end]);
-            } else {
-                self.partial.extend_from_slice(&rest[..end]);
-                events.on_line(self.stream, &self.partial);
-                self.partial.clear();
-            }
-            rest = &rest[end + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-        while self.partial.len() >= max_line {
-            events.on_line(self.stream, &self.partial[..max_line]);
-            self.partial.drain(..max_line);
-        }
-    }
-
-    /// Delivers a last line that had no `'\n'`, and closes the pipe.
-    fn finish(&mut self, spec: &CommandSpec, events: &mut dyn Events) {
-        if spec.forward_lines && !self.partial.is_empty() {
-            events.on_line(self.stream, &self.partial);
-            self.partial.clear();
-        }
-        self.fd = None;
-    }
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
     use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -71,6 +71,17 @@ pub fn invocation(
                 kwargs: kwargs.clone(),
             });
         }
+        FunctionKind::Python(target) => {
+            return Ok(Invocation::Python {
+                target: target.to_string(),
+                args: args.to_vec(),
+                kwargs: kwargs.clone(),
+                env,
+                cwd: setting.cwd.map(|c| c.to_string_lossy().into_owned()),
+                timeout_ms,
+                forward_lines: setting.forward_lines,
+            });
+        }
         FunctionKind::Command(templates) => {
             let b = Bindings {
                 args,
@@ -136,6 +147,16 @@ pub fn describe(inv: &Invocation) -> String {
             }
             s.push(')');
             s
+        }
+        Invocation::Python {
+            target,
+            args,
+            kwargs,
+            ..
+        } => {
+            let mut parts: Vec<String> = args.iter().map(Value::to_string).collect();
+            parts.extend(kwargs.iter().map(|(k, v)| format!("{k}={v}")));
+            format!("{target}({})", parts.join(", "))
         }
         Invocation::Command { argv, env, .. } => {
             let mut parts: Vec<String> = env

@@ -1,6 +1,7 @@
 //! The pool: fork server, workers, supervisor loop.
 
 mod builtins;
+mod capture;
 pub mod command;
 mod fork_server;
 pub mod protocol;
@@ -11,6 +12,7 @@ pub use fork_server::{ForkServer, thread_count, wait_single_threaded};
 pub use worker::{install_worker_signals, serve as serve_worker};
 mod engine;
 mod invocation;
+pub mod python;
 mod signals;
 pub mod slurm;
 

@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::python::PythonSetup;
 use crate::shared::SharedOp;
 use crate::spec::Returns;
 
@@ -36,6 +37,19 @@ pub enum Invocation {
         /// Send each stdout/stderr line as it comes (`--live`, streams).
         forward_lines: bool,
     },
+    /// A Python function, called in the worker's interpreter.
+    Python {
+        /// `MODULE:NAME`.
+        target: String,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        env: Vec<(String, String)>,
+        cwd: Option<String>,
+        timeout_ms: Option<u64>,
+        /// Send each output line, and each value a generator yields, as it
+        /// comes (`--live`, streams).
+        forward_lines: bool,
+    },
 }
 
 /// One call inside a dispatch, with the engine's number for it.
@@ -58,6 +72,9 @@ pub enum ToWorker {
     },
     /// Stop the running call: TERM its processes, KILL after the grace.
     Cancel,
+    /// How this worker starts its Python interpreter; sent before the
+    /// first call when the job has Python functions.
+    Python { setup: PythonSetup },
 }
 
 /// How a call ended, as the worker saw it. Empty fields are left out of
@@ -85,6 +102,13 @@ pub struct Outcome {
     pub stderr: String,
     #[serde(skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// The process that ran the call died (a Python interpreter).
+    #[serde(skip_serializing_if = "is_false")]
+    pub crashed: bool,
+    /// The worker ends after this answer (its interpreter is gone); units
+    /// queued behind this one never started.
+    #[serde(skip_serializing_if = "is_false")]
+    pub retire: bool,
     /// Start, in milliseconds since the Unix epoch.
     pub started_ms: f64,
     pub duration_ms: f64,
@@ -116,6 +140,8 @@ pub enum FromWorker {
         stream: LineStream,
         line: String,
     },
+    /// A value a Python generator yielded: one item for a stream's consumers.
+    Item { unit: u64, value: Value },
     /// A builtin asks the engine to apply a shared-value operation.
     Shared { op: SharedOp },
     /// A call ended.

@@ -18,21 +18,27 @@ use serde_json::Value;
 use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
 use super::protocol::{Call, FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
+use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
 use crate::spec::Returns;
 
 /// Process group of the command running now, or 0.
 static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
 
+/// Process group of the worker's Python interpreter, or 0.
+static INTERPRETER_GROUP: AtomicI32 = AtomicI32::new(0);
+
 /// Grace between SIGTERM and SIGKILL for a command that must stop.
 pub const GRACE: Duration = Duration::from_secs(2);
 
 extern "C" fn on_term(_: libc::c_int) {
-    let group = CURRENT_GROUP.load(Ordering::SeqCst);
     // SAFETY: kill and _exit are async-signal-safe.
     unsafe {
-        if group > 0 {
-            libc::kill(-group, libc::SIGKILL);
+        for group in [&CURRENT_GROUP, &INTERPRETER_GROUP] {
+            let group = group.load(Ordering::SeqCst);
+            if group > 0 {
+                libc::kill(-group, libc::SIGKILL);
+            }
         }
         libc::_exit(143);
     }
@@ -70,6 +76,9 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
         writer: File::from(output),
         pending: Vec::new(),
         held: std::collections::VecDeque::new(),
+        python: None,
+        interpreter: None,
+        watch: None,
     };
     if w.send(&FromWorker::Ready {
         pid: std::process::id(),
@@ -84,10 +93,24 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             Ok(None) => return 0,
             Err(_) => return 1,
         };
+        if let ToWorker::Python { setup } = frame {
+            w.python = Some(setup);
+            continue;
+        }
         if let ToWorker::Run { calls } = frame {
             let last = calls.len().saturating_sub(1);
             for (i, call) in calls.iter().enumerate() {
                 let outcome = w.run(call);
+                if outcome.retire {
+                    // The interpreter is gone: answer, and end, so that a
+                    // fresh worker (and its initializer) takes over.
+                    let done = FromWorker::Done {
+                        unit: call.unit,
+                        outcome,
+                    };
+                    let _ = w.send(&done);
+                    return 0;
+                }
                 let slow = outcome.duration_ms > 1.0;
                 let done = FromWorker::Done {
                     unit: call.unit,
@@ -113,6 +136,13 @@ struct Worker {
     /// Frames read while waiting for something else (a shared-value reply,
     /// a cancel), to be served in order.
     held: std::collections::VecDeque<ToWorker>,
+    /// How to start a Python interpreter, when the job has Python functions.
+    python: Option<PythonSetup>,
+    /// The interpreter, once a Python call needed it.
+    interpreter: Option<Interpreter>,
+    /// A second handle on the engine's connection, polled during Python
+    /// calls for a cancel.
+    watch: Option<File>,
 }
 
 impl Worker {
@@ -192,6 +222,28 @@ impl Worker {
                 };
                 self.command(call.unit, &spec, *returns)
             }
+            Invocation::Python {
+                target,
+                args,
+                kwargs,
+                env,
+                cwd,
+                timeout_ms,
+                forward_lines,
+            } => {
+                let py = PythonCall {
+                    target,
+                    args,
+                    kwargs,
+                    env,
+                    cwd: cwd.as_deref(),
+                    timeout: timeout_ms.map(Duration::from_millis),
+                    grace: GRACE,
+                    capture_limit: command::DEFAULT_CAPTURE_LIMIT,
+                    forward_lines: *forward_lines,
+                };
+                self.python(call.unit, &py)
+            }
         };
         outcome.started_ms = started
             .duration_since(UNIX_EPOCH)
@@ -253,6 +305,8 @@ impl Worker {
             stdout: String::new(),
             stderr: String::new(),
             truncated: out.truncated,
+            crashed: false,
+            retire: false,
             started_ms: 0.0,
             duration_ms: 0.0,
         };
@@ -282,6 +336,67 @@ impl Worker {
         outcome.stdout = stdout;
         outcome.stderr = stderr;
         outcome
+    }
+}
+
+impl Worker {
+    /// Runs a Python call in this worker's interpreter, starting one first
+    /// if there is none yet.
+    fn python(&mut self, unit: u64, call: &PythonCall<'_>) -> Outcome {
+        if self.interpreter.is_none() {
+            let Some(setup) = &self.python else {
+                return Outcome {
+                    error: Some("this worker was given no Python set-up".into()),
+                    ..Outcome::default()
+                };
+            };
+            match Interpreter::start(setup, call.capture_limit) {
+                Ok(interpreter) => {
+                    INTERPRETER_GROUP.store(interpreter.pid(), Ordering::SeqCst);
+                    self.interpreter = Some(interpreter);
+                }
+                Err(error) => {
+                    return Outcome {
+                        error: Some(error),
+                        ..Outcome::default()
+                    };
+                }
+            }
+        }
+        let Some(mut interpreter) = self.interpreter.take() else {
+            return Outcome::default();
+        };
+        if self.watch.is_none() {
+            self.watch = self.reader.get_ref().try_clone().ok();
+        }
+        let watch = self.watch.take();
+        let outcome = {
+            let mut events = CommandEvents { worker: self, unit };
+            interpreter.call(call, watch.as_ref().map(|f| f.as_fd()), &mut events)
+        };
+        self.watch = watch;
+        if outcome.retire {
+            INTERPRETER_GROUP.store(0, Ordering::SeqCst);
+            drop(interpreter);
+            sweep();
+        } else {
+            self.interpreter = Some(interpreter);
+        }
+        outcome
+    }
+}
+
+impl CallEvents for CommandEvents<'_> {
+    fn on_item(&mut self, value: Value) {
+        let _ = self.worker.send(&FromWorker::Item {
+            unit: self.unit,
+            value,
+        });
+    }
+
+    fn shared(&mut self, op: &str, args: Vec<Value>) -> Result<Value, String> {
+        let op = SharedOp::from_values(op, &args).map_err(|e| e.to_string())?;
+        self.worker.shared(op)
     }
 }
 

@@ -185,6 +185,7 @@ mod tests {
         let opts = CheckOptions {
             builtins: vec!["noop".into(), "square".into()],
             var_overrides: Vec::new(),
+            python_probe: None,
         };
         check_source(Path::new("job.toml"), text, &opts).expect("a valid job")
     }

@@ -14,6 +14,7 @@ use super::duration::{DURATION_HELP, parse_duration};
 use super::job::*;
 use super::load::{Unreadable, backticked};
 use super::map_source::RawMap;
+use super::python::{self, PythonProbe};
 use super::raw::{RawCall, RawFunction, RawJob, RawPool, RawTask};
 use super::suggest::did_you_mean;
 use super::template::{ItemField, Part, Template};
@@ -25,6 +26,9 @@ pub struct CheckOptions {
     pub builtins: Vec<String>,
     /// `--set NAME=VALUE` overrides of `[vars]`.
     pub var_overrides: Vec<(String, String)>,
+    /// Asks the Python interpreter about the job's modules; `None` skips
+    /// those checks.
+    pub python_probe: Option<PythonProbe>,
 }
 
 /// Checks a raw job read from `path`; gives the job or every diagnostic.
@@ -52,6 +56,7 @@ pub fn check(
         functions: Vec::new(),
         function_names: HashMap::new(),
         vars: BTreeMap::new(),
+        python_functions: Vec::new(),
     };
     let root = DocPath::root();
     if !unreadable.version && raw.version != 1 {
@@ -92,8 +97,19 @@ pub fn check(
         functions: Vec::new(),
         tasks,
         shared,
+        python: PythonSettings::default(),
     };
     job.functions = std::mem::take(&mut cx.functions);
+    job.python = python::settings(raw.python.as_ref(), &cx.dir);
+    if let (Some(probe), false) = (cx.opts.python_probe, cx.python_functions.is_empty()) {
+        let key = raw
+            .python
+            .as_ref()
+            .and_then(|p| p.interpreter.as_ref())
+            .map(|_| root.key("python").key("interpreter"));
+        let found = python::diagnose(probe, &job.python, &job.dir, &cx.python_functions, key);
+        cx.diags.extend(found);
+    }
     if cx.diags.is_empty() {
         if let Some(cycle) = crate::plan::find_cycle(&job) {
             cx.diags.push(cycle_diagnostic(&job, &cycle));
@@ -108,6 +124,8 @@ pub fn check(
 
 struct Checker<'a> {
     opts: &'a CheckOptions,
+    /// The module of each Python function, with the place of its `python` key.
+    python_functions: Vec<(String, DocPath)>,
     unreadable: &'a Unreadable,
     diags: Vec<Diagnostic>,
     dir: PathBuf,
@@ -172,11 +190,35 @@ impl Checker<'_> {
             f.command.as_ref().map(|_| "command"),
             f.shell.as_ref().map(|_| "shell"),
             f.builtin.as_ref().map(|_| "builtin"),
+            f.python.as_ref().map(|_| "python"),
         ]
         .into_iter()
         .flatten()
         .collect();
         let kind = match (given.len(), &f.command, &f.shell, &f.builtin) {
+            (1, None, None, None) => {
+                let text = f.python.as_deref().unwrap_or_default();
+                if f.returns.is_some() {
+                    self.diags.push(
+                        Diagnostic::at_key(
+                            path.key("returns"),
+                            format!("`returns` on the Python function `{name}`: its value is what it returns"),
+                        )
+                        .with_help("remove `returns`: a Python function's return value is turned into JSON"),
+                    );
+                }
+                match PythonTarget::parse(text) {
+                    Ok(target) => {
+                        self.python_functions
+                            .push((target.module.clone(), path.key("python")));
+                        FunctionKind::Python(target)
+                    }
+                    Err(e) => {
+                        self.diags.push(Diagnostic::at(path.key("python"), e));
+                        FunctionKind::Shell(String::new())
+                    }
+                }
+            }
             (1, Some(argv), _, _) => {
                 if argv.is_empty() {
                     self.diags.push(
@@ -219,9 +261,9 @@ impl Checker<'_> {
                 self.diags.push(
                     Diagnostic::at(
                         path.clone(),
-                        format!("function `{name}` has none of `command`, `shell`, `builtin`: expected exactly one"),
+                        format!("function `{name}` has none of `command`, `shell`, `builtin`, `python`: expected exactly one"),
                     )
-                    .with_help("add `command = [...]`, `shell = \"...\"` or `builtin = \"...\"`"),
+                    .with_help("add `command = [...]`, `shell = \"...\"`, `builtin = \"...\"` or `python = \"MODULE:NAME\"`"),
                 );
                 FunctionKind::Shell(String::new())
             }
@@ -229,7 +271,7 @@ impl Checker<'_> {
                 self.diags.push(Diagnostic::at_key(
                     path.key(given[1]),
                     format!(
-                        "function `{name}` has both `{}` and `{}`: expected exactly one of `command`, `shell`, `builtin`",
+                        "function `{name}` has both `{}` and `{}`: expected exactly one of `command`, `shell`, `builtin`, `python`",
                         given[0], given[1]
                     ),
                 ));

@@ -40,6 +40,72 @@ pub struct Job {
     pub tasks: Vec<Task>,
     /// `[shared]`, in declaration order.
     pub shared: Vec<(String, Value)>,
+    /// How Python functions run (`[python]`, with its defaults).
+    pub python: PythonSettings,
+}
+
+impl Job {
+    /// Does any function of the job run in a Python interpreter?
+    pub fn uses_python(&self) -> bool {
+        self.functions
+            .iter()
+            .any(|f| matches!(f.kind, FunctionKind::Python(_)))
+    }
+}
+
+/// `[python]`, with its defaults applied.
+#[derive(Debug, Clone, Default)]
+pub struct PythonSettings {
+    /// The interpreter, as given or from `$JOBFILE_PYTHON` (else `python3`).
+    pub interpreter: String,
+    /// Absolute folders put first on `sys.path`, after the job's folder.
+    pub path: Vec<PathBuf>,
+}
+
+/// A Python function: `MODULE:NAME`, NAME possibly dotted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonTarget {
+    pub module: String,
+    pub name: String,
+}
+
+impl PythonTarget {
+    /// Reads `MODULE:NAME`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<PythonTarget, String> {
+        let Some((module, name)) = text.split_once(':') else {
+            return Err(format!(
+                "`{text}` is not `MODULE:NAME`: expected a module and a function, like `tasks:work`"
+            ));
+        };
+        let dotted = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|part| {
+                    let mut chars = part.chars();
+                    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                        && chars.all(|c| c == '_' || c.is_alphanumeric())
+                })
+        };
+        if !dotted(module) {
+            return Err(format!(
+                "`{module}` is not a module name: expected dotted Python identifiers, like `pkg.tasks`"
+            ));
+        }
+        if !dotted(name) {
+            return Err(format!(
+                "`{name}` is not a function name: expected a Python identifier, or a dotted one like `Class.method`"
+            ));
+        }
+        Ok(PythonTarget {
+            module: module.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for PythonTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.module, self.name)
+    }
 }
 
 /// A pool of workers.
@@ -103,6 +169,8 @@ pub enum FunctionKind {
     Shell(String),
     /// A function of the worker's registry.
     Builtin(String),
+    /// A Python function, called in a warm interpreter.
+    Python(PythonTarget),
 }
 
 /// An argument: a value, or another task's value.

@@ -11,7 +11,7 @@ use toml_edit::{Document, Item};
 
 use super::diagnostic::Diagnostic;
 use super::doc_path::DocPath;
-use super::raw::{RawFunction, RawJob, RawPool, RawResults, RawTask, TOP_LEVEL_KEYS};
+use super::raw::{RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS};
 use super::suggest::did_you_mean;
 
 /// What could be read of a document.
@@ -90,6 +90,7 @@ pub fn load(source: &str) -> Loaded {
                 }
             }
             "results" => raw.results = read::<RawResults>(item, &path, &mut diagnostics),
+            "python" => raw.python = read::<RawPython>(item, &path, &mut diagnostics),
             "pools" => {
                 raw.pools = read_named(item, &path, &mut unreadable.pools, &mut diagnostics);
             }

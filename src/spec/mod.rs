@@ -10,6 +10,7 @@ mod duration;
 mod job;
 mod load;
 mod map_source;
+pub mod python;
 mod raw;
 mod suggest;
 pub mod template;
@@ -20,6 +21,7 @@ pub use check::CheckOptions;
 pub use diagnostic::{Diagnostic, Located};
 pub use duration::parse_duration;
 pub use job::*;
+pub use python::{PythonProbe, PythonReport};
 pub use raw::RawJob;
 pub use suggest::closest;
 

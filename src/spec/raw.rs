@@ -47,6 +47,23 @@ pub struct RawJob {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Value>")]
     pub shared: Map<String, Value>,
+    /// How Python functions are run.
+    #[serde(default)]
+    pub python: Option<RawPython>,
+}
+
+/// `[python]`: the interpreter of the job's Python functions.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPython {
+    /// The interpreter (a name on `PATH`, or a path such as a venv's
+    /// `bin/python`); default: `$JOBFILE_PYTHON`, else `python3`.
+    #[serde(default)]
+    pub interpreter: Option<String>,
+    /// Folders put first on `sys.path`, relative to the job file's folder
+    /// (which is always on it).
+    #[serde(default)]
+    pub path: Option<Vec<String>>,
 }
 
 /// A variable's value, as the schema describes it: a string, number or
@@ -163,7 +180,7 @@ pub enum Order {
     Completion,
 }
 
-/// `[functions.NAME]`: exactly one of `command`, `shell`, `builtin`.
+/// `[functions.NAME]`: exactly one of `command`, `shell`, `builtin`, `python`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFunction {
@@ -176,6 +193,9 @@ pub struct RawFunction {
     /// A function run inside the worker (`noop`, `echo`, `sleep`, ...).
     #[serde(default)]
     pub builtin: Option<String>,
+    /// A Python function, `MODULE:NAME`, called in a warm interpreter.
+    #[serde(default)]
+    pub python: Option<String>,
     /// How stdout becomes the value.
     #[serde(default)]
     pub returns: Option<Returns>,
@@ -275,4 +295,5 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "functions",
     "task",
     "shared",
+    "python",
 ];

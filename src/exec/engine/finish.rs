@@ -56,6 +56,9 @@ impl Engine<'_> {
             self.flush_held(TaskId(i));
         }
         self.end_slurm();
+        if let Some(template) = self.python.take() {
+            template.stop();
+        }
         self.reap_all();
         if let Some((store, _, _)) = &self.shared {
             let mut r = Record::not_run(

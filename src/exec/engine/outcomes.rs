@@ -72,6 +72,8 @@ impl Engine<'_> {
             Status::Ok
         } else if stopped {
             Status::Cancelled
+        } else if outcome.crashed {
+            Status::Crashed
         } else if outcome.timed_out {
             Status::Timeout
         } else if outcome.cancelled {
@@ -81,7 +83,13 @@ impl Engine<'_> {
         };
         let pid = slot.reported_pid;
         let limit = self.job.pools[slot.pool.0].max_tasks_per_child;
-        if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
+        if outcome.retire {
+            // The worker ends after this answer: what was queued behind
+            // it never started.
+            let queued: Vec<u64> = slot.units.drain(..).collect();
+            self.requeue(queued);
+            self.retire(w, false);
+        } else if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
             self.retire(w, false);
         }
         let speed = &mut self.speeds[unit.function.0];

@@ -4,6 +4,7 @@
 use std::os::unix::net::UnixListener;
 
 use crate::exec::fork_server::{ForkServer, become_subreaper};
+use crate::exec::python::Template;
 use crate::exec::signals::SignalPipe;
 use crate::shared::SharedStore;
 use crate::spec::Job;
@@ -14,6 +15,8 @@ pub struct Prepared {
     pub(super) fork_server: ForkServer,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
     pub(super) signals: SignalPipe,
+    /// The template interpreter, when the job has Python functions.
+    pub(super) python: Option<Template>,
 }
 
 /// Sets up what must exist before any thread: call it first in `run`,
@@ -47,10 +50,18 @@ pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
     let signals = SignalPipe::install()?;
     // Workers are forked by the fork server but adopted by the engine.
     become_subreaper()?;
+    // Before the fork server, so that no worker holds the template's
+    // listening socket: if the template dies, requests fail at once.
+    let python = if job.uses_python() {
+        Some(Template::start(job)?)
+    } else {
+        None
+    };
     let fork_server = ForkServer::start()?;
     Ok(Prepared {
         fork_server,
         shared,
         signals,
+        python,
     })
 }

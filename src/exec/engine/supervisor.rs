@@ -21,12 +21,13 @@ use super::prepare::Prepared;
 use super::state::*;
 use crate::exec::fork_server::ForkServer;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
+use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
 use crate::exec::slurm::Allocation;
 use crate::plan::{EdgeKind, Plan};
 use crate::report::{Record, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
-use crate::spec::{Job, TaskId};
+use crate::spec::{FunctionKind, Job, TaskId};
 
 /// Options of a run beyond the job file.
 #[derive(Debug, Clone, Default)]
@@ -96,6 +97,11 @@ pub(super) struct Engine<'a> {
     pub(super) allocations: HashMap<usize, Allocation>,
     /// `srun`s of retired Slurm workers, reaped at the end.
     pub(super) ended_steps: Vec<std::process::Child>,
+    /// The template interpreter of the job's Python functions.
+    pub(super) python: Option<Template>,
+    /// What workers are told about Python: on this machine (with the
+    /// template), and elsewhere (Slurm steps, which start their own).
+    pub(super) python_setup: Option<(PythonSetup, PythonSetup)>,
 }
 
 impl<'a> Engine<'a> {
@@ -185,6 +191,13 @@ impl<'a> Engine<'a> {
             fs: prepared.fork_server,
             signals: prepared.signals,
             shared: prepared.shared,
+            python_setup: job.uses_python().then(|| {
+                (
+                    PythonSetup::of_job(job, prepared.python.as_ref().map(|t| t.socket())),
+                    PythonSetup::of_job(job, None),
+                )
+            }),
+            python: prepared.python,
             clients: Vec::new(),
             sink,
             opts,
@@ -416,6 +429,7 @@ impl<'a> Engine<'a> {
             FromWorker::Ready { pid } => self.workers[w].reported_pid = pid,
             FromWorker::Spawned { pgid, .. } => self.workers[w].pgid = Some(pgid),
             FromWorker::Line { unit, stream, line } => self.on_line(w, unit, stream, line),
+            FromWorker::Item { unit, value } => self.on_item(w, unit, value),
             FromWorker::Shared { op } => {
                 let (ok, error) = match &mut self.shared {
                     Some((store, _, _)) => match store.apply(&op) {
@@ -449,19 +463,37 @@ impl<'a> Engine<'a> {
             let mark = if stream == LineStream::Err { "!" } else { "" };
             eprintln!("[{label}]{mark} {line}");
         }
-        if stream == LineStream::Out && u.kind == UnitKind::Main {
-            let consumers = self.consumers[task.0].clone();
-            let mut behind = false;
-            for c in consumers {
-                if let Source::Queue(q) = &mut self.tasks[c.0].source {
-                    q.push_back(Value::String(line.clone()));
-                    behind |= q.len() >= STREAM_HIGH_WATER && self.tasks[c.0].in_flight > 0;
-                }
-            }
-            // Back-pressure: stop reading the producer while its consumers
-            // are behind; the producer then blocks on its pipe.
-            self.workers[w].paused = behind;
+        // A Python producer's items are the values it yields, not its lines.
+        let python = matches!(self.job.function(u.function).kind, FunctionKind::Python(_));
+        if stream == LineStream::Out && u.kind == UnitKind::Main && !python {
+            self.feed_consumers(w, task, Value::String(line));
         }
+    }
+
+    /// A value a Python generator yielded: the next item of its consumers.
+    pub(super) fn on_item(&mut self, w: usize, unit: u64, value: Value) {
+        let Some((u, _)) = self.units.get(&unit) else {
+            return;
+        };
+        if u.kind == UnitKind::Main {
+            let task = u.task;
+            self.feed_consumers(w, task, value);
+        }
+    }
+
+    /// Queues one item of producer `task` for each of its consumers.
+    fn feed_consumers(&mut self, w: usize, task: TaskId, item: Value) {
+        let consumers = self.consumers[task.0].clone();
+        let mut behind = false;
+        for c in consumers {
+            if let Source::Queue(q) = &mut self.tasks[c.0].source {
+                q.push_back(item.clone());
+                behind |= q.len() >= STREAM_HIGH_WATER && self.tasks[c.0].in_flight > 0;
+            }
+        }
+        // Back-pressure: stop reading the producer while its consumers
+        // are behind; the producer then blocks on its pipe.
+        self.workers[w].paused = behind;
     }
 
     pub(super) fn check_deadlines(&mut self) {

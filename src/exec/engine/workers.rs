@@ -108,6 +108,16 @@ impl Engine<'_> {
             }
         };
         self.pools[pool.0].live += 1;
+        if let Some((local, remote)) = &self.python_setup {
+            let setup = if self.workers[w].step.is_some() {
+                remote.clone()
+            } else {
+                local.clone()
+            };
+            let slot = &mut self.workers[w];
+            slot.conn.queue(&ToWorker::Python { setup });
+            let _ = slot.conn.flush();
+        }
         if let Some(init) = &self.job.pools[pool.0].initializer {
             let unit = Unit {
                 task: TaskId(usize::MAX),
@@ -292,7 +302,26 @@ impl Engine<'_> {
             };
             self.unit_done(unit, outcome, status, Some(pid));
         }
-        for unit in requeue.into_iter().rev() {
+        self.give_back(requeue);
+    }
+
+    /// Units that were queued on a worker but never started go back to
+    /// their tasks, by number.
+    pub(super) fn requeue(&mut self, numbers: Vec<u64>) {
+        let mut units = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            if let Some((unit, _)) = self.units.remove(&n) {
+                self.tasks[unit.task.0].in_flight -= 1;
+                units.push(unit);
+            }
+        }
+        self.give_back(units);
+    }
+
+    /// Units that never started go back to the front of their tasks' queues,
+    /// in their order.
+    fn give_back(&mut self, units: Vec<Unit>) {
+        for unit in units.into_iter().rev() {
             let id = unit.task;
             let st = &mut self.tasks[id.0];
             match unit.kind {

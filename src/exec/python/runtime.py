@@ -1,0 +1,654 @@
+"""jobfile's Python side, shipped inside the jobfile binary (stdlib only,
+Python 3.8 or newer). Run as `python3 -c BOOT SOURCE MODE CONFIG`, where
+BOOT compiles SOURCE under the name `<jobfile>`:
+
+- `template`: imports the job's modules once, then forks one interpreter
+  per request from itself, so that no interpreter pays for the imports
+  again. Requests come from jobfile workers on the listening socket at
+  fd 3, each with three descriptors attached: the interpreter's control
+  socket, and the pipes that become its fd 1 and fd 2. The template stays
+  single-threaded; when an import has started threads, forking it would
+  be unsound, so it starts each interpreter fresh instead (fork and exec,
+  which imports the modules itself).
+- `serve`: one interpreter, on the control socket at fd 3, started fresh.
+- `check`: looks modules up without running them, for `jobfile check`.
+
+An interpreter reads one call at a time on its control socket (a JSON
+line) and answers with JSON lines: `item` for each value a generator
+yields when the call streams, `shared` for an operation on the run's
+shared values (answered by the worker), and `done` at the end. What the
+call writes to fd 1 and fd 2 goes straight into the pipes the worker reads:
+print, C extensions and child processes alike.
+"""
+
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import json
+import math
+import os
+import selectors
+import signal
+import socket
+import sys
+import traceback
+import types
+
+# Must match BOOT in mod.rs.
+BOOT = "import sys; exec(compile(sys.argv.pop(1), '<jobfile>', 'exec'))"
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option, value):
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except Exception:
+        return False
+
+
+def _die_with_parent(sig, parent):
+    """Dies by `sig` when the parent dies, and at once if it already has."""
+    _prctl(PR_SET_PDEATHSIG, int(sig))
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+# --- the `jobfile` module that calls import ---------------------------------
+
+_channel = None  # the interpreter serving calls, once there is one
+
+
+class _Shared:
+    """The run's shared values: each operation is atomic, applied by the
+    engine, with the same return values as the `shared.*` builtins."""
+
+    def get(self, name):
+        return self._op("get", [name])
+
+    def set(self, name, value):
+        return self._op("set", [name, value])
+
+    def add(self, name, number):
+        return self._op("add", [name, number])
+
+    def append(self, name, value):
+        return self._op("append", [name, value])
+
+    def put(self, name, key, value):
+        return self._op("put", [name, key, value])
+
+    @staticmethod
+    def _op(op, args):
+        if _channel is None or _channel.pid != os.getpid():
+            raise RuntimeError("jobfile.shared works only inside a call of a jobfile function")
+        return _channel.shared(op, args)
+
+
+def _jobfile_module():
+    module = types.ModuleType("jobfile")
+    module.__doc__ = "What a Python function run by jobfile can reach of its run."
+    module.shared = _Shared()
+    return module
+
+
+# --- JSON values --------------------------------------------------------------
+
+
+class NotJson(Exception):
+    pass
+
+
+def _where(path):
+    return "the value" + path if path else "the value"
+
+
+def _check_json(value, path=""):
+    """Raises NotJson when `value` has no faithful JSON form."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return
+    if t is float:
+        if math.isnan(value) or math.isinf(value):
+            raise NotJson("%s is %r, which JSON cannot hold" % (_where(path), value))
+        return
+    if t is list or t is tuple:
+        for i, x in enumerate(value):
+            _check_json(x, "%s[%d]" % (path, i))
+        return
+    if t is dict:
+        for k, x in value.items():
+            if type(k) is not str:
+                raise NotJson(
+                    "%s has a key of type %s (%r): JSON keys are strings"
+                    % (_where(path), type(k).__name__, k)
+                )
+            _check_json(x, "%s[%r]" % (path, k))
+        return
+    # Subclasses of the JSON types (an IntEnum, a namedtuple) are fine.
+    if isinstance(value, (str, int)):
+        return
+    if isinstance(value, float):
+        return _check_json(float(value), path)
+    if isinstance(value, (list, tuple)):
+        return _check_json(list(value), path)
+    if isinstance(value, dict):
+        return _check_json(dict(value), path)
+    raise NotJson("%s is of type %s, which is not JSON" % (_where(path), t.__name__))
+
+
+def _to_json(value):
+    _check_json(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+# --- one interpreter ------------------------------------------------------------
+
+
+def _resolve(target, cache):
+    fn = cache.get(target)
+    if fn is not None:
+        return fn
+    module_name, _, name = target.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in name.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AttributeError(
+                "module '%s' has no attribute '%s'" % (module_name, name)
+            ) from None
+    if not callable(obj):
+        raise TypeError("%s is not callable: it is a %s" % (target, type(obj).__name__))
+    cache[target] = obj
+    return obj
+
+
+class Channel:
+    """The control socket of an interpreter, and the loop that serves calls."""
+
+    def __init__(self, fd):
+        self.pid = os.getpid()
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(True)
+        self.rfile = self.sock.makefile("rb", buffering=65536)
+        self.functions = {}
+        self.home = os.getcwd()
+        self.libc_flush = None
+        # Where fd 1 and fd 2 really go: put back if a call closes them.
+        self.saved = {fd: (os.dup(fd), os.fstat(fd)) for fd in (1, 2)}
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            libc.fflush.argtypes = [ctypes.c_void_p]
+            self.libc_flush = libc.fflush
+        except Exception:
+            pass
+
+    def send(self, obj):
+        self.sock.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+
+    def send_raw(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+
+    def shared(self, op, args):
+        self.flush_output()
+        self.send({"shared": {"op": op, "args": args}})
+        line = self.rfile.readline()
+        if not line:
+            os._exit(0)
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply.get("ok")
+
+    def flush_output(self):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                pass
+        if self.libc_flush is not None:
+            self.libc_flush(None)
+
+    def mend_output(self):
+        """Puts fd 1 and fd 2 back where they belong if a call closed or
+        moved them, and gives Python working sys.stdout and sys.stderr."""
+        for fd, (saved, stat) in self.saved.items():
+            try:
+                same = os.path.samestat(os.fstat(fd), stat)
+            except OSError:
+                same = False
+            if not same:
+                os.dup2(saved, fd)
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            stream = getattr(sys, name)
+            if stream is None or getattr(stream, "closed", False):
+                setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
+
+    def serve(self):
+        global _channel
+        _channel = self
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            try:
+                call = json.loads(line)
+            except ValueError:
+                return
+            self.run(call)
+
+    def run(self, call):
+        env = call.get("env") or {}
+        cwd = call.get("cwd")
+        stream = call.get("stream", False)
+        saved_env = {k: os.environ.get(k) for k in env}
+        reply = None
+        try:
+            for k, v in env.items():
+                os.environ[k] = v
+            if cwd:
+                os.chdir(cwd)
+            fn = _resolve(call["f"], self.functions)
+            value = fn(*call.get("args", ()), **call.get("kwargs", {}))
+            if inspect.isgenerator(value):
+                items = []
+                for item in value:
+                    text = _to_json(item)
+                    items.append(text)
+                    if stream:
+                        self.flush_output()
+                        self.send_raw('{"item":%s}' % text)
+                reply = '{"done":{"ok":true,"value":[%s]}}' % ",".join(items)
+            else:
+                reply = '{"done":{"ok":true,"value":%s}}' % _to_json(value)
+        except BaseException as e:  # SystemExit and KeyboardInterrupt too
+            reply = self.failure(e)
+        finally:
+            for k, v in saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            if cwd:
+                try:
+                    os.chdir(self.home)
+                except OSError:
+                    pass
+        if os.getpid() != self.pid:
+            # A process the call forked came back here: it must not answer.
+            self.flush_output()
+            os._exit(0)
+        self.flush_output()
+        self.mend_output()
+        self.send_raw(reply)
+
+    def failure(self, e):
+        if isinstance(e, NotJson):
+            error = "TypeError: cannot return it: %s" % e
+        else:
+            message = str(e)
+            error = type(e).__name__ + (": " + message if message else "")
+            tb = e.__traceback__
+            # Our own frame (this loop) is not the user's concern.
+            if tb is not None and tb.tb_frame.f_code is Channel.run.__code__:
+                tb = tb.tb_next
+            try:
+                text = "".join(traceback.format_exception(type(e), e, tb))
+                sys.stderr.write(text)
+            except Exception:
+                pass
+        return json.dumps({"done": {"ok": False, "error": error}}, separators=(",", ":"))
+
+
+def _after_fork_in_child():
+    # A call forked: the child shares our control socket, which it must
+    # never write; its stdout and stderr still reach the call's capture.
+    ch = _channel
+    if ch is not None and ch.pid != os.getpid():
+        try:
+            ch.sock.detach()
+        except Exception:
+            pass
+
+
+def serve(fd, config, imported):
+    os.environ.pop("JOBFILE_PY_CONFIG", None)
+    if not imported:
+        _import_all(config)
+    try:
+        import faulthandler
+
+        # A segfault in C code, or a timeout's SIGTERM, leaves a Python
+        # stack in stderr: where it crashed, or where it hung.
+        faulthandler.enable(file=sys.stderr, all_threads=True)
+        faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
+    except Exception:
+        pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    Channel(fd).serve()
+    os._exit(0)
+
+
+# --- the template ---------------------------------------------------------------
+
+
+def _setup_path(config):
+    for p in reversed([config["dir"]] + config.get("path", [])):
+        if p in sys.path:
+            sys.path.remove(p)
+        sys.path.insert(0, p)
+    sys.modules["jobfile"] = _jobfile_module()
+    try:
+        os.chdir(config["dir"])
+    except OSError:
+        pass
+
+
+def _import_all(config):
+    for name in config.get("modules", []):
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            # Each call of a function of this module shows the error, with
+            # its traceback, when it imports the module again.
+            pass
+
+
+def _thread_count():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        return threading.active_count()
+
+
+class Template:
+    def __init__(self, config, source):
+        self.config = config
+        self.source = source
+        self.pid = os.getpid()
+        self.listener = socket.socket(fileno=3)
+        self.sel = selectors.DefaultSelector()
+        self.conns = {}  # fd -> (socket, set of interpreter pids)
+        self.owner = {}  # interpreter pid -> socket
+        self.forkable = True
+
+    def start(self):
+        _die_with_parent(signal.SIGTERM, self.config["engine"])
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self.on_term)
+        _import_all(self.config)
+        threads = _thread_count()
+        if threads > 1:
+            self.forkable = False
+            sys.stderr.write(
+                "jobfile: importing %s started %d threads; forking from it would be "
+                "unsound, so each interpreter starts fresh and imports them itself\n"
+                % (", ".join(self.config.get("modules", [])), threads - 1)
+            )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        os.set_blocking(r, False)
+        signal.set_wakeup_fd(w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.wake = r
+        self.sel.register(self.listener, selectors.EVENT_READ, "listen")
+        self.sel.register(r, selectors.EVENT_READ, "wake")
+
+    def on_term(self, *_):
+        self.kill_all()
+        os._exit(0)
+
+    def kill_all(self):
+        for pid in list(self.owner):
+            _kill_group(pid)
+        for pid in _children(self.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def loop(self):
+        while True:
+            try:
+                events = self.sel.select()
+            except InterruptedError:
+                continue
+            for key, _ in events:
+                if key.data == "listen":
+                    try:
+                        conn, _ = self.listener.accept()
+                    except OSError:
+                        continue
+                    self.conns[conn.fileno()] = (conn, set())
+                    self.sel.register(conn, selectors.EVENT_READ, "conn")
+                elif key.data == "wake":
+                    try:
+                        while os.read(self.wake, 512):
+                            pass
+                    except OSError:
+                        pass
+                    self.reap()
+                else:
+                    self.serve_conn(key.fileobj)
+
+    def serve_conn(self, conn):
+        try:
+            data, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(3 * 4))
+        except OSError:
+            data, ancdata = b"", []
+        fds = []
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                n = len(payload) // 4
+                fds.extend(int.from_bytes(payload[i * 4 : i * 4 + 4], sys.byteorder) for i in range(n))
+        if not data:
+            # The worker is gone: so is its interpreter.
+            for fd in fds:
+                os.close(fd)
+            _, pids = self.conns.pop(conn.fileno(), (None, set()))
+            for pid in pids:
+                _kill_group(pid)
+            self.sel.unregister(conn)
+            conn.close()
+            return
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(b'{"error":"a request needs three descriptors"}\n')
+            return
+        try:
+            pid = self.fork(fds)
+        except OSError as e:
+            conn.sendall(json.dumps({"error": str(e)}).encode() + b"\n")
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.conns[conn.fileno()][1].add(pid)
+        self.owner[pid] = conn
+        conn.sendall(b'{"pid":%d}\n' % pid)
+
+    def fork(self, fds):
+        ctrl, out, err = fds
+        if not self.forkable:
+            return self.spawn(ctrl, out, err)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setpgid(0, 0)
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+                _die_with_parent(signal.SIGKILL, self.pid)
+                self.sel.close()
+                self.listener.close()
+                for c, _ in self.conns.values():
+                    c.close()
+                os.close(self.wake)
+                os.dup2(out, 1)
+                os.dup2(err, 2)
+                os.dup2(ctrl, 3)
+                for fd in fds:
+                    if fd > 3:
+                        os.close(fd)
+                serve(3, self.config, imported=True)
+            finally:
+                os._exit(0)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+        return pid
+
+    def spawn(self, ctrl, out, err):
+        import subprocess
+
+        parent = self.pid
+
+        def child_setup():
+            os.setpgid(0, 0)
+            _die_with_parent(signal.SIGKILL, parent)
+
+        config = dict(self.config)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BOOT, self.source, "serve", json.dumps(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            pass_fds=(ctrl,),
+            preexec_fn=child_setup,
+            env=dict(os.environ, JOBFILE_PY_CTRL=str(ctrl)),
+        )
+        # The child is reaped by reap(), not by the Popen object.
+        proc.returncode = 0
+        return proc.pid
+
+    def reap(self):
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            except InterruptedError:
+                continue
+            if info is None:
+                return
+            pid = info.si_pid
+            conn = self.owner.pop(pid, None)
+            if conn is not None:
+                # Before reaping, while the group id cannot be reused: what
+                # the interpreter started in its group goes with it.
+                _kill_group(pid)
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+            if conn is None:
+                continue
+            code = info.si_status if info.si_code == os.CLD_EXITED else None
+            sig = info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else None
+            entry = self.conns.get(conn.fileno())
+            if entry is not None:
+                entry[1].discard(pid)
+                try:
+                    conn.sendall(json.dumps({"exit": {"pid": pid, "code": code, "signal": sig}}).encode() + b"\n")
+                except OSError:
+                    pass
+            # Whatever the interpreter left behind in a session of its own
+            # was adopted here (a subreaper): it ends too.
+            for orphan in _children(self.pid):
+                if orphan not in self.owner:
+                    try:
+                        os.kill(orphan, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+
+def _kill_group(pgid):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+# --- check ----------------------------------------------------------------------
+
+
+def _find(module_name):
+    """Finds a module without running it (nor its packages' __init__)."""
+    parts = module_name.split(".")
+    spec = importlib.util.find_spec(parts[0])
+    if spec is None:
+        return "no module named '%s'" % parts[0]
+    for i in range(1, len(parts)):
+        locations = spec.submodule_search_locations
+        if locations is None:
+            return "'%s' is not a package" % ".".join(parts[:i])
+        full = ".".join(parts[: i + 1])
+        spec = importlib.machinery.PathFinder.find_spec(full, list(locations))
+        if spec is None:
+            return "no module named '%s'" % full
+    return None
+
+
+def check(config):
+    missing = {}
+    for name in config.get("modules", []):
+        try:
+            problem = _find(name)
+        except Exception as e:
+            problem = "%s: %s" % (type(e).__name__, e)
+        if problem is not None:
+            missing[name] = problem
+    print(json.dumps({"version": list(sys.version_info[:3]), "missing": missing}))
+
+
+def main():
+    mode = sys.argv[1]
+    config = json.loads(sys.argv[2])
+    _setup_path(config)
+    if mode == "check":
+        check(config)
+    elif mode == "serve":
+        fd = int(os.environ.pop("JOBFILE_PY_CTRL", "3"))
+        serve(fd, config, imported=False)
+    elif mode == "template":
+        t = Template(config, _own_source())
+        t.start()
+        t.loop()
+
+
+def _own_source():
+    # Run as `python3 -c BOOT SOURCE ...`: the source follows BOOT.
+    with open("/proc/self/cmdline", "rb") as f:
+        words = f.read().split(b"\0")
+    return words[words.index(b"-c") + 2].decode()
+
+
+if __name__ == "__main__":
+    main()
