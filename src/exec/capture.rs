@@ -4,6 +4,7 @@
 //!
 //! Must not block: every read is non-blocking, and the caller polls.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::fd::OwnedFd;
@@ -27,6 +28,17 @@ pub(crate) struct Pipe {
     forward_lines: bool,
     /// The start of a line not yet ended, when lines are forwarded.
     partial: Vec<u8>,
+    /// With calls sent ahead, each call's output ends with this mark; what
+    /// comes is split at it instead of being captured whole.
+    marker: Option<Vec<u8>>,
+    /// Output not yet ended by a mark.
+    raw: Vec<u8>,
+    /// Bytes of `raw` known to hold no mark.
+    scanned: usize,
+    /// Some of `raw` was dropped (over the limit).
+    raw_cut: bool,
+    /// Output of calls whose mark came, in order, with their `truncated`.
+    segments: VecDeque<(Vec<u8>, bool)>,
 }
 
 impl Pipe {
@@ -47,6 +59,11 @@ impl Pipe {
             partial: Vec::new(),
             limit,
             forward_lines,
+            marker: None,
+            raw: Vec::new(),
+            scanned: 0,
+            raw_cut: false,
+            segments: VecDeque::new(),
         }
     }
 
@@ -82,6 +99,10 @@ impl Pipe {
 
     /// Keeps what fits under the limit and forwards complete lines.
     fn take(&mut self, data: &[u8], truncated: &mut bool, events: &mut dyn Events) {
+        if self.marker.is_some() {
+            self.take_marked(data);
+            return;
+        }
         let room = self.limit.saturating_sub(self.captured.len());
         if data.len() > room {
             *truncated = true;
@@ -126,10 +147,80 @@ impl Pipe {
         }
     }
 
+    /// Splits what comes at `marker` from now on (`None`: captures whole).
+    pub(crate) fn set_marker(&mut self, marker: Option<Vec<u8>>) {
+        self.marker = marker;
+    }
+
+    /// The output of the next call whose mark has come, with whether some
+    /// of it was dropped.
+    pub(crate) fn next_segment(&mut self) -> Option<(Vec<u8>, bool)> {
+        self.segments.pop_front()
+    }
+
+    /// Has a call's mark come?
+    pub(crate) fn has_segment(&self) -> bool {
+        !self.segments.is_empty()
+    }
+
+    /// What came after the last mark (the output of a call that never
+    /// ended), with whether some of it was dropped.
+    pub(crate) fn take_unmarked(&mut self) -> (Vec<u8>, bool) {
+        let mut raw = std::mem::take(&mut self.raw);
+        let cut = self.raw_cut || raw.len() > self.limit;
+        raw.truncate(self.limit);
+        self.scanned = 0;
+        self.raw_cut = false;
+        (raw, cut)
+    }
+
+    fn take_marked(&mut self, data: &[u8]) {
+        let Some(marker) = &self.marker else {
+            return;
+        };
+        let m = marker.len();
+        self.raw.extend_from_slice(data);
+        while let Some(pos) = find(&self.raw[self.scanned..], marker) {
+            let end = self.scanned + pos;
+            let cut = self.raw_cut || end > self.limit;
+            let segment = self.raw[..end.min(self.limit)].to_vec();
+            self.segments.push_back((segment, cut));
+            self.raw.drain(..end + m);
+            self.scanned = 0;
+            self.raw_cut = false;
+        }
+        // Keep at most the limit, and the tail where a mark may begin.
+        let tail = m.saturating_sub(1);
+        if self.raw.len() > self.limit + m {
+            let from = self.limit;
+            let to = self.raw.len() - tail;
+            self.raw.drain(from..to);
+            self.raw_cut = true;
+        }
+        self.scanned = self.raw.len().saturating_sub(tail);
+    }
+
     /// Sets whether lines are forwarded, for the next call.
     pub(crate) fn forward(&mut self, on: bool) {
         self.forward_lines = on;
     }
+}
+
+/// Where `needle` (which starts with a NUL byte) first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay.len() - at < needle.len() {
+            return None;
+        }
+        if &hay[at..at + needle.len()] == needle {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {

@@ -6,6 +6,7 @@
 //! it runs in [`CURRENT_GROUP`], so that its SIGTERM handler (the parent
 //! death signal) can kill that group before the worker exits.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -87,43 +88,50 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
     {
         return 1;
     }
+    // Calls received and not yet run, in order.
+    let mut queue: VecDeque<Call> = VecDeque::new();
     loop {
-        let frame = match w.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => return 0,
-            Err(_) => return 1,
-        };
-        if let ToWorker::Python { setup } = frame {
-            w.python = Some(setup);
-            continue;
-        }
-        if let ToWorker::Run { calls } = frame {
-            let last = calls.len().saturating_sub(1);
-            for (i, call) in calls.iter().enumerate() {
-                let outcome = w.run(call);
-                if outcome.retire {
-                    // The interpreter is gone: answer, and end, so that a
-                    // fresh worker (and its initializer) takes over.
-                    let done = FromWorker::Done {
-                        unit: call.unit,
-                        outcome,
-                    };
-                    let _ = w.send(&done);
-                    return 0;
-                }
-                let slow = outcome.duration_ms > 1.0;
-                let done = FromWorker::Done {
-                    unit: call.unit,
-                    outcome,
-                };
-                w.pending.extend_from_slice(&encode(&done));
-                // Answers of quick calls go out together when nothing more
-                // is waiting to be run; a slow call's answer at once.
-                let more = i < last || !w.held.is_empty() || !w.reader.buffer().is_empty();
-                if (slow || !more) && w.flush().is_err() {
-                    return 1;
-                }
+        let Some(call) = queue.pop_front() else {
+            match w.next_frame() {
+                Ok(Some(ToWorker::Python { setup })) => w.python = Some(setup),
+                Ok(Some(ToWorker::Run { calls })) => queue.extend(calls),
+                Ok(Some(_)) => {}
+                Ok(None) => return 0,
+                Err(_) => return 1,
             }
+            continue;
+        };
+        if w.interpreter.as_ref().is_some_and(|i| i.ahead() == 0)
+            && matches!(call.invocation, Invocation::Python { .. })
+        {
+            // Calls the engine has sent already join the queue, so that
+            // the interpreter can run them back to back.
+            w.read_waiting(&mut queue);
+            w.send_ahead(std::iter::once(&call).chain(queue.iter()));
+        }
+        let outcome = w.run(&call);
+        if outcome.retire {
+            // The interpreter is gone: answer, and end, so that a fresh
+            // worker (and its initializer) takes over. What was queued
+            // behind this call never started; the engine knows.
+            let done = FromWorker::Done {
+                unit: call.unit,
+                outcome,
+            };
+            let _ = w.send(&done);
+            return 0;
+        }
+        let slow = outcome.duration_ms > 1.0;
+        let done = FromWorker::Done {
+            unit: call.unit,
+            outcome,
+        };
+        w.pending.extend_from_slice(&encode(&done));
+        // Answers of quick calls go out together when nothing more is
+        // waiting to be run; a slow call's answer at once.
+        let more = !queue.is_empty() || !w.held.is_empty() || !w.reader.buffer().is_empty();
+        if (slow || !more) && w.flush().is_err() {
+            return 1;
         }
     }
 }
@@ -245,10 +253,13 @@ impl Worker {
                 self.python(call.unit, &py)
             }
         };
-        outcome.started_ms = started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-        outcome.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        // A call sent ahead to the interpreter was timed there.
+        if outcome.started_ms == 0.0 {
+            outcome.started_ms = started
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            outcome.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+        }
         outcome
     }
 
@@ -372,7 +383,12 @@ impl Worker {
         let watch = self.watch.take();
         let outcome = {
             let mut events = CommandEvents { worker: self, unit };
-            interpreter.call(call, watch.as_ref().map(|f| f.as_fd()), &mut events)
+            let watch = watch.as_ref().map(|f| f.as_fd());
+            if interpreter.ahead() > 0 {
+                interpreter.next_ahead(call.grace, watch, &mut events)
+            } else {
+                interpreter.call(call, watch, &mut events)
+            }
         };
         self.watch = watch;
         if outcome.retire {
@@ -384,6 +400,81 @@ impl Worker {
         }
         outcome
     }
+}
+
+impl Worker {
+    /// Sends the Python calls at the head of `calls` to the interpreter at
+    /// once, when there are several that may run back to back (no timeout,
+    /// no line forwarding) and none is in flight: the interpreter then
+    /// runs them without waiting for this worker between two.
+    fn send_ahead<'c>(&mut self, calls: impl Iterator<Item = &'c Call>) {
+        const MAX_AHEAD: usize = 64;
+        let Some(interpreter) = self.interpreter.as_mut() else {
+            return;
+        };
+        if interpreter.ahead() > 0 {
+            return;
+        }
+        let batch: Vec<PythonCall<'_>> = calls
+            .take(MAX_AHEAD)
+            .map_while(|c| match &c.invocation {
+                Invocation::Python {
+                    target,
+                    args,
+                    kwargs,
+                    env,
+                    cwd,
+                    timeout_ms: None,
+                    forward_lines: false,
+                } => Some(PythonCall {
+                    target,
+                    args,
+                    kwargs,
+                    env,
+                    cwd: cwd.as_deref(),
+                    timeout: None,
+                    grace: GRACE,
+                    capture_limit: command::DEFAULT_CAPTURE_LIMIT,
+                    forward_lines: false,
+                }),
+                _ => None,
+            })
+            .collect();
+        if batch.len() >= 2 {
+            interpreter.send_ahead(&batch);
+        }
+    }
+}
+
+impl Worker {
+    /// Moves the frames that have arrived already into `queue` (calls) or
+    /// `held` (anything else), without waiting for more.
+    fn read_waiting(&mut self, queue: &mut VecDeque<Call>) {
+        loop {
+            if !self.reader.buffer().contains(&b'\n') {
+                if !self.reader.buffer().is_empty() || !readable_now(self.reader.get_ref()) {
+                    return;
+                }
+                match self.reader.fill_buf() {
+                    Ok(b) if !b.is_empty() => continue,
+                    _ => return,
+                }
+            }
+            match self.read_frame() {
+                Ok(Some(ToWorker::Run { calls })) => queue.extend(calls),
+                Ok(Some(ToWorker::Python { setup })) => self.python = Some(setup),
+                Ok(Some(other)) => self.held.push_back(other),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Can `file` be read without waiting?
+fn readable_now(file: &File) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 impl CallEvents for CommandEvents<'_> {

@@ -9,6 +9,7 @@
 //! answer to a fork request is the one blocking read, and the template
 //! answers it as soon as its imports are done).
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -34,6 +35,13 @@ use crate::exec::worker::signal_name;
 /// How long the pipes are still read after an interpreter died, when
 /// something it started keeps them open.
 const LINGER: Duration = Duration::from_millis(100);
+
+/// How long a worker lets answers of calls sent ahead gather before it
+/// waits for them, instead of waking for each.
+const MARKED_NAP: Duration = Duration::from_micros(200);
+
+/// How often the pipes are read while calls sent ahead run.
+const MARKED_READ: Duration = Duration::from_millis(5);
 
 /// How long to wait for the template's word on how an interpreter ended.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
@@ -72,6 +80,14 @@ pub(crate) struct Interpreter {
     pid: i32,
     ctrl: UnixStream,
     inbuf: Vec<u8>,
+    /// The control socket has ended: the interpreter is gone.
+    ctrl_eof: bool,
+    /// `done` lines read and not yet taken.
+    dones: VecDeque<Value>,
+    /// Calls sent ahead and not yet taken.
+    ahead: usize,
+    /// What marks the end of each sent-ahead call's output.
+    nonce: String,
     out: Pipe,
     err: Pipe,
     origin: Origin,
@@ -88,6 +104,30 @@ struct Request<'a> {
     cwd: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mark: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    /// The request line of `call`.
+    fn of(call: &PythonCall<'a>, mark: Option<&'a str>) -> Vec<u8> {
+        let request = Request {
+            f: call.target,
+            args: call.args,
+            kwargs: call.kwargs,
+            env: call
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+            cwd: call.cwd,
+            stream: call.forward_lines,
+            mark,
+        };
+        let mut line = serde_json::to_vec(&request).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
 }
 
 /// How a call ended, before it becomes an [`Outcome`].
@@ -122,6 +162,10 @@ impl Interpreter {
             pid,
             ctrl: ours,
             inbuf: Vec::new(),
+            ctrl_eof: false,
+            dones: VecDeque::new(),
+            ahead: 0,
+            nonce: nonce(pid),
             out: Pipe::new(Stream::Stdout, Some(out_r), capture_limit, false),
             err: Pipe::new(Stream::Stderr, Some(err_r), capture_limit, false),
             origin,
@@ -144,25 +188,94 @@ impl Interpreter {
     ) -> Outcome {
         self.out.forward(call.forward_lines);
         self.err.forward(call.forward_lines);
-        let request = Request {
-            f: call.target,
-            args: call.args,
-            kwargs: call.kwargs,
-            env: call
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-            cwd: call.cwd,
-            stream: call.forward_lines,
-        };
-        let mut line = serde_json::to_vec(&request).unwrap_or_default();
-        line.push(b'\n');
+        let line = Request::of(call, None);
         let mut outcome = Outcome::default();
         let end = match self.write_ctrl(&line) {
-            Ok(()) => self.supervise(call, watch, events, &mut outcome),
+            Ok(()) => self.supervise(call.timeout, call.grace, false, watch, events, &mut outcome),
             Err(_) => End::Died,
         };
+        self.conclude(end, call.timeout, &mut outcome, events);
+        self.out.end_call(events);
+        self.err.end_call(events);
+        let out = std::mem::take(&mut self.out.captured);
+        let err = std::mem::take(&mut self.err.captured);
+        outcome.stdout = String::from_utf8_lossy(&out).into_owned();
+        outcome.stderr = String::from_utf8_lossy(&err).into_owned();
+        outcome
+    }
+
+    /// Calls sent ahead and not yet taken with [`Interpreter::next_ahead`].
+    pub(crate) fn ahead(&self) -> usize {
+        self.ahead
+    }
+
+    /// Sends `calls` (with no timeout and no line forwarding) at once, so
+    /// that the interpreter runs them back to back; each call's output ends
+    /// with a mark on fd 1 and on fd 2. Their outcomes come, in order, from
+    /// [`Interpreter::next_ahead`].
+    pub(crate) fn send_ahead(&mut self, calls: &[PythonCall<'_>]) {
+        let nonce = self.nonce.clone();
+        let mut lines = Vec::new();
+        for call in calls {
+            lines.extend_from_slice(&Request::of(call, Some(&nonce)));
+        }
+        let mark = marker(&nonce);
+        self.out.forward(false);
+        self.err.forward(false);
+        self.out.set_marker(Some(mark.clone()));
+        self.err.set_marker(Some(mark));
+        self.ahead += calls.len();
+        if self.write_ctrl(&lines).is_err() {
+            self.ctrl_eof = true;
+        }
+    }
+
+    /// The outcome of the next call sent ahead.
+    pub(crate) fn next_ahead(
+        &mut self,
+        grace: Duration,
+        watch: Option<BorrowedFd<'_>>,
+        events: &mut dyn CallEvents,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        let end = self.supervise(None, grace, true, watch, events, &mut outcome);
+        self.ahead = self.ahead.saturating_sub(1);
+        let segments = match &end {
+            End::Done(reply) => {
+                outcome.started_ms = reply["started_ms"].as_f64().unwrap_or(0.0);
+                outcome.duration_ms = reply["duration_ms"].as_f64().unwrap_or(0.0);
+                Some((self.out.next_segment(), self.err.next_segment()))
+            }
+            End::Died => None,
+        };
+        self.conclude(end, None, &mut outcome, events);
+        let (out, err) = match segments {
+            Some((out, err)) => (out.unwrap_or_default(), err.unwrap_or_default()),
+            // What came after the last mark is the dead call's.
+            None => (self.out.take_unmarked(), self.err.take_unmarked()),
+        };
+        outcome.truncated |= out.1 || err.1;
+        outcome.stdout = String::from_utf8_lossy(&out.0).into_owned();
+        outcome.stderr = String::from_utf8_lossy(&err.0).into_owned();
+        if self.ahead == 0 {
+            // Back to one call at a time: what came after the last mark
+            // belongs to the next call.
+            self.out.set_marker(None);
+            self.err.set_marker(None);
+            self.out.captured = self.out.take_unmarked().0;
+            self.err.captured = self.err.take_unmarked().0;
+        }
+        outcome
+    }
+
+    /// Turns how a call ended into its outcome.
+    fn conclude(
+        &mut self,
+        end: End,
+        timeout: Option<Duration>,
+        outcome: &mut Outcome,
+        events: &mut dyn CallEvents,
+    ) {
         match end {
             End::Done(reply) => match reply.get("ok").and_then(Value::as_bool) {
                 Some(true) => {
@@ -186,7 +299,7 @@ impl Interpreter {
                 let (code, signal) = self.exit_status();
                 outcome.retire = true;
                 if outcome.timed_out {
-                    let t = call.timeout.unwrap_or_default();
+                    let t = timeout.unwrap_or_default();
                     outcome.error =
                         Some(format!("timed out after {}", humantime::format_duration(t)));
                 } else if outcome.cancelled {
@@ -206,32 +319,43 @@ impl Interpreter {
                 }
             }
         }
-        self.out.end_call(events);
-        self.err.end_call(events);
-        outcome.stdout =
-            String::from_utf8_lossy(&std::mem::take(&mut self.out.captured)).into_owned();
-        outcome.stderr =
-            String::from_utf8_lossy(&std::mem::take(&mut self.err.captured)).into_owned();
-        outcome
     }
 
-    /// Polls until the call's `done` line, or the interpreter's end.
+    /// Polls until the next `done` line (and, for calls sent ahead, the
+    /// marks that end its output), or the interpreter's end.
     fn supervise(
         &mut self,
-        call: &PythonCall<'_>,
+        timeout: Option<Duration>,
+        grace: Duration,
+        marked: bool,
         watch: Option<BorrowedFd<'_>>,
         events: &mut dyn CallEvents,
         outcome: &mut Outcome,
     ) -> End {
         let start = Instant::now();
-        let deadline = call.timeout.and_then(|t| start.checked_add(t));
+        let deadline = timeout.and_then(|t| start.checked_add(t));
         let mut kill_at: Option<Instant> = None;
         let mut watching = watch.is_some();
+        if marked && self.dones.is_empty() && self.ahead > 1 {
+            // The interpreter answers calls sent ahead faster than it is
+            // worth waking for each: let a few answers gather first.
+            std::thread::sleep(MARKED_NAP);
+        }
         loop {
+            let answered = !self.dones.is_empty()
+                && (!marked || (self.out.has_segment() && self.err.has_segment()));
+            if answered {
+                if let Some(reply) = self.dones.pop_front() {
+                    return End::Done(reply);
+                }
+            }
+            if self.ctrl_eof {
+                return End::Died;
+            }
             let now = Instant::now();
             if kill_at.is_none() && deadline.is_some_and(|d| now >= d) {
                 outcome.timed_out = true;
-                kill_at = Some(self.stop(now, call.grace));
+                kill_at = Some(self.stop(now, grace));
             }
             if kill_at.is_some_and(|k| now >= k) {
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
@@ -240,16 +364,27 @@ impl Interpreter {
                 (Some(k), _) => Some(k.max(now)),
                 (None, d) => d,
             };
+            // Calls sent ahead write a mark on each pipe: the pipes are read
+            // when answers come (or every few milliseconds, so that one that
+            // fills never blocks the interpreter), not at each write.
+            let wake = match (marked, wake) {
+                (true, Some(w)) => Some(w.min(now + MARKED_READ)),
+                (true, None) => Some(now + MARKED_READ),
+                (false, w) => w,
+            };
             let timeout = wake.map_or(PollTimeout::NONE, |w| {
                 poll_timeout(w.saturating_duration_since(now))
             });
             let watch_fd = watch.filter(|_| watching && kill_at.is_none());
+            fn pipe(p: &Pipe, marked: bool) -> Option<BorrowedFd<'_>> {
+                p.fd.as_ref().filter(|_| !marked).map(|f| f.as_fd())
+            }
             let mut fds = Vec::with_capacity(4);
             let mut slots = [None; 4];
             for (slot, fd) in [
                 Some(self.ctrl.as_fd()),
-                self.out.fd.as_ref().map(|f| f.as_fd()),
-                self.err.fd.as_ref().map(|f| f.as_fd()),
+                pipe(&self.out, marked),
+                pipe(&self.err, marked),
                 watch_fd,
             ]
             .into_iter()
@@ -275,8 +410,14 @@ impl Interpreter {
             if !ready[2].is_empty() {
                 self.err.read_once(&mut outcome.truncated, events);
             }
+            if marked {
+                self.drain(&mut outcome.truncated, events);
+            }
             if !ready[0].is_empty() {
-                if let Some(end) = self.read_ctrl(events) {
+                self.read_ctrl(events);
+                if marked {
+                    self.drain(&mut outcome.truncated, events);
+                } else if !self.dones.is_empty() {
                     // What the call wrote before it answered is in the
                     // pipes now, and this poll saw it.
                     if ready[1].contains(PollFlags::POLLIN) {
@@ -285,14 +426,13 @@ impl Interpreter {
                     if ready[2].contains(PollFlags::POLLIN) {
                         self.err.drain(&mut outcome.truncated, events);
                     }
-                    return end;
                 }
             }
             if !ready[3].is_empty() && kill_at.is_none() {
                 match events.on_watch() {
                     Control::Cancel => {
                         outcome.cancelled = true;
-                        kill_at = Some(self.stop(Instant::now(), call.grace));
+                        kill_at = Some(self.stop(Instant::now(), grace));
                     }
                     Control::Unwatch => watching = false,
                     Control::Continue => {
@@ -314,13 +454,16 @@ impl Interpreter {
         now.checked_add(grace).unwrap_or(now)
     }
 
-    /// Reads the control socket; handles `item` and `shared` lines, and
-    /// returns at `done` or at the end of the socket.
-    fn read_ctrl(&mut self, events: &mut dyn CallEvents) -> Option<End> {
+    /// Reads the control socket: handles `item` and `shared` lines as they
+    /// come, and keeps `done` lines; notes the socket's end.
+    fn read_ctrl(&mut self, events: &mut dyn CallEvents) {
         let mut buf = [0u8; 64 * 1024];
         loop {
             match self.ctrl.read(&mut buf) {
-                Ok(0) => return Some(End::Died),
+                Ok(0) => {
+                    self.ctrl_eof = true;
+                    break;
+                }
                 Ok(n) => {
                     self.inbuf.extend_from_slice(&buf[..n]);
                     if n < buf.len() {
@@ -329,11 +472,13 @@ impl Interpreter {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return Some(End::Died),
+                Err(_) => {
+                    self.ctrl_eof = true;
+                    break;
+                }
             }
         }
         let mut start = 0;
-        let mut end = None;
         while let Some(nl) = self.inbuf[start..].iter().position(|&b| b == b'\n') {
             let line = &self.inbuf[start..start + nl];
             start += nl + 1;
@@ -341,10 +486,8 @@ impl Interpreter {
                 continue;
             };
             if let Some(done) = frame.remove("done") {
-                end = Some(End::Done(done));
-                break;
-            }
-            if let Some(item) = frame.remove("item") {
+                self.dones.push_back(done);
+            } else if let Some(item) = frame.remove("item") {
                 events.on_item(item);
             } else if let Some(Value::Object(mut req)) = frame.remove("shared") {
                 let op = req.remove("op").and_then(|v| v.as_str().map(String::from));
@@ -363,13 +506,11 @@ impl Interpreter {
                 let mut bytes = line.to_string().into_bytes();
                 bytes.push(b'\n');
                 if self.write_ctrl(&bytes).is_err() {
-                    end = Some(End::Died);
-                    break;
+                    self.ctrl_eof = true;
                 }
             }
         }
         self.inbuf.drain(..start);
-        end
     }
 
     /// Writes all of `bytes` to the control socket, waiting in poll when it
@@ -455,6 +596,19 @@ impl Drop for Interpreter {
             let _ = child.wait();
         }
     }
+}
+
+/// A mark no output is likely to hold: unique to this interpreter.
+fn nonce(pid: i32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{pid:x}-{nanos:x}")
+}
+
+/// The bytes that end a sent-ahead call's output on each stream.
+fn marker(nonce: &str) -> Vec<u8> {
+    format!("\0jobfile-end:{nonce}\0").into_bytes()
 }
 
 /// A pipe whose ends are close-on-exec.

@@ -21,10 +21,10 @@ call writes to fd 1 and fd 2 goes straight into the pipes the worker reads:
 print, C extensions and child processes alike.
 """
 
+import collections
 import importlib
 import importlib.machinery
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -32,6 +32,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 import traceback
 import types
 
@@ -142,9 +143,15 @@ def _check_json(value, path=""):
     raise NotJson("%s is of type %s, which is not JSON" % (_where(path), t.__name__))
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def _to_json(value):
+    t = type(value)
+    if t is int or t is str or t is bool or value is None:
+        return _encode(value)
     _check_json(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _encode(value)
 
 
 # --- one interpreter ------------------------------------------------------------
@@ -174,11 +181,17 @@ class Channel:
 
     def __init__(self, fd):
         self.pid = os.getpid()
+        # Not for what calls start: the socket's end must mean our end.
+        os.set_inheritable(fd, False)
         self.sock = socket.socket(fileno=fd)
         self.sock.setblocking(True)
-        self.rfile = self.sock.makefile("rb", buffering=65536)
+        self.inbuf = bytearray()
+        # Requests read while waiting for a shared-value answer.
+        self.requests = collections.deque()
         self.functions = {}
         self.home = os.getcwd()
+        self.forked = False
+        self.marks = {}
         self.libc_flush = None
         # Where fd 1 and fd 2 really go: put back if a call closes them.
         self.saved = {fd: (os.dup(fd), os.fstat(fd)) for fd in (1, 2)}
@@ -191,19 +204,45 @@ class Channel:
         except Exception:
             pass
 
+    def readline(self):
+        """The next request line, or None at the end of the socket."""
+        if self.requests:
+            return self.requests.popleft()
+        return self.read_line()
+
+    def read_line(self):
+        while True:
+            nl = self.inbuf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self.inbuf[: nl + 1])
+                del self.inbuf[: nl + 1]
+                return line
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.inbuf += data
+
     def send(self, obj):
-        self.sock.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+        self.send_raw(json.dumps(obj, separators=(",", ":")))
 
     def send_raw(self, line):
+        # At once, every time: an answer held back would be lost with the
+        # interpreter if a later call killed it.
         self.sock.sendall(line.encode() + b"\n")
+
 
     def shared(self, op, args):
         self.flush_output()
         self.send({"shared": {"op": op, "args": args}})
-        line = self.rfile.readline()
-        if not line:
-            os._exit(0)
-        reply = json.loads(line)
+        while True:
+            line = self.read_line()
+            if not line:
+                os._exit(0)
+            reply = json.loads(line)
+            if "f" not in reply:
+                break
+            # A call sent ahead, queued before the answer: it waits its turn.
+            self.requests.append(line)
         if "error" in reply:
             raise RuntimeError(reply["error"])
         return reply.get("ok")
@@ -237,7 +276,7 @@ class Channel:
         global _channel
         _channel = self
         while True:
-            line = self.rfile.readline()
+            line = self.readline()
             if not line:
                 return
             try:
@@ -247,49 +286,71 @@ class Channel:
             self.run(call)
 
     def run(self, call):
-        env = call.get("env") or {}
+        env = call.get("env")
         cwd = call.get("cwd")
-        stream = call.get("stream", False)
-        saved_env = {k: os.environ.get(k) for k in env}
         reply = None
+        started = time.time()
+        clock = time.perf_counter()
+        saved_env = None
         try:
-            for k, v in env.items():
-                os.environ[k] = v
+            if env:
+                saved_env = {k: os.environ.get(k) for k in env}
+                os.environ.update(env)
             if cwd:
                 os.chdir(cwd)
-            fn = _resolve(call["f"], self.functions)
+            fn = self.functions.get(call["f"]) or _resolve(call["f"], self.functions)
             value = fn(*call.get("args", ()), **call.get("kwargs", {}))
-            if inspect.isgenerator(value):
-                items = []
-                for item in value:
-                    text = _to_json(item)
-                    items.append(text)
-                    if stream:
-                        self.flush_output()
-                        self.send_raw('{"item":%s}' % text)
-                reply = '{"done":{"ok":true,"value":[%s]}}' % ",".join(items)
+            if type(value) is types.GeneratorType:
+                reply = self.generate(value, call.get("stream", False))
             else:
                 reply = '{"done":{"ok":true,"value":%s}}' % _to_json(value)
         except BaseException as e:  # SystemExit and KeyboardInterrupt too
             reply = self.failure(e)
         finally:
-            for k, v in saved_env.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+            if saved_env:
+                for k, v in saved_env.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             if cwd:
                 try:
                     os.chdir(self.home)
                 except OSError:
                     pass
-        if os.getpid() != self.pid:
+        if self.forked:
             # A process the call forked came back here: it must not answer.
             self.flush_output()
             os._exit(0)
         self.flush_output()
         self.mend_output()
+        mark = call.get("mark")
+        if mark:
+            # Calls sent ahead: the worker finds where this call's output
+            # ends by this mark on each stream, and learns its times here.
+            m = self.marks.get(mark)
+            if m is None:
+                m = self.marks[mark] = b"\0jobfile-end:" + mark.encode() + b"\0"
+            os.write(1, m)
+            os.write(2, m)
+            reply = '%s,"started_ms":%.3f,"duration_ms":%.3f}}' % (
+                reply[:-2],
+                started * 1000.0,
+                (time.perf_counter() - clock) * 1000.0,
+            )
         self.send_raw(reply)
+
+    def generate(self, gen, stream):
+        """Runs a generator: each value it yields is an item (sent at once
+        when the call streams), and its value is the list of them."""
+        items = []
+        for item in gen:
+            text = _to_json(item)
+            items.append(text)
+            if stream:
+                self.flush_output()
+                self.send_raw('{"item":%s}' % text)
+        return '{"done":{"ok":true,"value":[%s]}}' % ",".join(items)
 
     def failure(self, e):
         if isinstance(e, NotJson):
@@ -313,9 +374,10 @@ def _after_fork_in_child():
     # A call forked: the child shares our control socket, which it must
     # never write; its stdout and stderr still reach the call's capture.
     ch = _channel
-    if ch is not None and ch.pid != os.getpid():
+    if ch is not None:
+        ch.forked = True
         try:
-            ch.sock.detach()
+            os.close(ch.sock.detach())
         except Exception:
             pass
 
