@@ -6,7 +6,7 @@ use crate::spec;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
     let color = super::stderr_color();
-    let opts = super::check_options(&[]);
+    let opts = super::check_options(&[], false);
     let mut code = ExitCode::Ok;
     for path in &args.jobs {
         if let Err(e) = spec::read_job(path, &opts) {

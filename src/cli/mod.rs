@@ -41,13 +41,18 @@ pub fn main() -> i32 {
     code as i32
 }
 
-/// What the checker needs beyond the file: the workers' builtins and the
-/// `--set` overrides.
-pub(crate) fn check_options(sets: &[(String, String)]) -> crate::spec::CheckOptions {
+/// What the checker needs beyond the file: the workers' builtins, the
+/// `--set` overrides, and how to ask the Python interpreter (for a run,
+/// by starting the template the run will use).
+pub(crate) fn check_options(sets: &[(String, String)], for_run: bool) -> crate::spec::CheckOptions {
     crate::spec::CheckOptions {
         builtins: crate::exec::builtin_names(),
         var_overrides: sets.to_vec(),
-        python_probe: Some(crate::exec::python::probe),
+        python_probe: Some(if for_run {
+            crate::exec::python::probe_and_start
+        } else {
+            crate::exec::python::probe
+        }),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::{plan, spec};
 
 pub fn run(args: &PlanArgs) -> ExitCode {
     let color = super::stderr_color();
-    let job = match spec::read_job(&args.job, &super::check_options(&[])) {
+    let job = match spec::read_job(&args.job, &super::check_options(&[], false)) {
         Ok(job) => job,
         Err(e) => {
             eprint!("{}", e.render(color));

@@ -14,7 +14,7 @@ use crate::spec::{self, Arg, Job, MapSource};
 pub fn run(args: &RunArgs) -> ExitCode {
     let started = Instant::now();
     let color_err = super::stderr_color();
-    let job = match spec::read_job(&args.job, &super::check_options(&args.set)) {
+    let job = match spec::read_job(&args.job, &super::check_options(&args.set, !args.dry_run)) {
         Ok(job) => job,
         Err(e) => {
             eprint!("{}", e.render(color_err));

@@ -107,7 +107,7 @@ pub fn check(
             .as_ref()
             .and_then(|p| p.interpreter.as_ref())
             .map(|_| root.key("python").key("interpreter"));
-        let found = python::diagnose(probe, &job.python, &job.dir, &cx.python_functions, key);
+        let found = python::diagnose(probe, &mut job.python, &job.dir, &cx.python_functions, key);
         cx.diags.extend(found);
     }
     if cx.diags.is_empty() {

@@ -25,6 +25,10 @@ pub struct PythonReport {
     pub version: (u32, u32, u32),
     /// Modules that cannot be found, with the reason.
     pub missing: BTreeMap<String, String>,
+    /// The interpreter's own program (`sys.executable`): what runs the
+    /// calls, with no wrapper script (a version manager's shim) to start
+    /// each time.
+    pub executable: Option<String>,
 }
 
 /// Looks up `modules` with the interpreter of `settings`, without running
@@ -51,7 +55,7 @@ pub fn settings(raw: Option<&RawPython>, dir: &Path) -> PythonSettings {
 /// place of its `python` key) and reports what is wrong there.
 pub fn diagnose(
     probe: PythonProbe,
-    settings: &PythonSettings,
+    settings: &mut PythonSettings,
     dir: &Path,
     functions: &[(String, DocPath)],
     interpreter_key: Option<DocPath>,
@@ -78,6 +82,9 @@ pub fn diagnose(
             ];
         }
     };
+    if let Some(exe) = report.executable.filter(|e| !e.is_empty()) {
+        settings.interpreter = exe;
+    }
     let (major, minor, micro) = report.version;
     if (major, minor) < MIN_VERSION {
         return vec![

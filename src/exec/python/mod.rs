@@ -19,7 +19,7 @@ mod template;
 pub(crate) use interpreter::{CallEvents, Interpreter, PythonCall};
 pub use probe::probe;
 pub use setup::PythonSetup;
-pub use template::Template;
+pub use template::{Template, probe_and_start};
 
 /// The Python side, run as `python3 -c BOOT RUNTIME MODE CONFIG`.
 pub(crate) const RUNTIME: &str = include_str!("runtime.py");

@@ -20,17 +20,7 @@ pub fn probe(
     dir: &Path,
     modules: &[String],
 ) -> Result<PythonReport, String> {
-    let setup = PythonSetup {
-        interpreter: settings.interpreter.clone(),
-        path: settings
-            .path
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
-        dir: dir.to_string_lossy().into_owned(),
-        modules: modules.to_vec(),
-        template: None,
-    };
+    let setup = PythonSetup::of_settings(settings, dir, modules);
     let mut argv = vec![settings.interpreter.clone()];
     argv.extend(runtime_args().map(String::from));
     argv.extend(["check".to_string(), setup.config(std::process::id())]);
@@ -48,19 +38,25 @@ pub fn probe(
             PROBE_TIMEOUT.as_secs()
         ));
     }
-    let parsed: Option<serde_json::Value> = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok());
-    let Some(answer) = parsed.filter(|_| out.success()) else {
-        // Too old to run the probe at all, or not Python.
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        return Err(match (out.exit_code, last) {
-            (_, Some(line)) => format!("it failed: {}", line.trim()),
-            (Some(code), None) => format!("it exited with code {code}"),
-            (None, None) => "it was killed by a signal".to_string(),
-        });
-    };
+    let line = stdout.lines().last().unwrap_or_default().to_string();
+    match parse_report(&line) {
+        Ok(report) if out.success() => Ok(report),
+        _ => {
+            // Too old to run the probe at all, or not Python.
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            Err(match (out.exit_code, last) {
+                (_, Some(line)) => format!("it failed: {}", line.trim()),
+                (Some(code), None) => format!("it exited with code {code}"),
+                (None, None) => "it was killed by a signal".to_string(),
+            })
+        }
+    }
+}
+
+/// Reads the runtime's answer to `check`.
+pub(crate) fn parse_report(line: &str) -> Result<PythonReport, String> {
+    let answer: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("a bad answer: {e}"))?;
     let version = answer["version"]
         .as_array()
         .map(|v| {
@@ -76,5 +72,10 @@ pub fn probe(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(PythonReport { version, missing })
+    let executable = answer["executable"].as_str().map(String::from);
+    Ok(PythonReport {
+        version,
+        missing,
+        executable,
+    })
 }

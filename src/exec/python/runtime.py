@@ -448,6 +448,10 @@ class Template:
 
     def start(self):
         _die_with_parent(signal.SIGTERM, self.config["engine"])
+        if self.config.get("report"):
+            # The engine's `check` first: one interpreter start for both.
+            with os.fdopen(4, "w") as report:
+                report.write(_report(self.config) + "\n")
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, self.on_term)
@@ -679,6 +683,10 @@ def _find(module_name):
 
 
 def check(config):
+    print(_report(config))
+
+
+def _report(config):
     missing = {}
     for name in config.get("modules", []):
         try:
@@ -687,7 +695,9 @@ def check(config):
             problem = "%s: %s" % (type(e).__name__, e)
         if problem is not None:
             missing[name] = problem
-    print(json.dumps({"version": list(sys.version_info[:3]), "missing": missing}))
+    return json.dumps(
+        {"version": list(sys.version_info[:3]), "missing": missing, "executable": sys.executable}
+    )
 
 
 def main():

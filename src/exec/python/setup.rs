@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{FunctionKind, Job};
+use crate::spec::{FunctionKind, Job, PythonSettings};
 
 /// How a worker starts its Python interpreter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +49,25 @@ impl PythonSetup {
             dir: job.dir.to_string_lossy().into_owned(),
             modules,
             template: template.map(|p| p.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// The setup of an interpreter with `settings`, for `modules`.
+    pub(crate) fn of_settings(
+        settings: &PythonSettings,
+        dir: &Path,
+        modules: &[String],
+    ) -> PythonSetup {
+        PythonSetup {
+            interpreter: settings.interpreter.clone(),
+            path: settings
+                .path
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            dir: dir.to_string_lossy().into_owned(),
+            modules: modules.to_vec(),
+            template: None,
         }
     }
 

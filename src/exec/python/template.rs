@@ -7,21 +7,23 @@
 //! interpreter it made), and the engine stops it at the end of the run. If
 //! it is gone, workers start fresh interpreters themselves.
 
-use std::io;
-use std::os::fd::AsRawFd;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::probe::parse_report;
 use super::runtime_args;
 use super::setup::PythonSetup;
 use crate::shared::SocketDir;
-use crate::spec::Job;
+use crate::spec::{Job, PythonReport, PythonSettings};
 
 /// How long the template may take to end after SIGTERM.
 const STOP_WAIT: Duration = Duration::from_secs(2);
@@ -34,22 +36,53 @@ pub struct Template {
     _dir: SocketDir,
 }
 
+/// A template started while the job was checked, for `prepare` to take.
+static STARTED: Mutex<Option<Template>> = Mutex::new(None);
+
 impl Template {
-    /// Starts the template for `job`'s modules.
+    /// The template for `job`: the one started while the job was checked
+    /// ([`probe_and_start`]), else a new one.
     pub fn start(job: &Job) -> io::Result<Template> {
-        let dir = SocketDir::create()?;
-        let socket = dir.path().join("python.sock");
+        let started = STARTED.lock().ok().and_then(|mut t| t.take());
+        match started {
+            Some(t) => Ok(t),
+            None => {
+                let setup = PythonSetup::of_job(job, None);
+                Template::spawn(&setup, &job.dir, None).map(|(t, _)| t)
+            }
+        }
+    }
+
+    /// Starts the template; with `report`, it first writes what `check`
+    /// asks (version, missing modules) on a pipe, read here.
+    fn spawn(
+        setup: &PythonSetup,
+        dir: &Path,
+        report: Option<()>,
+    ) -> io::Result<(Template, Option<OwnedFd>)> {
+        let socket_dir = SocketDir::create()?;
+        let socket = socket_dir.path().join("python.sock");
         let listener = UnixListener::bind(&socket)?;
-        let setup = PythonSetup::of_job(job, None);
         let engine = std::process::id();
         let listen_fd = listener.as_raw_fd();
+        let (report_r, report_w) = match report {
+            Some(()) => {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+                (Some(r), Some(w))
+            }
+            None => (None, None),
+        };
+        let report_fd = report_w.as_ref().map_or(-1, |w| w.as_raw_fd());
         let stderr = io::stderr().as_raw_fd();
+        let mut config: serde_json::Value =
+            serde_json::from_str(&setup.config(engine)).unwrap_or_default();
+        config["report"] = serde_json::Value::Bool(report.is_some());
         let mut command = Command::new(&setup.interpreter);
         command
             .args(runtime_args())
             .arg("template")
-            .arg(setup.config(engine))
-            .current_dir(&job.dir)
+            .arg(config.to_string())
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stderr(Stdio::inherit());
         // SAFETY: between fork and exec the closure only calls
@@ -62,12 +95,18 @@ impl Template {
                 if libc::dup2(stderr, 1) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                if listen_fd == 3 {
-                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                for (from, to) in [(listen_fd, 3), (report_fd, 4)] {
+                    if from < 0 {
+                        continue;
+                    }
+                    let ok = if from == to {
+                        libc::fcntl(to, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(from, to)
+                    };
+                    if ok < 0 {
                         return Err(io::Error::last_os_error());
                     }
-                } else if libc::dup2(listen_fd, 3) < 0 {
-                    return Err(io::Error::last_os_error());
                 }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(io::Error::last_os_error());
@@ -82,11 +121,13 @@ impl Template {
         // Only the template listens: if it dies, workers' connections are
         // refused at once instead of waiting.
         drop(listener);
-        Ok(Template {
+        drop(report_w);
+        let template = Template {
             child,
             socket,
-            _dir: dir,
-        })
+            _dir: socket_dir,
+        };
+        Ok((template, report_r))
     }
 
     /// The socket workers connect to.
@@ -115,5 +156,41 @@ impl Template {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// `check`'s probe for `run`: starts the template, which answers what the
+/// probe asks before it imports anything, and keeps it for `prepare`. One
+/// interpreter start serves both (with a version manager's shim in front
+/// of `python3`, a start can cost more than the work).
+pub fn probe_and_start(
+    settings: &PythonSettings,
+    dir: &Path,
+    modules: &[String],
+) -> Result<PythonReport, String> {
+    let setup = PythonSetup::of_settings(settings, dir, modules);
+    let (template, report) = Template::spawn(&setup, dir, Some(())).map_err(|e| e.to_string())?;
+    let Some(report) = report else {
+        return Err("no report from the interpreter".into());
+    };
+    let mut text = String::new();
+    let read = std::fs::File::from(report).read_to_string(&mut text);
+    let parsed = read
+        .ok()
+        .and_then(|_| text.lines().last().map(String::from))
+        .ok_or_else(|| "it did not answer".to_string())
+        .and_then(|line| parse_report(&line));
+    match parsed {
+        Ok(report) => {
+            if let Ok(mut slot) = STARTED.lock() {
+                *slot = Some(template);
+            }
+            Ok(report)
+        }
+        Err(_) => {
+            template.stop();
+            // Ask again the plain way, for its clearer message.
+            super::probe(settings, dir, modules)
+        }
     }
 }
