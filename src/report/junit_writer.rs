@@ -221,6 +221,11 @@ fn testcase(r: &Record, opts: &WriterOptions) -> String {
             if let Some(signal) = r.signal {
                 details.push_str(&format!("\nsignal: {signal}"));
             }
+            // A testcase has no attribute for where it ran; the failure's
+            // details are where it helps (which node was lost).
+            if let (false, Some(host)) = (opts.reproducible, &r.host) {
+                details.push_str(&format!("\nhost: {host}"));
+            }
             children.push_str(&format!(
                 "      <failure message=\"{message}\" type=\"{}\">{}</failure>\n",
                 r.status.as_str(),

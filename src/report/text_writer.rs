@@ -83,6 +83,9 @@ fn line(r: &Record, opts: &WriterOptions) -> String {
     };
     line.push_str("  ");
     line.push_str(&shorten(&one_line(&detail), DETAIL_WIDTH));
+    if let (false, Some(host)) = (opts.reproducible, &r.host) {
+        line.push_str(&format!("  (on {})", one_line(host)));
+    }
     line.truncate(line.trim_end().len());
     line
 }
