@@ -259,7 +259,7 @@ impl Allocation {
             return (Vec::new(), false);
         };
         let given_up = p.ended(node, ready);
-        if !(check_nodes || !ready) {
+        if !check_nodes && ready {
             return (Vec::new(), given_up);
         }
         let lost = match alive_nodes(self.job_id) {
