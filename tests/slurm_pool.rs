@@ -339,40 +339,46 @@ fn a_map_on_three_nodes_runs_on_each_and_records_where() {
     remote.assert_nothing_left();
 }
 
-#[test]
-#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
-fn a_lost_node_crashes_only_the_units_it_ran() {
-    let _guard = slurm_test();
+/// Loses one node of three mid-run, killed by `ci/local-cluster.sh
+/// kill-node K MODE`, and checks that only the units its workers ran are
+/// `crashed` and the rest end `ok` on the other nodes.
+fn lose_a_node(mode: &str) {
+    // Killing only slurmd leaves its steps working until Slurm declares the
+    // node DOWN (about 10 s here): then six long units, one per worker,
+    // are still running. Otherwise short ones, so that the replacements on
+    // the nodes left run some too.
+    let (items, seconds) = if mode == "slurmd" { (6, 20) } else { (14, 2) };
     let nodes = cluster_nodes();
     assert!(nodes.len() >= 3, "a cluster of 3 nodes or more: {nodes:?}");
     let victim = nodes[1].clone();
-    let job = Job::new(
+    let name = format!("jobfile-test-lost-node-{mode}");
+    let job = Job::new(&format!(
         r#"
 version = 1
-name = "jobfile-test-lost-node"
+name = "{name}"
 [pool]
 backend = "slurm"
 processes = 6
 nodes = 3
 [functions.slow]
-shell = 'hostname > "started-$1"; sleep 2'
+shell = 'hostname > "started-$1"; sleep {seconds}'
 [[task]]
 id = "work"
 function = "slow"
-map = { range = [0, 14] }
-"#,
-    );
+map = {{ range = [0, {items}] }}
+"#
+    ));
     let running = job.spawn(&[]);
     let started = |job: &Job| {
-        (0..14)
+        (0..items)
             .filter(|i| job.file(&format!("started-{i}")).exists())
             .count()
     };
     wait_for("six units to start", || started(&job) >= 6);
-    // Every process of the node: slurmd, slurmstepd and the workers.
     let k = victim.trim_start_matches(|c: char| !c.is_ascii_digit());
-    local_cluster(&["kill-node", k, "all"]);
-    let on_victim: Vec<u64> = (0..14)
+    local_cluster(&["kill-node", k, mode]);
+    // What had started on the victim when it was killed.
+    let on_victim: Vec<u64> = (0..items)
         .filter(|i| {
             std::fs::read_to_string(job.file(&format!("started-{i}")))
                 .is_ok_and(|h| h.trim() == victim)
@@ -382,24 +388,67 @@ map = { range = [0, 14] }
     local_cluster(&["start"]);
     out.assert_code(1);
     let records = out.task_records();
-    assert_eq!(records.len(), 14, "{}", out.stdout);
+    assert_eq!(records.len() as u64, items, "{}", out.stdout);
     assert!(!on_victim.is_empty(), "no unit ran on {victim}");
+    let mut crashed = 0;
     for r in &records {
         let index = r.index().expect("a map item");
-        if on_victim.contains(&index) {
-            assert_eq!(r.status(), "crashed", "{}", r.0);
+        let host = r.get("host").as_str();
+        if r.status() == "crashed" {
+            crashed += 1;
             assert!(
                 r.error().contains(&format!("node {victim} was lost")),
                 "{}",
                 r.0
             );
-            assert_eq!(r.get("host").as_str(), Some(victim.as_str()), "{}", r.0);
+            assert_eq!(host, Some(victim.as_str()), "{}", r.0);
         } else {
             assert_eq!(r.status(), "ok", "{}", r.0);
-            assert_ne!(r.get("host").as_str(), Some(victim.as_str()), "{}", r.0);
+        }
+        if mode != "slurmd" {
+            // Everything on the node died with it: what ran there is
+            // crashed, and nothing else ran there.
+            assert_eq!(
+                on_victim.contains(&index),
+                r.status() == "crashed",
+                "{}",
+                r.0
+            );
         }
     }
-    assert!(queued("jobfile-jobfile-test-lost-node").is_empty());
+    // Its two workers were running units when it was declared lost.
+    assert!(
+        (1..=2).contains(&crashed),
+        "{crashed} crashed:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(&format!("lost Slurm node {victim}")),
+        "{}",
+        out.stderr
+    );
+    assert!(queued(&name).is_empty());
+}
+
+#[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
+fn a_node_whose_processes_all_die_crashes_only_the_units_it_ran() {
+    let _guard = slurm_test();
+    lose_a_node("all");
+}
+
+#[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
+fn a_node_cut_off_the_network_crashes_only_the_units_it_ran() {
+    let _guard = slurm_test();
+    lose_a_node("net");
+}
+
+#[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
+fn a_node_whose_slurmd_dies_crashes_only_the_units_running_when_it_is_down() {
+    let _guard = slurm_test();
+    lose_a_node("slurmd");
 }
 
 #[test]
@@ -546,4 +595,96 @@ fn a_missing_worker_binary_fails_the_units_and_does_not_loop() {
         "processes = 3\nnodes = 3\nworker_binary = \"/nonexistent/jobfile\"",
         "no worker of pool `default` could start on its Slurm nodes",
     );
+}
+
+/// A folder hidden on one node: an empty folder mounted over it in the
+/// mount namespace of that node's slurmd (whose steps inherit it), taken
+/// away again when dropped.
+struct HiddenOnNode {
+    slurmd: String,
+    path: std::path::PathBuf,
+}
+
+impl HiddenOnNode {
+    fn new(node: &str, path: &std::path::Path, empty: &std::path::Path) -> HiddenOnNode {
+        let pidfile = format!("/run/local-cluster/slurmd-{node}.pid");
+        let slurmd = std::fs::read_to_string(&pidfile)
+            .unwrap_or_else(|e| panic!("{pidfile} (ci/local-cluster.sh runs?): {e}"))
+            .trim()
+            .to_string();
+        let status = Command::new("nsenter")
+            .args(["-t", &slurmd, "-m", "mount", "--bind"])
+            .arg(empty)
+            .arg(path)
+            .status()
+            .expect("nsenter runs");
+        assert!(status.success(), "mount in {node}'s namespace");
+        HiddenOnNode {
+            slurmd,
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for HiddenOnNode {
+    fn drop(&mut self) {
+        let _ = Command::new("nsenter")
+            .args(["-t", &self.slurmd, "-m", "umount"])
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
+fn a_node_without_the_worker_binary_gets_no_workers_and_the_run_goes_on() {
+    let _guard = slurm_test();
+    let nodes = cluster_nodes();
+    assert!(nodes.len() >= 3, "a cluster of 3 nodes or more: {nodes:?}");
+    let victim = nodes[1].clone();
+    let copy = tempfile::Builder::new()
+        .prefix("jobfile-bin-")
+        .tempdir()
+        .unwrap();
+    let empty = tempfile::Builder::new()
+        .prefix("jobfile-empty-")
+        .tempdir()
+        .unwrap();
+    let binary = copy.path().join("jobfile");
+    std::fs::copy(common::bin(), &binary).unwrap();
+    let _hidden = HiddenOnNode::new(&victim, copy.path(), empty.path());
+    let job = Job::new(&format!(
+        r#"
+version = 1
+name = "jobfile-test-binary-on-two"
+[pool]
+backend = "slurm"
+processes = 6
+nodes = 3
+worker_binary = "{}"
+[functions.where]
+shell = 'sleep 0.2; hostname'
+[[task]]
+function = "where"
+map = {{ range = [0, 18] }}
+"#,
+        binary.display()
+    ));
+    let out = job.run(&[]);
+    out.assert_code(0);
+    let records = out.task_records();
+    assert_eq!(records.len(), 18);
+    for r in &records {
+        assert_eq!(r.status(), "ok", "{}", r.0);
+        assert_ne!(r.get("host").as_str(), Some(victim.as_str()), "{}", r.0);
+    }
+    assert!(
+        out.stderr.contains(&format!(
+            "workers on Slurm node {victim} end before they are ready"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(queued("jobfile-jobfile-test-binary-on-two").is_empty());
+    out.assert_nothing_left();
 }
