@@ -25,7 +25,13 @@
 //!   steps carry on. The srun of a step on the lost node exits (code 0,
 //!   "Node failure" on stderr) only once Slurm has declared the node DOWN,
 //!   which takes `SlurmdTimeout` and a few `MessageTimeout`s; until then a
-//!   lost node's worker just looks slow.
+//!   lost node's worker just looks slow. srun's own `--no-kill` (`-k`) and
+//!   `--kill-on-bad-exit` (`-K`) are about the tasks of one step; a step
+//!   here has one task, and the allocation's `--no-kill` is what keeps the
+//!   other steps alive. Which nodes are left is read from `scontrol show
+//!   job` (its `NodeList` shrinks) and `sinfo` (a `*` marks a node that does
+//!   not answer); a replacement step is placed on one of them with `-w`
+//!   rather than with `--exclude`, as the engine chooses the node anyway.
 //! - `-N N --ntasks-per-node=K` (K = processes / N rounded up) gives every
 //!   node the same number of CPUs. Steps are placed by the engine, `-w NODE`,
 //!   on the node with the fewest of the pool's workers among those with a CPU
