@@ -333,6 +333,10 @@ impl Engine<'_> {
                 continue;
             }
             if unit.kind == UnitKind::Initializer {
+                if never_started {
+                    // It never ran: the failed start is counted below.
+                    continue;
+                }
                 self.pools[pool.0].init_failures += 1;
                 if self.pools[pool.0].init_failures >= 3 {
                     self.pool_gives_up(pool, "the pool's initializer crashed its worker".into());
