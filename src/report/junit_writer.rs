@@ -479,6 +479,18 @@ mod tests {
     }
 
     #[test]
+    fn a_crash_on_another_machine_names_it_unless_reproducible() {
+        let mut r = sample();
+        r.status = Status::Crashed;
+        r.error = Some("the worker died: its node node2 was lost".into());
+        r.host = Some("node2".into());
+        let xml = run(&[r.clone()], false);
+        validate(&xml);
+        assert!(xml.contains("\nhost: node2</failure>"), "{xml}");
+        assert!(!run(&[r], true).contains("node2</failure>"));
+    }
+
+    #[test]
     fn many_records_counted_and_escaped() {
         let records = assorted();
         for reproducible in [false, true] {

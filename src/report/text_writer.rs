@@ -189,6 +189,21 @@ mod tests {
     }
 
     #[test]
+    fn another_machine_is_named_at_the_end_unless_reproducible() {
+        let mut r = sample();
+        r.host = Some("node2".into());
+        assert_eq!(
+            run(&[r.clone()], WriterOptions::default()),
+            "ok         thumbs[3]                   41.2ms    (on node2)\n"
+        );
+        let opts = WriterOptions {
+            reproducible: true,
+            ..Default::default()
+        };
+        assert_eq!(run(&[r], opts), "ok         thumbs[3]\n");
+    }
+
+    #[test]
     fn colour_only_when_asked() {
         let opts = WriterOptions {
             color: true,
