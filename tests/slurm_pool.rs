@@ -688,3 +688,77 @@ map = {{ range = [0, 18] }}
     assert!(queued("jobfile-jobfile-test-binary-on-two").is_empty());
     out.assert_nothing_left();
 }
+
+#[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
+fn while_the_allocation_waits_the_other_pools_run_and_sigint_withdraws_it() {
+    let _guard = slurm_test();
+    let nodes = cluster_nodes().len();
+    let cpus: usize = std::env::var("LOCAL_CLUSTER_CPUS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(4);
+    // Every CPU of the cluster, so that the job's request has to wait.
+    let busy = Command::new("salloc")
+        .args([
+            "--no-shell",
+            "-N",
+            &nodes.to_string(),
+            &format!("--ntasks-per-node={cpus}"),
+            "-J",
+            "jobfile-test-busy",
+        ])
+        .output()
+        .expect("salloc runs");
+    assert!(busy.status.success(), "{busy:?}");
+    let cancel_busy = || {
+        for line in queued("jobfile-test-busy") {
+            let id = line
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let _ = Command::new("scancel").arg(id).status();
+        }
+    };
+    let job = Job::new(
+        r#"
+version = 1
+name = "jobfile-test-waiting"
+[pools.cluster]
+backend = "slurm"
+processes = 3
+nodes = 3
+[functions.mark]
+shell = 'touch "$1"'
+[[task]]
+id = "remote"
+function = "mark"
+pool = "cluster"
+args = ["remote-ran"]
+[[task]]
+id = "local"
+function = "mark"
+args = ["local-ran"]
+"#,
+    );
+    let running = job.spawn(&[]);
+    // The forked pool runs while the Slurm pool's request is pending.
+    wait_for("the local task", || job.file("local-ran").exists());
+    wait_for("the pending request", || {
+        queued("jobfile-jobfile-test-waiting").len() == 1
+    });
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    cancel_busy();
+    out.assert_code(130);
+    assert!(!job.file("remote-ran").exists());
+    let records = out.task_records();
+    // What never started is a gap, as after any interruption.
+    assert_eq!(ids(&records), ["local"]);
+    assert_eq!(record(&records, "local").status(), "ok");
+    if let Err(left) = wait_queue_empty("jobfile-jobfile-test-waiting", Duration::from_secs(10)) {
+        panic!("the pending request is still queued: {left:?}");
+    }
+    out.assert_nothing_left();
+}
