@@ -427,6 +427,12 @@ map = {{ range = [0, {items}] }}
         "{}",
         out.stderr
     );
+    // No replacement was sent to the lost node.
+    assert!(
+        !out.stderr.contains("end before they are ready"),
+        "{}",
+        out.stderr
+    );
     assert!(queued(&name).is_empty());
 }
 
