@@ -259,7 +259,8 @@ impl Allocation {
             return (Vec::new(), false);
         };
         let given_up = p.ended(node, ready);
-        if !check_nodes && ready {
+        // A node known to be lost already says why its other steps end.
+        if (!check_nodes && ready) || p.is_lost(node) {
             return (Vec::new(), given_up);
         }
         let lost = match alive_nodes(self.job_id) {
