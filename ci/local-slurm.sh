@@ -6,7 +6,8 @@
 # `env -i` with stdin closed, as CI runs it. This is the project's own copy of
 # the local-slurm.sh recipe, so that CI needs nothing from outside the repo.
 #
-# What tests/slurm.rs needs from it:
+# ci/test runs the Slurm tests against ci/local-cluster.sh (three nodes);
+# they also run against this one node:
 #   eval "$(bash ci/local-slurm.sh start)"
 #   JOBFILE_TEST_SLURM=1 cargo test --test slurm
 #   bash ci/local-slurm.sh stop

@@ -1,8 +1,9 @@
 //! Workers as Slurm steps, through `jobfile::exec::slurm` and a real Slurm.
 //!
-//! These tests need a running Slurm (`bash ci/local-slurm.sh start`) and run
-//! only with `JOBFILE_TEST_SLURM=1`; then they fail, never skip, when Slurm
-//! is unusable. Without the variable each returns at once. Measured numbers
+//! These tests need a running Slurm (`bash ci/local-cluster.sh start`, or
+//! the one-node `ci/local-slurm.sh`) and run only when built with
+//! `JOBFILE_TEST_SLURM=1`; then they fail, never skip, when Slurm is
+//! unusable. Without the variable they are reported as ignored. Measured numbers
 //! go to stderr: `cargo test --test slurm -- --nocapture`.
 
 use std::fs::File;
@@ -26,17 +27,16 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// the timings would measure that wait: one test at a time.
 static SLURM: Mutex<()> = Mutex::new(());
 
-/// The lock on the cluster, or `None` when Slurm tests are not asked for.
-fn slurm_test() -> Option<MutexGuard<'static, ()>> {
-    if std::env::var("JOBFILE_TEST_SLURM").as_deref() != Ok("1") {
-        return None;
-    }
-    Some(SLURM.lock().unwrap_or_else(|e| e.into_inner()))
+/// The lock on the cluster.
+fn slurm_test() -> MutexGuard<'static, ()> {
+    SLURM.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn request(tasks: usize, name: &str) -> SlurmRequest {
     SlurmRequest {
-        partition: std::env::var("LOCAL_SLURM_PARTITION").ok(),
+        partition: std::env::var("LOCAL_CLUSTER_PARTITION")
+            .or_else(|_| std::env::var("LOCAL_SLURM_PARTITION"))
+            .ok(),
         nodes: Some(1),
         // Bounds what a crashed test run could leave allocated.
         time: Some("5:00".into()),
@@ -88,6 +88,7 @@ impl Worker {
             stdin,
             stdout,
             name,
+            ..
         } = alloc.spawn_step(Path::new(WORKER)).expect("srun starts");
         let mut w = Worker {
             step_child: child,
@@ -96,7 +97,7 @@ impl Worker {
             output: Conn::new(stdout, None).expect("stdout can be made non-blocking"),
         };
         let pid = match w.recv() {
-            FromWorker::Ready { pid } => pid,
+            FromWorker::Ready { pid, .. } => pid,
             other => panic!("expected ready, got {other:?}"),
         };
         (w, pid, t.elapsed())
@@ -199,8 +200,9 @@ impl Drop for Worker {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn two_steps_answer_calls_and_end_when_their_stdin_closes() {
-    let Some(_cluster) = slurm_test() else { return };
+    let _cluster = slurm_test();
     let mut alloc = allocate(2, "roundtrip");
     let job = alloc.job_id();
     let mut workers = Vec::new();
@@ -235,8 +237,9 @@ fn two_steps_answer_calls_and_end_when_their_stdin_closes() {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn a_step_cancelled_with_scancel_ends_its_srun_and_spares_the_other() {
-    let Some(_cluster) = slurm_test() else { return };
+    let _cluster = slurm_test();
     let mut alloc = allocate(2, "scancel");
     let job = alloc.job_id();
     let (mut a, _, _) = Worker::start(&alloc);
@@ -289,8 +292,9 @@ fn a_step_cancelled_with_scancel_ends_its_srun_and_spares_the_other() {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn a_dropped_allocation_is_cancelled() {
-    let Some(_cluster) = slurm_test() else { return };
+    let _cluster = slurm_test();
     let alloc = allocate(1, "drop");
     let job = alloc.job_id();
     assert!(!squeue_job(job).is_empty(), "a granted job is listed");
@@ -303,8 +307,9 @@ fn a_dropped_allocation_is_cancelled() {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn a_refused_allocation_says_why() {
-    let Some(_cluster) = slurm_test() else { return };
+    let _cluster = slurm_test();
     let mut req = request(1, "refused");
     req.partition = Some("no-such-partition".into());
     match Allocation::request(&req) {
@@ -316,8 +321,9 @@ fn a_refused_allocation_says_why() {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn noop_round_trips_are_fast() {
-    let Some(_cluster) = slurm_test() else { return };
+    let _cluster = slurm_test();
     let mut alloc = allocate(1, "latency");
     let (mut w, _, _) = Worker::start(&alloc);
     let mut times = Vec::with_capacity(1000);
@@ -354,8 +360,9 @@ enum Ending {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn a_killed_step_is_replaced_in_both_modes() {
-    let Some(_cluster) = slurm_test() else { return };
+    let _cluster = slurm_test();
     let endings = [
         Ending::SigkillSrun,
         Ending::SigtermSrun,
@@ -393,13 +400,22 @@ fn a_killed_step_is_replaced_in_both_modes() {
 }
 
 #[test]
+#[cfg_attr(not(jobfile_slurm_tests), ignore = "needs Slurm: JOBFILE_TEST_SLURM=1")]
 fn a_request_that_waits_too_long_times_out_and_is_withdrawn() {
-    let Some(_cluster) = slurm_test() else { return };
-    let cpus: usize = std::env::var("LOCAL_SLURM_CPUS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(2);
-    let mut busy = allocate(cpus, "busy");
+    let _cluster = slurm_test();
+    // Every CPU of every node, so that nothing is left for the next one.
+    let env_number = |names: [&str; 2], default: usize| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok()?.parse().ok())
+            .unwrap_or(default)
+    };
+    let cpus = env_number(["LOCAL_CLUSTER_CPUS", "LOCAL_SLURM_CPUS"], 2);
+    let nodes = env_number(["LOCAL_CLUSTER_NODES", "LOCAL_SLURM_NODES"], 1);
+    let mut whole = request(cpus * nodes, "busy");
+    whole.nodes = Some(nodes as u32);
+    let mut busy = Allocation::request(&whole)
+        .unwrap_or_else(|e| panic!("Slurm is not usable (JOBFILE_TEST_SLURM=1): {e}"));
     let t = Instant::now();
     let waited = Allocation::request_within(&request(1, "waiting"), Duration::from_secs(2));
     match waited {

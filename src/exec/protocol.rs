@@ -130,8 +130,12 @@ pub enum LineStream {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FromWorker {
-    /// The worker is up.
-    Ready { pid: u32 },
+    /// The worker is up, as process `pid` on the machine named `host`.
+    Ready {
+        pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+    },
     /// A command of `unit` started in process group `pgid`.
     Spawned { unit: u64, pgid: i32 },
     /// A line a command wrote.

@@ -69,6 +69,15 @@ pub fn install_worker_signals() {
     }
 }
 
+/// This machine's host name (`uname -n`, as this process's UTS namespace
+/// has it), if it has one.
+pub fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 /// Serves the engine until it closes the connection. `input` and `output`
 /// may be the same socket.
 pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
@@ -83,6 +92,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
     };
     if w.send(&FromWorker::Ready {
         pid: std::process::id(),
+        host: host_name(),
     })
     .is_err()
     {

@@ -78,6 +78,7 @@ fn cells(r: &Record, reproducible: bool) -> Vec<String> {
         cells.push(opt(r.worker.map(|w| w.to_string())));
         cells.push(opt(r.started.and_then(rfc3339_millis)));
         cells.push(value_cell(&duration_json(r.duration_ms)));
+        cells.push(opt(r.host.clone()));
     }
     cells
 }
@@ -153,7 +154,7 @@ mod tests {
     #[test]
     fn the_spec_example_as_a_row() {
         let (header, rows) = parse(&run(&[sample()], false));
-        assert_eq!(header.len(), 17);
+        assert_eq!(header.len(), 18);
         assert_eq!(
             rows,
             [[
@@ -173,7 +174,8 @@ mod tests {
                 "1",
                 "4182",
                 "2026-11-27T10:00:00.000Z",
-                "41.2"
+                "41.2",
+                ""
             ]]
         );
     }

@@ -221,6 +221,11 @@ fn testcase(r: &Record, opts: &WriterOptions) -> String {
             if let Some(signal) = r.signal {
                 details.push_str(&format!("\nsignal: {signal}"));
             }
+            // A testcase has no attribute for where it ran; the failure's
+            // details are where it helps (which node was lost).
+            if let (false, Some(host)) = (opts.reproducible, &r.host) {
+                details.push_str(&format!("\nhost: {host}"));
+            }
             children.push_str(&format!(
                 "      <failure message=\"{message}\" type=\"{}\">{}</failure>\n",
                 r.status.as_str(),
@@ -471,6 +476,18 @@ mod tests {
             get(&elements[1].1, "timestamp"),
             Some("2026-11-27T10:00:00.000Z")
         );
+    }
+
+    #[test]
+    fn a_crash_on_another_machine_names_it_unless_reproducible() {
+        let mut r = sample();
+        r.status = Status::Crashed;
+        r.error = Some("the worker died: its node node2 was lost".into());
+        r.host = Some("node2".into());
+        let xml = run(&[r.clone()], false);
+        validate(&xml);
+        assert!(xml.contains("\nhost: node2</failure>"), "{xml}");
+        assert!(!run(&[r], true).contains("node2</failure>"));
     }
 
     #[test]

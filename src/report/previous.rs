@@ -88,6 +88,7 @@ pub fn record_from_json(v: &Value) -> Option<Record> {
         truncated: o.get("truncated").and_then(Value::as_bool).unwrap_or(false),
         attempts: int("attempts").unwrap_or(0) as u32,
         worker: int("worker").map(|w| w as u32),
+        host: o.get("host").and_then(Value::as_str).map(str::to_string),
         started: o
             .get("started")
             .and_then(Value::as_str)

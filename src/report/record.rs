@@ -70,6 +70,9 @@ pub struct Record {
     pub attempts: u32,
     /// Pid of the worker process that ran the last attempt.
     pub worker: Option<u32>,
+    /// Host name of the machine that ran it, when that is not the engine's
+    /// (a Slurm node); `None` on the engine's machine.
+    pub host: Option<String>,
     /// When the last attempt started.
     pub started: Option<SystemTime>,
     /// How long the last attempt took, in milliseconds.
@@ -101,6 +104,7 @@ impl Record {
             truncated: false,
             attempts: 0,
             worker: None,
+            host: None,
             started: None,
             duration_ms: None,
         }

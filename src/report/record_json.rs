@@ -21,7 +21,8 @@ pub struct RecordJson<'a> {
 
 impl Record {
     /// This record as its JSON object, ready for `serde_json`. With
-    /// `reproducible`, `worker`, `started` and `duration_ms` are left out.
+    /// `reproducible`, `worker`, `host`, `started` and `duration_ms` are
+    /// left out; `host` is there only when the unit ran on another machine.
     /// The `@shared` record has only `task`, `status` and `value`.
     pub fn json(&self, reproducible: bool) -> RecordJson<'_> {
         RecordJson {
@@ -69,14 +70,19 @@ impl Serialize for RecordJson<'_> {
             map.serialize_entry("worker", &r.worker)?;
             map.serialize_entry("started", &r.started.and_then(rfc3339_millis))?;
             map.serialize_entry("duration_ms", &duration_json(r.duration_ms))?;
+            // Last, as in csv; only for units that ran on another machine.
+            if let Some(host) = &r.host {
+                map.serialize_entry("host", host)?;
+            }
         }
         map.end()
     }
 }
 
 /// The columns of a record, in order, for formats with a fixed set of
-/// fields (csv). `truncated` is always there; with `reproducible` the last
-/// three are not.
+/// fields (csv). `truncated` is always there, and so is `host` (empty on
+/// the engine's machine); it comes last so that the columns before it keep
+/// their places. With `reproducible` the last four are not there.
 pub(crate) fn columns(reproducible: bool) -> &'static [&'static str] {
     const ALL: &[&str] = &[
         "task",
@@ -96,9 +102,10 @@ pub(crate) fn columns(reproducible: bool) -> &'static [&'static str] {
         "worker",
         "started",
         "duration_ms",
+        "host",
     ];
     if reproducible {
-        &ALL[..ALL.len() - 3]
+        &ALL[..ALL.len() - 4]
     } else {
         ALL
     }
@@ -167,12 +174,22 @@ mod tests {
     fn key_order_with_every_optional_key() {
         let mut r = sample();
         r.truncated = true;
+        r.host = Some("node2".into());
         assert_eq!(keys(&r.to_json_string(false)), columns(false));
         r.index = None;
         r.truncated = false;
         let mut expected: Vec<_> = columns(true).to_vec();
         expected.retain(|k| *k != "index" && *k != "truncated");
         assert_eq!(keys(&r.to_json_string(true)), expected);
+    }
+
+    #[test]
+    fn host_only_for_another_machine_and_never_reproducible() {
+        let mut r = sample();
+        assert!(!keys(&r.to_json_string(false)).contains(&"host".to_string()));
+        r.host = Some("node2".into());
+        assert!(r.to_json_string(false).ends_with(r#","host":"node2"}"#));
+        assert!(!keys(&r.to_json_string(true)).contains(&"host".to_string()));
     }
 
     #[test]

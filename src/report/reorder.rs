@@ -611,6 +611,7 @@ mod tests {
             r.stdout = format!("line {seq}\n\"quoted\"\u{1}");
             r.truncated = seq % 2 == 0;
             r.worker = Some(4242);
+            r.host = (seq % 3 == 0).then(|| "node2".to_string());
             r.attempts = 2;
             r.started =
                 Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123));

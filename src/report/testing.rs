@@ -26,6 +26,7 @@ pub(crate) fn sample() -> Record {
         truncated: false,
         attempts: 1,
         worker: Some(4182),
+        host: None,
         started: Some(UNIX_EPOCH + Duration::from_millis(1_795_773_600_000)),
         duration_ms: Some(41.23),
     }

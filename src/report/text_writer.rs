@@ -83,6 +83,9 @@ fn line(r: &Record, opts: &WriterOptions) -> String {
     };
     line.push_str("  ");
     line.push_str(&shorten(&one_line(&detail), DETAIL_WIDTH));
+    if let (false, Some(host)) = (opts.reproducible, &r.host) {
+        line.push_str(&format!("  (on {})", one_line(host)));
+    }
     line.truncate(line.trim_end().len());
     line
 }
@@ -183,6 +186,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(run(&[sample()], opts), "ok         thumbs[3]\n");
+    }
+
+    #[test]
+    fn another_machine_is_named_at_the_end_unless_reproducible() {
+        let mut r = sample();
+        r.host = Some("node2".into());
+        assert_eq!(
+            run(&[r.clone()], WriterOptions::default()),
+            "ok         thumbs[3]                   41.2ms    (on node2)\n"
+        );
+        let opts = WriterOptions {
+            reproducible: true,
+            ..Default::default()
+        };
+        assert_eq!(run(&[r], opts), "ok         thumbs[3]\n");
     }
 
     #[test]

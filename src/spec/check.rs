@@ -400,6 +400,19 @@ impl Checker<'_> {
                 }
             }
         }
+        if let (Some(processes), Some(nodes)) = (p.processes, p.nodes) {
+            if backend == Backend::Slurm && processes >= 1 && nodes > processes {
+                self.diags.push(
+                    Diagnostic::at(
+                        path.key("nodes"),
+                        format!(
+                            "`nodes = {nodes}` is more than `processes = {processes}`: every node of the pool needs at least one worker"
+                        ),
+                    )
+                    .with_help("lower `nodes`, or raise `processes` to at least `nodes`"),
+                );
+            }
+        }
         let initializer = p
             .initializer
             .as_ref()

@@ -81,7 +81,10 @@ impl Engine<'_> {
         } else {
             Status::Failed
         };
-        let pid = slot.reported_pid;
+        let ran_on = RanOn {
+            pid: slot.reported_pid,
+            host: slot.host.clone(),
+        };
         let limit = self.job.pools[slot.pool.0].max_tasks_per_child;
         if outcome.retire {
             // The worker ends after this answer: what was queued behind
@@ -95,7 +98,7 @@ impl Engine<'_> {
         let speed = &mut self.speeds[unit.function.0];
         speed.finished += 1;
         speed.mean_ms += (outcome.duration_ms - speed.mean_ms) / (speed.finished.min(16) as f64);
-        self.unit_done(unit, outcome, status, Some(pid));
+        self.unit_done(unit, outcome, status, Some(ran_on));
         if cancel_rest && self.terminating {
             // Cancelled while more units were queued on it: they never run.
             self.kill_worker(w);
@@ -109,7 +112,7 @@ impl Engine<'_> {
         unit: Unit,
         outcome: Outcome,
         status: Status,
-        worker: Option<u32>,
+        worker: Option<RanOn>,
     ) {
         let task = self.job.task(unit.task);
         let retryable = matches!(status, Status::Failed | Status::Timeout | Status::Crashed);
@@ -135,7 +138,7 @@ impl Engine<'_> {
         unit: Unit,
         outcome: Outcome,
         status: Status,
-        worker: Option<u32>,
+        worker: Option<RanOn>,
     ) {
         let id = unit.task;
         let task = self.job.task(id);
@@ -165,7 +168,8 @@ impl Engine<'_> {
             stderr: outcome.stderr,
             truncated: outcome.truncated,
             attempts: unit.attempt,
-            worker,
+            host: worker.as_ref().and_then(|w| w.host.clone()),
+            worker: worker.map(|w| w.pid),
             started: (outcome.started_ms > 0.0)
                 .then(|| UNIX_EPOCH + Duration::from_secs_f64(outcome.started_ms / 1000.0)),
             duration_ms: (outcome.started_ms > 0.0).then_some(outcome.duration_ms),

@@ -101,6 +101,12 @@ pub(super) struct WorkerSlot {
     pub(super) reported_pid: u32,
     /// The `srun` of a Slurm worker, reaped by the engine.
     pub(super) step: Option<std::process::Child>,
+    /// The Slurm node the step was placed on.
+    pub(super) node: Option<String>,
+    /// It sent its `ready` frame.
+    pub(super) ready: bool,
+    /// The machine it runs on, when that is not the engine's.
+    pub(super) host: Option<String>,
     pub(super) pool: PoolId,
     pub(super) conn: Conn,
     pub(super) state: WorkerState,
@@ -117,10 +123,21 @@ pub(super) struct WorkerSlot {
     pub(super) current: Option<(SystemTime, Instant)>,
 }
 
+/// Which worker ran a unit, for its record.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RanOn {
+    /// The worker's pid, as it reported it.
+    pub(super) pid: u32,
+    /// The machine, when it is not the engine's.
+    pub(super) host: Option<String>,
+}
+
 pub(super) struct PoolState {
     pub(super) size: usize,
     pub(super) live: usize,
     pub(super) init_failures: u32,
+    /// Slurm workers that ended before they were ready, in a row.
+    pub(super) step_failures: u32,
     pub(super) gave_up: Option<String>,
     pub(super) runnable: BTreeSet<usize>,
 }

@@ -23,7 +23,7 @@ use crate::exec::fork_server::ForkServer;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
-use crate::exec::slurm::Allocation;
+use crate::exec::slurm::{Allocation, AllocationRequest};
 use crate::plan::{EdgeKind, Plan};
 use crate::report::{Record, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
@@ -95,6 +95,10 @@ pub(super) struct Engine<'a> {
     pub(super) runnable_events: u64,
     /// Slurm allocations, by pool.
     pub(super) allocations: HashMap<usize, Allocation>,
+    /// Slurm allocations asked for and not granted yet, by pool.
+    pub(super) requests: HashMap<usize, AllocationRequest>,
+    /// This machine's host name: a worker elsewhere records its own.
+    pub(super) host: Option<String>,
     /// `srun`s of retired Slurm workers, reaped at the end.
     pub(super) ended_steps: Vec<std::process::Child>,
     /// The template interpreter of the job's Python functions.
@@ -134,6 +138,7 @@ impl<'a> Engine<'a> {
                 .max(1),
                 live: 0,
                 init_failures: 0,
+                step_failures: 0,
                 gave_up: None,
                 runnable: BTreeSet::new(),
             })
@@ -214,6 +219,8 @@ impl<'a> Engine<'a> {
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
             allocations: HashMap::new(),
+            requests: HashMap::new(),
+            host: crate::exec::worker::host_name(),
             ended_steps: Vec::new(),
         }
     }
@@ -262,8 +269,9 @@ impl<'a> Engine<'a> {
 
     /// Nothing runs and, after [`Engine::schedule`], nothing could start:
     /// every task has ended, or the rest is held back by the stop policy.
+    /// A pool waiting for its Slurm allocation still has work to start.
     pub(super) fn all_done(&self) -> bool {
-        self.units.is_empty()
+        self.units.is_empty() && (self.requests.is_empty() || self.stopping)
     }
 
     pub(super) fn poll_once(&mut self) {
@@ -287,6 +295,7 @@ impl<'a> Engine<'a> {
             .workers
             .iter()
             .filter_map(|w| w.deadline)
+            .chain(self.requests.values().map(|r| r.deadline()))
             .min()
             .map(|d| d.saturating_duration_since(Instant::now()));
         let timeout = match timeout {
@@ -307,6 +316,10 @@ impl<'a> Engine<'a> {
             for (i, (c, _)) in self.clients.iter().enumerate() {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
                 which.push((3, i));
+            }
+            for r in self.requests.values() {
+                fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
+                which.push((5, 0));
             }
             for (i, w) in self.workers.iter().enumerate() {
                 if matches!(w.state, WorkerState::Dead) {
@@ -354,6 +367,9 @@ impl<'a> Engine<'a> {
         // Descending, so each index still names its client when removed.
         for i in done_clients.into_iter().rev() {
             self.clients.swap_remove(i);
+        }
+        if !self.requests.is_empty() {
+            self.advance_requests();
         }
         self.reap_retired();
         self.check_deadlines();
@@ -426,7 +442,13 @@ impl<'a> Engine<'a> {
 
     pub(super) fn on_frame(&mut self, w: usize, frame: FromWorker) {
         match frame {
-            FromWorker::Ready { pid } => self.workers[w].reported_pid = pid,
+            FromWorker::Ready { pid, host } => {
+                let slot = &mut self.workers[w];
+                slot.reported_pid = pid;
+                slot.ready = true;
+                slot.host = host.filter(|h| Some(h) != self.host.as_ref());
+                self.pools[slot.pool.0].step_failures = 0;
+            }
             FromWorker::Spawned { pgid, .. } => self.workers[w].pgid = Some(pgid),
             FromWorker::Line { unit, stream, line } => self.on_line(w, unit, stream, line),
             FromWorker::Item { unit, value } => self.on_item(w, unit, value),

@@ -12,17 +12,36 @@ use super::supervisor::Engine;
 use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
 use crate::exec::invocation::{Setting, invocation};
 use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
-use crate::exec::slurm::{Allocation, SlurmRequest, default_worker_binary};
+use crate::exec::slurm::{
+    ALLOCATION_TIMEOUT, AllocationRequest, SlurmRequest, default_worker_binary,
+};
 use crate::exec::worker::{GRACE, signal_name};
 use crate::report::Status;
 use crate::spec::{Backend, PoolId, TaskId};
 
+/// Why no worker was started.
+pub(super) enum LaunchError {
+    /// The pool's Slurm allocation is asked for and not granted yet: try
+    /// again once it is.
+    Pending,
+    /// No worker can start: the pool gives up with this message.
+    Failed(String),
+}
+
+/// A started worker, before it has a slot.
+pub(super) struct Launched {
+    pid: u32,
+    conn: Conn,
+    step: Option<std::process::Child>,
+    node: Option<String>,
+}
+
 impl Engine<'_> {
-    /// Starts a worker: forked by the fork server, or a Slurm step.
-    pub(super) fn launch(
-        &mut self,
-        pool: PoolId,
-    ) -> Result<(u32, Conn, Option<std::process::Child>), String> {
+    /// Starts a worker: forked by the fork server, or a Slurm step. A Slurm
+    /// pool's first call asks for its allocation, without waiting: the
+    /// request is polled with everything else ([`Engine::advance_requests`]).
+    pub(super) fn launch(&mut self, pool: PoolId) -> Result<Launched, LaunchError> {
+        use LaunchError::Failed;
         let spec = &self.job.pools[pool.0];
         if spec.backend != Backend::Slurm {
             let spawned = match self.fs.spawn() {
@@ -31,48 +50,103 @@ impl Engine<'_> {
                 // may be forked only while this process has one thread.
                 Err(e) if thread_count() == 1 => {
                     self.fs = ForkServer::start().map_err(|e2| {
-                        format!("cannot start a worker: {e}; no new fork server: {e2}")
+                        Failed(format!(
+                            "cannot start a worker: {e}; no new fork server: {e2}"
+                        ))
                     })?;
                     self.fs
                         .spawn()
-                        .map_err(|e| format!("cannot start a worker: {e}"))?
+                        .map_err(|e| Failed(format!("cannot start a worker: {e}")))?
                 }
-                Err(e) => return Err(format!("cannot start a worker: {e}")),
+                Err(e) => return Err(Failed(format!("cannot start a worker: {e}"))),
             };
-            let conn = Conn::new(spawned.conn, None).map_err(|e| e.to_string())?;
-            return Ok((spawned.pid, conn, None));
+            let conn = Conn::new(spawned.conn, None).map_err(|e| Failed(e.to_string()))?;
+            return Ok(Launched {
+                pid: spawned.pid,
+                conn,
+                step: None,
+                node: None,
+            });
         }
         if !self.allocations.contains_key(&pool.0) {
-            let request = SlurmRequest {
-                partition: spec.slurm.partition.clone(),
-                nodes: spec.slurm.nodes,
-                time: spec.slurm.time.clone(),
-                tasks: self.pools[pool.0].size,
-                job_name: format!("jobfile-{}", self.job.name),
-            };
-            let alloc = Allocation::request(&request)
-                .map_err(|e| format!("no Slurm allocation for pool `{}`: {e}", spec.name))?;
-            self.allocations.insert(pool.0, alloc);
+            if !self.requests.contains_key(&pool.0) {
+                let request = SlurmRequest {
+                    partition: spec.slurm.partition.clone(),
+                    nodes: spec.slurm.nodes,
+                    time: spec.slurm.time.clone(),
+                    tasks: self.pools[pool.0].size,
+                    job_name: format!("jobfile-{}", self.job.name),
+                };
+                let pending =
+                    AllocationRequest::start(&request, ALLOCATION_TIMEOUT).map_err(|e| {
+                        Failed(format!("no Slurm allocation for pool `{}`: {e}", spec.name))
+                    })?;
+                self.requests.insert(pool.0, pending);
+            }
+            return Err(LaunchError::Pending);
         }
         let binary = match &spec.slurm.worker_binary {
             Some(p) => p.clone(),
-            None => default_worker_binary().map_err(|e| format!("cannot find jobfile: {e}"))?,
+            None => {
+                default_worker_binary().map_err(|e| Failed(format!("cannot find jobfile: {e}")))?
+            }
         };
+        let name = spec.name.clone();
         let alloc = self
             .allocations
-            .get(&pool.0)
-            .ok_or_else(|| "the Slurm allocation is gone".to_string())?;
+            .get_mut(&pool.0)
+            .ok_or_else(|| Failed("the Slurm allocation is gone".to_string()))?;
         let step = alloc
-            .spawn_step(&binary)
-            .map_err(|e| format!("cannot start a Slurm step: {e}"))?;
-        let conn = Conn::new(step.stdout, Some(step.stdin)).map_err(|e| e.to_string())?;
-        Ok((step.child.id(), conn, Some(step.child)))
+            .spawn_placed(&binary)
+            .map_err(|e| Failed(format!("cannot start a Slurm step for pool `{name}`: {e}")))?;
+        let conn = Conn::new(step.stdout, Some(step.stdin)).map_err(|e| Failed(e.to_string()))?;
+        Ok(Launched {
+            pid: step.child.id(),
+            conn,
+            step: Some(step.child),
+            node: step.node,
+        })
+    }
+
+    /// Reads what the pending `salloc`s said: a granted allocation learns
+    /// its nodes and its pool starts workers on the next round; a refused
+    /// one makes its pool give up.
+    pub(super) fn advance_requests(&mut self) {
+        let pools: Vec<usize> = self.requests.keys().copied().collect();
+        for p in pools {
+            let Some(answer) = self.requests.get_mut(&p).and_then(|r| r.advance()) else {
+                continue;
+            };
+            self.requests.remove(&p);
+            let name = &self.job.pools[p].name;
+            match answer {
+                Ok(mut alloc) => {
+                    if let Err(e) = alloc.load_nodes() {
+                        eprintln!(
+                            "warning: pool `{name}`: the nodes of Slurm job {} are not known ({e}); Slurm places the workers",
+                            alloc.job_id()
+                        );
+                    }
+                    self.allocations.insert(p, alloc);
+                }
+                Err(e) => {
+                    let error = format!("no Slurm allocation for pool `{name}`: {e}");
+                    self.pool_gives_up(PoolId(p), error);
+                }
+            }
+        }
     }
 
     pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<usize> {
-        let (pid, conn, step) = match self.launch(pool) {
+        let Launched {
+            pid,
+            conn,
+            step,
+            node,
+        } = match self.launch(pool) {
             Ok(l) => l,
-            Err(e) => {
+            Err(LaunchError::Pending) => return None,
+            Err(LaunchError::Failed(e)) => {
                 self.pool_gives_up(pool, e);
                 return None;
             }
@@ -81,6 +155,9 @@ impl Engine<'_> {
             pid,
             reported_pid: pid,
             step,
+            node,
+            ready: false,
+            host: None,
             pool,
             conn,
             state: WorkerState::Idle,
@@ -229,10 +306,19 @@ impl Engine<'_> {
         if let Some(pgid) = self.workers[w].pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
+        let is_step = self.workers[w].step.is_some();
         let exit = match self.workers[w].step.take() {
             Some(child) => self.wait_step(child),
             None => self.wait_exit(pid),
         };
+        let ran_on = RanOn {
+            pid: self.workers[w].reported_pid,
+            host: self.workers[w].host.clone(),
+        };
+        // A Slurm worker that died before it was ready ran nothing: its
+        // units go back to their tasks, and the start counts as failed.
+        let never_started = is_step && !self.workers[w].ready && status.is_none();
+        let node_lost = self.step_over(w, status.is_none());
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
         slot.conn.close();
@@ -246,7 +332,10 @@ impl Engine<'_> {
             let Some((unit, _)) = self.units.remove(&n) else {
                 continue;
             };
-            if pos > 0 && status != Some(Status::Cancelled) && unit.kind != UnitKind::Initializer {
+            if (pos > 0 || never_started)
+                && status != Some(Status::Cancelled)
+                && unit.kind != UnitKind::Initializer
+            {
                 // Queued behind the unit that was running: it never
                 // started, so it goes back to its task as it was.
                 self.tasks[unit.task.0].in_flight -= 1;
@@ -254,6 +343,10 @@ impl Engine<'_> {
                 continue;
             }
             if unit.kind == UnitKind::Initializer {
+                if never_started {
+                    // It never ran: the failed start is counted below.
+                    continue;
+                }
                 self.pools[pool.0].init_failures += 1;
                 if self.pools[pool.0].init_failures >= 3 {
                     self.pool_gives_up(pool, "the pool's initializer crashed its worker".into());
@@ -273,6 +366,10 @@ impl Engine<'_> {
                 None => (
                     Status::Crashed,
                     match (signal, exit.and_then(|e| e.code())) {
+                        _ if node_lost.is_some() => format!(
+                            "the worker died: its node {} was lost",
+                            node_lost.as_deref().unwrap_or_default()
+                        ),
                         (Some(s), _) => {
                             format!("the worker died: killed by signal {s} ({})", signal_name(s))
                         }
@@ -300,7 +397,7 @@ impl Engine<'_> {
                 duration_ms,
                 ..Outcome::default()
             };
-            self.unit_done(unit, outcome, status, Some(pid));
+            self.unit_done(unit, outcome, status, Some(ran_on.clone()));
         }
         self.give_back(requeue);
     }
@@ -330,6 +427,65 @@ impl Engine<'_> {
             }
             self.make_runnable(id);
         }
+        if never_started {
+            self.failed_start(pool, exit);
+        }
+    }
+
+    /// A Slurm worker's step is over (lost when `lost`, else let go): its
+    /// node has one worker less, and after a loss the allocation is asked
+    /// which nodes it still has. The worker's node, when it is lost.
+    fn step_over(&mut self, w: usize, lost: bool) -> Option<String> {
+        let slot = &mut self.workers[w];
+        let node = slot.node.take()?;
+        let (ready, pool) = (slot.ready, slot.pool);
+        let name = &self.job.pools[pool.0].name;
+        let alloc = self.allocations.get_mut(&pool.0)?;
+        let (newly_lost, given_up) = alloc.step_ended(&node, ready, lost);
+        for n in newly_lost {
+            eprintln!(
+                "warning: pool `{name}` lost Slurm node {n}: the units its workers ran are crashed; new workers start on the nodes left"
+            );
+        }
+        if given_up {
+            eprintln!(
+                "warning: pool `{name}`: workers on Slurm node {node} end before they are ready; no more start there"
+            );
+        }
+        alloc.node_lost(&node).then_some(node)
+    }
+
+    /// A Slurm worker ended before it was ready. Once no node is left that
+    /// takes a worker (or, unplaced, after 3 in a row) the pool gives up.
+    fn failed_start(&mut self, pool: PoolId, exit: Option<WorkerExit>) {
+        let state = &mut self.pools[pool.0];
+        state.step_failures += 1;
+        let placeable = self
+            .allocations
+            .get(&pool.0)
+            .is_some_and(|a| a.can_place() && a.placement().is_some());
+        let unplaced = self
+            .allocations
+            .get(&pool.0)
+            .is_some_and(|a| a.placement().is_none());
+        if placeable || (unplaced && state.step_failures < 3) {
+            return;
+        }
+        let spec = &self.job.pools[pool.0];
+        let how = match (exit.and_then(|e| e.signal()), exit.and_then(|e| e.code())) {
+            (Some(s), _) => format!("was killed by signal {s} ({})", signal_name(s)),
+            (None, Some(c)) => format!("exited with code {c}"),
+            _ => "ended".to_string(),
+        };
+        let binary = match &spec.slurm.worker_binary {
+            Some(p) => format!("`worker_binary` ({})", p.display()),
+            None => "this jobfile binary".to_string(),
+        };
+        let error = format!(
+            "no worker of pool `{}` could start on its Slurm nodes: the last one {how} before it was ready (is {binary} there, and runnable, on every node?)",
+            spec.name
+        );
+        self.pool_gives_up(pool, error);
     }
 
     /// The exit status of a Slurm worker's `srun`, waiting briefly.
@@ -402,6 +558,8 @@ impl Engine<'_> {
         slot.state = WorkerState::Dead;
         let pool = slot.pool;
         slot.conn.close();
+        self.step_over(w, false);
+        let slot = &mut self.workers[w];
         match slot.step.take() {
             Some(child) => self.ended_steps.push(child),
             // A forked worker exits on its closed socket: reaped later.
@@ -429,6 +587,8 @@ impl Engine<'_> {
                 }
             }
         }
+        // Withdrawn when dropped.
+        self.requests.clear();
         for (_, mut alloc) in self.allocations.drain() {
             if let Err(e) = alloc.release() {
                 eprintln!("warning: releasing the Slurm allocation: {e}");
