@@ -400,6 +400,9 @@ impl Engine<'_> {
             self.unit_done(unit, outcome, status, Some(ran_on.clone()));
         }
         self.give_back(requeue);
+        if never_started {
+            self.failed_start(pool, exit);
+        }
     }
 
     /// Units that were queued on a worker but never started go back to
@@ -426,9 +429,6 @@ impl Engine<'_> {
                 _ => st.extra.push_front(unit),
             }
             self.make_runnable(id);
-        }
-        if never_started {
-            self.failed_start(pool, exit);
         }
     }
 
