@@ -206,11 +206,18 @@ fn dry_run(job: &Job) -> ExitCode {
                 task.id,
                 job.task(*id).id
             ),
-            Some(MapSource::Stream(id)) => format!(
-                "{}: map over the lines `{}` prints (known at run time)",
-                task.id,
-                job.task(*id).id
-            ),
+            Some(MapSource::Stream(id)) => {
+                let producer = job.task(*id);
+                let what = match job.function(producer.function).kind {
+                    spec::FunctionKind::Python(_) => "values",
+                    _ => "lines",
+                };
+                let verb = if what == "values" { "yields" } else { "prints" };
+                format!(
+                    "{}: map over the {what} `{}` {verb} (known at run time)",
+                    task.id, producer.id
+                )
+            }
             Some(source) => match ItemIter::new(source, &job.dir) {
                 Ok(items) => {
                     let mut s = String::new();

@@ -109,6 +109,10 @@ pub struct Outcome {
     /// queued behind this one never started.
     #[serde(skip_serializing_if = "is_false")]
     pub retire: bool,
+    /// The call never started (its interpreter had died between calls): it
+    /// goes back to its task as it was.
+    #[serde(skip_serializing_if = "is_false")]
+    pub unstarted: bool,
     /// Start, in milliseconds since the Unix epoch.
     pub started_ms: f64,
     pub duration_ms: f64,

@@ -328,6 +328,7 @@ impl Worker {
             truncated: out.truncated,
             crashed: false,
             retire: false,
+            unstarted: false,
             started_ms: 0.0,
             duration_ms: 0.0,
         };
@@ -394,7 +395,15 @@ impl Worker {
         let outcome = {
             let mut events = CommandEvents { worker: self, unit };
             let watch = watch.as_ref().map(|f| f.as_fd());
-            if interpreter.ahead() > 0 {
+            if interpreter.ahead() == 0 && !interpreter.alive(&mut events) {
+                // It died while idle: this call never ran, and goes back.
+                Outcome {
+                    error: Some("the interpreter died between calls".into()),
+                    retire: true,
+                    unstarted: true,
+                    ..Outcome::default()
+                }
+            } else if interpreter.ahead() > 0 {
                 interpreter.next_ahead(call.grace, watch, &mut events)
             } else {
                 interpreter.call(call, watch, &mut events)

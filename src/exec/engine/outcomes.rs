@@ -45,6 +45,16 @@ impl Engine<'_> {
                 next_budget.map(|b| Instant::now() + b)
             };
         }
+        if outcome.unstarted && unit.kind != UnitKind::Initializer {
+            // It never ran: it goes back as it was, ahead of what was
+            // queued behind it, and the worker ends.
+            let queued: Vec<u64> = slot.units.drain(..).collect();
+            self.requeue(queued);
+            self.tasks[unit.task.0].in_flight -= 1;
+            self.give_back(vec![unit]);
+            self.retire(w, false);
+            return;
+        }
         if unit.kind == UnitKind::Initializer {
             slot.initializing = false;
             let pool = slot.pool;

@@ -420,7 +420,7 @@ impl Engine<'_> {
 
     /// Units that never started go back to the front of their tasks' queues,
     /// in their order.
-    fn give_back(&mut self, units: Vec<Unit>) {
+    pub(super) fn give_back(&mut self, units: Vec<Unit>) {
         for unit in units.into_iter().rev() {
             let id = unit.task;
             let st = &mut self.tasks[id.0];

@@ -204,6 +204,16 @@ impl Interpreter {
         outcome
     }
 
+    /// Is the interpreter still there? One that died while idle would
+    /// otherwise cost the next call, which never ran.
+    pub(crate) fn alive(&mut self, events: &mut dyn CallEvents) -> bool {
+        let mut fds = [PollFd::new(self.ctrl.as_fd(), PollFlags::POLLIN)];
+        if matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            self.read_ctrl(events);
+        }
+        !self.ctrl_eof
+    }
+
     /// Calls sent ahead and not yet taken with [`Interpreter::next_ahead`].
     pub(crate) fn ahead(&self) -> usize {
         self.ahead
@@ -483,6 +493,14 @@ impl Interpreter {
             let line = &self.inbuf[start..start + nl];
             start += nl + 1;
             let Ok(Value::Object(mut frame)) = serde_json::from_slice::<Value>(line) else {
+                // Never waited for in vain: an answer that cannot be read
+                // fails its call.
+                let text = String::from_utf8_lossy(line);
+                let shown: String = text.chars().take(200).collect();
+                self.dones.push_back(serde_json::json!({
+                    "ok": false,
+                    "error": format!("the interpreter sent an answer that is not JSON: {shown}"),
+                }));
                 continue;
             };
             if let Some(done) = frame.remove("done") {

@@ -112,7 +112,17 @@ def _where(path):
 def _check_json(value, path=""):
     """Raises NotJson when `value` has no faithful JSON form."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotJson(
+                    "%s is a string that is not valid Unicode (%r): a file name that "
+                    "could not be decoded?" % (_where(path), value)
+                ) from None
+        return
+    if t is int or t is bool or value is None:
         return
     if t is float:
         if math.isnan(value) or math.isinf(value):
@@ -129,6 +139,7 @@ def _check_json(value, path=""):
                     "%s has a key of type %s (%r): JSON keys are strings"
                     % (_where(path), type(k).__name__, k)
                 )
+            _check_json(k, "%s (a key)" % path)
             _check_json(x, "%s[%r]" % (path, k))
         return
     # Subclasses of the JSON types (an IntEnum, a namedtuple) are fine.
@@ -148,7 +159,7 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 
 def _to_json(value):
     t = type(value)
-    if t is int or t is str or t is bool or value is None:
+    if t is int or t is bool or value is None or (t is str and value.isascii()):
         return _encode(value)
     _check_json(value)
     return _encode(value)
@@ -188,6 +199,9 @@ class Channel:
         self.inbuf = bytearray()
         # Requests read while waiting for a shared-value answer.
         self.requests = collections.deque()
+        import threading
+
+        self.shared_lock = threading.Lock()
         self.functions = {}
         self.home = os.getcwd()
         self.forked = False
@@ -228,10 +242,15 @@ class Channel:
     def send_raw(self, line):
         # At once, every time: an answer held back would be lost with the
         # interpreter if a later call killed it.
-        self.sock.sendall(line.encode() + b"\n")
+        self.sock.sendall(line.encode("utf-8", "replace") + b"\n")
 
 
     def shared(self, op, args):
+        # Threads of one call share the socket: one request at a time.
+        with self.shared_lock:
+            return self._shared(op, args)
+
+    def _shared(self, op, args):
         self.flush_output()
         self.send({"shared": {"op": op, "args": args}})
         while True:
@@ -367,6 +386,8 @@ class Channel:
                 sys.stderr.write(text)
             except Exception:
                 pass
+        # A message may hold what JSON cannot (an undecodable file name).
+        error = error.encode("utf-8", "replace").decode("utf-8")
         return json.dumps({"done": {"ok": False, "error": error}}, separators=(",", ":"))
 
 
