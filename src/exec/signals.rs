@@ -9,6 +9,11 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 static PIPE: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(sig: libc::c_int) {
+    // SAFETY: __errno_location gives this thread's errno, which the
+    // interrupted code may be about to read: the handler puts it back.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: reading this thread's errno through its own pointer.
+    let saved = unsafe { *errno };
     let fd = PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
         let b = sig as u8;
@@ -17,6 +22,8 @@ extern "C" fn on_signal(sig: libc::c_int) {
             libc::write(fd, (&b as *const u8).cast(), 1);
         }
     }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
 }
 
 /// The read end of the self-pipe; dropping it does not restore handlers.
