@@ -1,44 +1,204 @@
-//! Reading the records of an earlier run back, for `--resume`.
+//! The records of an earlier run, found again by key for `--resume` and
+//! read back one by one from the results file where they were written.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use super::{Format, Record, Status};
+use super::print_file::{ENTRY_LEN, MAGIC, OK, PrintEntry, bytes_digest};
+use super::unit_print::{Digest, UnitPrint};
+use super::{Record, Status};
 
-/// The records in an earlier results file; none when it does not exist.
-/// Only `jsonl` and `json` can be read back.
-pub fn read_previous(path: &Path, format: Format) -> io::Result<Vec<Record>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let values: Vec<Value> = match format {
-        Format::Jsonl => text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .map_err(|e| invalid(path, e))?,
-        Format::Json => serde_json::from_str(&text).map_err(|e| invalid(path, e))?,
-        other => {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("--resume reads jsonl or json results, not {other}"),
-            ));
-        }
-    };
-    Ok(values.iter().filter_map(record_from_json).collect())
+/// The records of an earlier run, as `--resume` finds them again: the
+/// entries of its fingerprints file, sorted by key (about 56 bytes each,
+/// so a million records take some 56 MB), and the results file, from
+/// which a kept record is read back by its offset when it is needed.
+pub struct Previous {
+    results: File,
+    /// Sorted by key, then by place in the file (so the n-th unit with
+    /// one key takes the n-th record with it). `flags` also marks an
+    /// entry taken.
+    entries: Vec<PrintEntry>,
+    /// Entries whose record could not be read back as it was written.
+    pub unreadable: u64,
 }
 
-fn invalid(path: &Path, e: serde_json::Error) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{} is not a results file: {e}", path.display()),
-    )
+/// An earlier record matched to a unit of this run.
+#[derive(Debug, Clone, Copy)]
+pub struct Earlier {
+    entry: PrintEntry,
+}
+
+impl Earlier {
+    /// Was it `ok`?
+    pub fn ok(&self) -> bool {
+        self.entry.flags & OK != 0
+    }
+
+    /// Its key and state.
+    pub fn print(&self) -> UnitPrint {
+        self.entry.print
+    }
+}
+
+/// Why the earlier run cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviousError {
+    #[error("there are no fingerprints beside it ({0})")]
+    NoPrints(String),
+    #[error("cannot read {0}: {1}")]
+    Unreadable(String, io::Error),
+    #[error("{0} is not a fingerprints file of this jobfile (written by an older one, or damaged)")]
+    NotPrints(String),
+    #[error("{path} holds the fingerprints of job `{found}`, not of `{expected}`")]
+    OtherJob {
+        path: String,
+        found: String,
+        expected: String,
+    },
+}
+
+/// The taken mark, in [`PrintEntry::flags`].
+const TAKEN: u8 = 2;
+
+impl Previous {
+    /// Opens the earlier run's results and fingerprints; `Ok(None)` when
+    /// there are no earlier results.
+    pub fn open(
+        results: &Path,
+        prints: &Path,
+        job_name: &str,
+    ) -> Result<Option<Previous>, PreviousError> {
+        let shown = |p: &Path| p.display().to_string();
+        let file = match File::open(results) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(PreviousError::Unreadable(shown(results), e)),
+        };
+        let pf = match File::open(prints) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(PreviousError::NoPrints(shown(prints)));
+            }
+            Err(e) => return Err(PreviousError::Unreadable(shown(prints), e)),
+        };
+        let size = pf
+            .metadata()
+            .map_err(|e| PreviousError::Unreadable(shown(prints), e))?
+            .len();
+        let mut r = BufReader::with_capacity(1 << 16, pf);
+        let mut magic = vec![0; MAGIC.len()];
+        if r.read_exact(&mut magic).is_err() || magic != MAGIC {
+            return Err(PreviousError::NotPrints(shown(prints)));
+        }
+        let mut name = Vec::new();
+        r.by_ref()
+            .take(64 * 1024)
+            .read_until(b'\n', &mut name)
+            .map_err(|e| PreviousError::Unreadable(shown(prints), e))?;
+        let found: Option<String> = serde_json::from_slice(&name).ok();
+        match found {
+            Some(found) if found == job_name => {}
+            Some(found) => {
+                return Err(PreviousError::OtherJob {
+                    path: shown(prints),
+                    found,
+                    expected: job_name.to_string(),
+                });
+            }
+            None => return Err(PreviousError::NotPrints(shown(prints))),
+        }
+        let body = size.saturating_sub((MAGIC.len() + name.len()) as u64);
+        // Sized once: a million entries never grow the vector twice over.
+        let mut entries = Vec::with_capacity((body / ENTRY_LEN as u64) as usize);
+        let mut buf = [0; ENTRY_LEN];
+        // A last entry cut short (an interrupted run) is left out.
+        while r.read_exact(&mut buf).is_ok() {
+            if let Some(e) = PrintEntry::from_bytes(&buf) {
+                entries.push(e);
+            }
+        }
+        entries.sort_unstable_by_key(|e| (e.print.key, e.offset));
+        Ok(Some(Previous {
+            results: file,
+            entries,
+            unreadable: 0,
+        }))
+    }
+
+    /// How many earlier records there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Are there none?
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first earlier record with this key that no unit took yet.
+    pub fn take(&mut self, key: &Digest) -> Option<Earlier> {
+        let start = self.entries.partition_point(|e| e.print.key < *key);
+        let end = start + self.entries[start..].partition_point(|e| e.print.key == *key);
+        // Within one key, taken entries are a prefix.
+        let group = &mut self.entries[start..end];
+        let i = group.partition_point(|e| e.flags & TAKEN != 0);
+        let e = group.get_mut(i)?;
+        e.flags |= TAKEN;
+        Some(Earlier { entry: *e })
+    }
+
+    /// The record of `earlier`, read back from the results file; `None`
+    /// (counted in [`Previous::unreadable`]) when its bytes are not those
+    /// that were written.
+    pub fn read(&mut self, earlier: &Earlier) -> Option<Record> {
+        let r = read_entry(&self.results, &earlier.entry);
+        if r.is_none() {
+            self.unreadable += 1;
+        }
+        r
+    }
+
+    /// The earlier records no unit took, in the order they were written,
+    /// each with its print; records that do not read back are left out.
+    pub fn untaken(&mut self) -> Vec<PrintEntry> {
+        let mut rest: Vec<PrintEntry> = self
+            .entries
+            .iter()
+            .filter(|e| e.flags & TAKEN == 0)
+            .copied()
+            .collect();
+        rest.sort_unstable_by_key(|e| e.offset);
+        rest
+    }
+
+    /// The record of an entry from [`Previous::untaken`].
+    pub fn read_entry(&mut self, entry: &PrintEntry) -> Option<Record> {
+        self.read(&Earlier { entry: *entry })
+    }
+}
+
+/// Reads, checks and parses the record an entry points at.
+fn read_entry(file: &File, e: &PrintEntry) -> Option<Record> {
+    let mut bytes = vec![0; e.len as usize];
+    file.read_exact_at(&mut bytes, e.offset).ok()?;
+    if bytes_digest(&bytes) != e.digest {
+        return None;
+    }
+    // The bytes of a record may carry the separators of its format.
+    let start = bytes.iter().position(|&b| b == b'{')?;
+    let end = bytes.iter().rposition(|&b| b == b'}')?;
+    let v: Value = serde_json::from_slice(bytes.get(start..=end)?).ok()?;
+    let mut r = record_from_json(&v)?;
+    if (e.flags & OK != 0) != (r.status == Status::Ok) {
+        return None;
+    }
+    r.print = Some(e.print);
+    Some(r)
 }
 
 /// A record from its JSON object; `None` for the `@shared` record or
@@ -94,5 +254,6 @@ pub fn record_from_json(v: &Value) -> Option<Record> {
             .and_then(|s| humantime::parse_rfc3339(s).ok())
             .map(|t| UNIX_EPOCH + t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)),
         duration_ms: o.get("duration_ms").and_then(Value::as_f64),
+        print: None,
     })
 }

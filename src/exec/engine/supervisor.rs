@@ -24,19 +24,24 @@ use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::signals::SignalPipe;
 use crate::exec::slurm::Allocation;
 use crate::plan::{EdgeKind, Plan};
-use crate::report::{Record, Sink, Status};
+use crate::plan::Digest;
+use crate::report::{Previous, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
 use crate::spec::{Job, TaskId};
 
 /// Options of a run beyond the job file.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     /// Overrides the default pool's size.
     pub jobs: Option<usize>,
     /// Copy task output to stderr as it comes.
     pub live: bool,
-    /// Tasks whose records are kept from an earlier run (`--resume`).
-    pub keep: HashMap<TaskId, Vec<Record>>,
+    /// The tasks' fingerprints (`plan::task_prints`), when the results are
+    /// kept for a later `--resume`: every record then carries its print.
+    pub prints: Option<Vec<Digest>>,
+    /// The earlier run (`--resume`): a unit whose earlier record stands
+    /// keeps it instead of running. Needs `prints`.
+    pub previous: Option<Previous>,
 }
 
 /// How a run ended.
@@ -56,6 +61,24 @@ pub struct RunReport {
     pub end: RunEnd,
     pub counts: [u64; 6],
     pub write_error: Option<std::io::Error>,
+    /// `--resume`: what became of the earlier records.
+    pub resumed: Resumed,
+}
+
+/// What a `--resume` did with the earlier records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// Kept in place of running their units.
+    pub kept: u64,
+    /// Not reached by an interrupted run, written after its records so a
+    /// later `--resume` still finds them.
+    pub carried: u64,
+    /// Matched no unit of this run (a task renamed or removed, an item a
+    /// glob lost), so left out.
+    pub dropped: u64,
+    /// Could not be read back as they were written (the results file was
+    /// changed, truncated or replaced): their units ran again.
+    pub unreadable: u64,
 }
 
 /// Runs a checked job to the end; records go to `sink`.
@@ -96,6 +119,8 @@ pub(super) struct Engine<'a> {
     pub(super) allocations: HashMap<usize, Allocation>,
     /// `srun`s of retired Slurm workers, reaped at the end.
     pub(super) ended_steps: Vec<std::process::Child>,
+    /// `--resume`: what became of the earlier records.
+    pub(super) resumed: Resumed,
 }
 
 impl<'a> Engine<'a> {
@@ -176,6 +201,10 @@ impl<'a> Engine<'a> {
                     has_stream_consumers: !consumers[i].is_empty(),
                     args: Vec::new(),
                     kwargs: serde_json::Map::new(),
+                    may_keep: false,
+                    ran: false,
+                    ready_unit: None,
+                    outstanding: BTreeSet::new(),
                 }
             })
             .collect();
@@ -202,21 +231,11 @@ impl<'a> Engine<'a> {
             runnable_events: 0,
             allocations: HashMap::new(),
             ended_steps: Vec::new(),
+            resumed: Resumed::default(),
         }
     }
 
     pub(super) fn start(&mut self) {
-        // Kept tasks are done before any of them releases its dependents, so
-        // a kept dependent is never started as well.
-        let mut kept: Vec<(TaskId, Vec<Record>)> =
-            std::mem::take(&mut self.opts.keep).into_iter().collect();
-        kept.sort_by_key(|(id, _)| *id);
-        for (id, _) in &kept {
-            self.tasks[id.0].phase = Phase::Done;
-        }
-        for (id, records) in kept {
-            self.keep_task(id, records);
-        }
         for i in 0..self.tasks.len() {
             self.maybe_start(TaskId(i));
         }
