@@ -106,9 +106,17 @@ fn items_are_matched_by_their_arguments_not_their_index() {
         .collect();
     assert_eq!(
         shown,
-        [(0, "did in/a.txt"), (1, "did in/b.txt"), (2, "did in/d.txt")]
+        [
+            (0, "did in/a.txt"),
+            (1, "did in/b.txt"),
+            (2, "did in/d.txt")
+        ]
     );
-    assert!(out.stderr.contains("1 earlier record matched no unit"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 earlier record matched no unit"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -231,7 +239,9 @@ outputs = ["out/{item}.txt"]
 fn a_changed_function_or_var_runs_everything_again() {
     let job = map_job("[1, 2]", "[vars]\nmode = \"fast\"");
     let edit = |from: &str, to: &str| {
-        let text = std::fs::read_to_string(&job.path).unwrap().replace(from, to);
+        let text = std::fs::read_to_string(&job.path)
+            .unwrap()
+            .replace(from, to);
         std::fs::write(&job.path, text).unwrap();
     };
     run(&job, &[]).assert_code(0);
@@ -294,7 +304,15 @@ fn what_depends_on_a_task_that_ran_again_runs_again() {
     );
     assert_eq!(
         ids(&records),
-        ["map", "map", "map", "map:callback", "after-map", "value", "alone"]
+        [
+            "map",
+            "map",
+            "map",
+            "map:callback",
+            "after-map",
+            "value",
+            "alone"
+        ]
     );
     // Nothing ran again: the callback's record is kept as well.
     let before = results(&job);
@@ -347,9 +365,10 @@ map = ["x", "y"]
     resume(&job).assert_code(0);
     // Nothing changed: everything is kept.
     assert!(ran(&job).is_empty());
-    let edited = std::fs::read_to_string(&job.path)
-        .unwrap()
-        .replace("args = [\"first\"]", "args = [\"first\"]\nenv = { X = \"1\" }");
+    let edited = std::fs::read_to_string(&job.path).unwrap().replace(
+        "args = [\"first\"]",
+        "args = [\"first\"]\nenv = { X = \"1\" }",
+    );
     std::fs::write(&job.path, edited).unwrap();
     // `first` changed and now fails, which stops the run: `later`, which
     // does not depend on it, keeps its records rather than being cancelled.
@@ -378,7 +397,11 @@ fn a_truncated_results_file_reruns_only_what_it_lost() {
     let out = resume(&job);
     out.assert_code(0);
     assert_eq!(ran(&job), ["4", "5"]);
-    assert!(out.stderr.contains("did not read back as written"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did not read back as written"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(results(&job), text);
 }
 
@@ -468,7 +491,11 @@ args = ["removed"]
     out.assert_code(0);
     assert_eq!(ran(&job), ["renamed"]);
     assert_eq!(ids(&parse_jsonl(&results(&job))), ["keep", "new-name"]);
-    assert!(out.stderr.contains("2 earlier records matched no unit"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("2 earlier records matched no unit"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -480,7 +507,11 @@ fn a_missing_fingerprints_file_runs_everything_again() {
     let out = resume(&job);
     out.assert_code(0);
     assert_eq!(ran(&job), ["1", "2"]);
-    assert!(out.stderr.contains("no fingerprints beside it"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no fingerprints beside it"),
+        "{}",
+        out.stderr
+    );
     // It is written again: the next resume keeps everything.
     resume(&job).assert_code(0);
     assert!(ran(&job).is_empty());
@@ -498,7 +529,11 @@ fn a_corrupt_fingerprints_file_runs_again_what_it_cannot_vouch_for() {
     let out = resume(&job);
     out.assert_code(0);
     assert_eq!(ran(&job).len(), 4);
-    assert!(out.stderr.contains("not a fingerprints file"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a fingerprints file"),
+        "{}",
+        out.stderr
+    );
     // Cut short, and one entry's bytes flipped: only those units run.
     let mut damaged = good.clone();
     let entry = 53;
@@ -543,7 +578,12 @@ map = { range = [0, 10] }
         // Every record that was ok is still there.
         let records = parse_jsonl(&results(&job));
         let ok = records.iter().filter(|r| r.status() == "ok").count();
-        assert!(ok >= 8, "signal {signal}: {}\n{}", show(&records), out.stderr);
+        assert!(
+            ok >= 8,
+            "signal {signal}: {}\n{}",
+            show(&records),
+            out.stderr
+        );
         std::fs::remove_file(job.file("hang")).unwrap();
         resume(&job).assert_code(0);
         // A killed engine never replaced the earlier results: what it ran
@@ -570,6 +610,39 @@ fn resume_refuses_formats_it_cannot_read_back() {
         &["-o", "results.csv", "--format", "csv", "--resume"],
     );
     out.assert_code(2);
-    assert!(out.stderr.contains("--resume reads jsonl or json"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--resume reads jsonl or json"),
+        "{}",
+        out.stderr
+    );
     assert!(ran(&job).is_empty());
+}
+
+#[test]
+fn kept_values_keep_their_exact_bytes() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.work]
+shell = 'echo "$1" >> runs; if [ -f "fail-$1" ]; then exit 1; fi'
+[[task]]
+id = "floats"
+function = "echo"
+args = [0.30000000000000004, 1.7976931348623157e308, 5e-324, -0.0, 123456789.12345679, "ü \u0001"]
+[[task]]
+id = "fixed"
+function = "work"
+args = ["fixed"]
+"#,
+    );
+    job.write("fail-fixed", "");
+    run(&job, &[]).assert_code(1);
+    std::fs::remove_file(job.file("fail-fixed")).unwrap();
+    ran(&job);
+    resume(&job).assert_code(0);
+    assert_eq!(ran(&job), ["fixed"]);
+    let resumed = results(&job);
+    std::fs::remove_file(job.file("results.jsonl")).unwrap();
+    run(&job, &[]).assert_code(0);
+    assert_eq!(resumed, results(&job));
 }

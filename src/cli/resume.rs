@@ -16,11 +16,7 @@ pub fn state_path(results: &Path) -> PathBuf {
 /// A file beside the results that this process writes and then renames
 /// over `target`.
 pub fn temporary(target: &Path) -> PathBuf {
-    target.with_file_name(format!(
-        ".{}.tmp-{}",
-        file_name(target),
-        std::process::id()
-    ))
+    target.with_file_name(format!(".{}.tmp-{}", file_name(target), std::process::id()))
 }
 
 fn file_name(p: &Path) -> String {

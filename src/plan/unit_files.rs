@@ -65,7 +65,10 @@ fn glob_files(dir: &Path, pattern: &str) -> Vec<PathBuf> {
     let full = if Path::new(pattern).is_absolute() {
         pattern.to_string()
     } else {
-        format!("{}/{pattern}", glob::Pattern::escape(&dir.to_string_lossy()))
+        format!(
+            "{}/{pattern}",
+            glob::Pattern::escape(&dir.to_string_lossy())
+        )
     };
     let mut files: Vec<PathBuf> = match glob::glob(&full) {
         Ok(paths) => paths.flatten().filter(|p| p.is_file()).collect(),

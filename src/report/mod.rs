@@ -28,7 +28,7 @@ pub use json_writer::JsonWriter;
 pub use jsonl_writer::JsonlWriter;
 pub use junit_writer::{JunitWriter, Spool};
 pub use previous::{Earlier, Previous, PreviousError, record_from_json};
-pub use print_file::{OK as PRINT_OK, PrintEntry, PrintingWriter, Tally, TalliedOutput};
+pub use print_file::{OK as PRINT_OK, PrintEntry, PrintingWriter, TalliedOutput, Tally};
 pub use progress::Progress;
 pub use record::{Record, Status};
 pub use record_json::RecordJson;

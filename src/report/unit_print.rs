@@ -127,9 +127,18 @@ mod tests {
         let b: Map<String, Value> =
             serde_json::from_value(json!({"y": {"a": 1, "b": 2}, "x": 1})).unwrap();
         let none = Map::new();
-        assert_eq!(unit_key("t", &[json!(1)], &a), unit_key("t", &[json!(1)], &b));
-        assert_ne!(unit_key("t", &[json!(1)], &a), unit_key("u", &[json!(1)], &a));
-        assert_ne!(unit_key("t", &[json!(1)], &a), unit_key("t", &[json!("1")], &a));
+        assert_eq!(
+            unit_key("t", &[json!(1)], &a),
+            unit_key("t", &[json!(1)], &b)
+        );
+        assert_ne!(
+            unit_key("t", &[json!(1)], &a),
+            unit_key("u", &[json!(1)], &a)
+        );
+        assert_ne!(
+            unit_key("t", &[json!(1)], &a),
+            unit_key("t", &[json!("1")], &a)
+        );
         assert_ne!(
             unit_key("t", &[json!([1, 2])], &none),
             unit_key("t", &[json!(1), json!(2)], &none)

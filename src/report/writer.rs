@@ -14,7 +14,7 @@ use super::format::Format;
 use super::json_writer::JsonWriter;
 use super::jsonl_writer::JsonlWriter;
 use super::junit_writer::{JunitWriter, Spool};
-use super::print_file::{PrintingWriter, Tally, TalliedOutput};
+use super::print_file::{PrintingWriter, TalliedOutput, Tally};
 use super::record::Record;
 use super::text_writer::TextWriter;
 
@@ -71,7 +71,9 @@ pub fn open_writer_with_prints(
     let out = Box::new(TalliedOutput::new(dest.open()?, tally.clone()));
     let job_name = opts.job_name.clone();
     let inner = build(format, out, &dest, opts)?;
-    Ok(Box::new(PrintingWriter::new(inner, tally, prints, &job_name)?))
+    Ok(Box::new(PrintingWriter::new(
+        inner, tally, prints, &job_name,
+    )?))
 }
 
 fn build(

@@ -126,7 +126,9 @@ impl Engine<'_> {
                 // millions is never held whole).
                 let args = std::mem::take(&mut self.tasks[id.0].args);
                 let kwargs = std::mem::take(&mut self.tasks[id.0].kwargs);
-                if matches!(self.tasks[id.0].source, Source::Single(true)) && !self.tasks[id.0].exhausted {
+                if matches!(self.tasks[id.0].source, Source::Single(true))
+                    && !self.tasks[id.0].exhausted
+                {
                     let r = match may_keep {
                         true => self.kept_record(id, None, &args, &kwargs, None),
                         false => None,

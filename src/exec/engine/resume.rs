@@ -29,9 +29,7 @@ impl Engine<'_> {
             && self.opts.prints.is_some()
             && self.job.task(id).stream_source().is_none()
             && !self.tasks[id.0].has_stream_consumers
-            && self.plan.deps[id.0]
-                .iter()
-                .all(|e| !self.tasks[e.on.0].ran)
+            && self.plan.deps[id.0].iter().all(|e| !self.tasks[e.on.0].ran)
     }
 
     /// Keeps the earlier records of the task's next units, in item order,
@@ -46,10 +44,7 @@ impl Engine<'_> {
     pub(super) fn keep_until_run(&mut self, id: TaskId) {
         loop {
             let st = &mut self.tasks[id.0];
-            if !st.may_keep
-                || st.phase != Phase::Running
-                || st.ready_unit.is_some()
-                || st.exhausted
+            if !st.may_keep || st.phase != Phase::Running || st.ready_unit.is_some() || st.exhausted
             {
                 break;
             }
@@ -140,11 +135,7 @@ impl Engine<'_> {
         if !earlier.ok() {
             return None;
         }
-        let call = UnitCall {
-            args,
-            kwargs,
-            item,
-        };
+        let call = UnitCall { args, kwargs, item };
         let inputs = crate::plan::unit_inputs(self.job, task, &call);
         let outputs = unit_outputs(self.job, task, &call).ok()?;
         let state = unit_state(&task_print, &inputs, &outputs);
