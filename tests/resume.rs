@@ -596,6 +596,14 @@ map = { range = [0, 10] }
         assert_eq!(ran(&job), again, "signal {signal}");
         assert!(statuses(&job).iter().all(|s| s.ends_with("=ok")));
         assert_eq!(statuses(&job).len(), 10);
+        // Nothing is left beside the results but the fingerprints.
+        let mut files: Vec<String> = std::fs::read_dir(job.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        files.sort();
+        assert_eq!(files, [".results.jsonl.fingerprints"], "signal {signal}");
         if signal != libc::SIGKILL {
             out.assert_nothing_left();
         }

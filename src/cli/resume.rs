@@ -25,6 +25,38 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_else(|| "results".into())
 }
 
+/// Removes what resumed runs that were killed (SIGKILL) left beside the
+/// results: temporary files of processes that no longer exist.
+pub fn remove_stale(results: &Path) {
+    let Some(dir) = results.parent() else { return };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let ours = [
+        format!(".{}.tmp-", file_name(results)),
+        format!(".{}.tmp-", file_name(&state_path(results))),
+    ];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = ours
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.parse::<i32>().ok());
+        let Some(pid) = pid else { continue };
+        let gone = pid != std::process::id() as i32
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Can `--resume` read results of this format back?
 pub fn readable(format: Format) -> bool {
     matches!(format, Format::Jsonl | Format::Json)

@@ -85,7 +85,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         });
     let previous = match (&results_path, args.resume) {
-        (Some(path), true) => super::resume::open_previous(path, &job.name),
+        (Some(path), true) => {
+            super::resume::remove_stale(path);
+            super::resume::open_previous(path, &job.name)
+        }
         _ => None,
     };
     // A resumed run writes beside the old results (and fingerprints) and
