@@ -257,3 +257,103 @@ pub fn record_from_json(v: &Value) -> Option<Record> {
         print: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testing::sample;
+    use crate::report::{Destination, Format, WriterOptions, open_writer_with_prints, unit_key};
+
+    /// Writes `records` as jsonl with their fingerprints; gives the paths.
+    fn written(dir: &Path, records: &[Record]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let results = dir.join("r.jsonl");
+        let prints = dir.join(".r.jsonl.fingerprints");
+        let opts = WriterOptions {
+            job_name: "job".into(),
+            ..Default::default()
+        };
+        let mut w = open_writer_with_prints(
+            Format::Jsonl,
+            Destination::File(results.clone()),
+            opts,
+            &prints,
+        )
+        .unwrap();
+        for r in records {
+            w.write(r).unwrap();
+        }
+        w.finish().unwrap();
+        (results, prints)
+    }
+
+    fn item(value: &str, state: u8) -> Record {
+        let mut r = sample();
+        r.value = Value::from(value);
+        r.print = Some(UnitPrint {
+            key: unit_key(&r.task, &r.args, &r.kwargs),
+            state: [state; 16],
+        });
+        r
+    }
+
+    #[test]
+    fn the_nth_take_of_a_key_gives_the_nth_record_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut other = item("other", 9);
+        other.args = vec![Value::from("elsewhere")];
+        other.print = Some(UnitPrint {
+            key: unit_key(&other.task, &other.args, &other.kwargs),
+            state: [9; 16],
+        });
+        let records = [item("first", 1), other, item("second", 2)];
+        let (results, prints) = written(dir.path(), &records);
+        let mut p = Previous::open(&results, &prints, "job").unwrap().unwrap();
+        assert_eq!(p.len(), 3);
+        let key = records[0].print.unwrap().key;
+        let a = p.take(&key).unwrap();
+        let b = p.take(&key).unwrap();
+        assert!(p.take(&key).is_none());
+        assert_eq!(a.print().state, [1; 16]);
+        assert_eq!(p.read(&a).unwrap().value, "first");
+        assert_eq!(p.read(&b).unwrap().value, "second");
+        let rest = p.untaken();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(p.read_entry(&rest[0]).unwrap().value, "other");
+    }
+
+    #[test]
+    fn a_record_whose_bytes_changed_does_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (results, prints) = written(dir.path(), &[item("first", 1), item("second", 2)]);
+        let text = std::fs::read_to_string(&results).unwrap();
+        std::fs::write(&results, text.replace("second", "sEcond")).unwrap();
+        let mut p = Previous::open(&results, &prints, "job").unwrap().unwrap();
+        let key = item("x", 0).print.unwrap().key;
+        let a = p.take(&key).unwrap();
+        let b = p.take(&key).unwrap();
+        assert!(p.read(&a).is_some());
+        assert!(p.read(&b).is_none());
+        assert_eq!(p.unreadable, 1);
+    }
+
+    #[test]
+    fn bad_fingerprints_files_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (results, prints) = written(dir.path(), &[item("first", 1)]);
+        assert!(matches!(
+            Previous::open(&results, &prints, "another"),
+            Err(PreviousError::OtherJob { .. })
+        ));
+        let missing = dir.path().join("nothing");
+        assert!(matches!(
+            Previous::open(&results, &missing, "job"),
+            Err(PreviousError::NoPrints(_))
+        ));
+        assert!(Previous::open(&missing, &prints, "job").unwrap().is_none());
+        std::fs::write(&prints, b"jobfile fingerprints 1\n").unwrap();
+        assert!(matches!(
+            Previous::open(&results, &prints, "job"),
+            Err(PreviousError::NotPrints(_))
+        ));
+    }
+}
