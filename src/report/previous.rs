@@ -14,7 +14,8 @@ use super::unit_print::{Digest, UnitPrint};
 use super::{Record, Status};
 
 /// The records of an earlier run, as `--resume` finds them again: the
-/// entries of its fingerprints file, sorted by key (about 56 bytes each,
+/// entries of its fingerprints file, sorted by key (about 60 bytes each
+/// with their bucket,
 /// so a million records take some 56 MB), and the results file, from
 /// which a kept record is read back by its offset when it is needed.
 pub struct Previous {
@@ -23,6 +24,12 @@ pub struct Previous {
     /// one key takes the n-th record with it). `flags` also marks an
     /// entry taken.
     entries: Vec<PrintEntry>,
+    /// Keys are hashes, so their first bits spread evenly: `buckets[b]` is
+    /// the first entry whose key starts with the `bits` bits of `b`, and a
+    /// look-up reads one bucket and an entry or two, not a binary search's
+    /// twenty scattered entries.
+    buckets: Vec<u32>,
+    bits: u32,
     /// Entries whose record could not be read back as it was written.
     pub unreadable: u64,
 }
@@ -123,9 +130,20 @@ impl Previous {
             }
         }
         entries.sort_unstable_by_key(|e| (e.print.key, e.offset));
+        let bits = (entries.len().max(2) as u64).next_power_of_two().trailing_zeros();
+        let mut buckets = vec![0u32; (1usize << bits) + 1];
+        let mut at = 0usize;
+        for (b, slot) in buckets.iter_mut().enumerate() {
+            while at < entries.len() && (bucket(&entries[at].print.key, bits) as usize) < b {
+                at += 1;
+            }
+            *slot = u32::try_from(at).unwrap_or(u32::MAX);
+        }
         Ok(Some(Previous {
             results: file,
             entries,
+            buckets,
+            bits,
             unreadable: 0,
         }))
     }
@@ -142,8 +160,12 @@ impl Previous {
 
     /// The first earlier record with this key that no unit took yet.
     pub fn take(&mut self, key: &Digest) -> Option<Earlier> {
-        let start = self.entries.partition_point(|e| e.print.key < *key);
-        let end = start + self.entries[start..].partition_point(|e| e.print.key == *key);
+        let b = bucket(key, self.bits) as usize;
+        let lo = *self.buckets.get(b)? as usize;
+        let hi = *self.buckets.get(b + 1)? as usize;
+        let bucket = self.entries.get(lo..hi)?;
+        let start = lo + bucket.partition_point(|e| e.print.key < *key);
+        let end = start + self.entries[start..hi].partition_point(|e| e.print.key == *key);
         // Within one key, taken entries are a prefix.
         let group = &mut self.entries[start..end];
         let i = group.partition_point(|e| e.flags & TAKEN != 0);
@@ -180,6 +202,13 @@ impl Previous {
     pub fn read_entry(&mut self, entry: &PrintEntry) -> Option<Record> {
         self.read(&Earlier { entry: *entry })
     }
+}
+
+/// The bucket of a key: its first `bits` bits.
+fn bucket(key: &Digest, bits: u32) -> u64 {
+    let mut first = [0; 8];
+    first.copy_from_slice(&key[..8]);
+    u64::from_be_bytes(first) >> (64 - bits)
 }
 
 /// Reads, checks and parses the record an entry points at.
