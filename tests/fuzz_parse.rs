@@ -70,6 +70,7 @@ const TASK_KEYS: &[&str] = &[
     "map",
     "chunksize",
     "inputs",
+    "outputs",
     "pool",
     "callback",
     "error_callback",
