@@ -15,9 +15,9 @@ use super::{Record, Status};
 
 /// The records of an earlier run, as `--resume` finds them again: the
 /// entries of its fingerprints file, sorted by key (about 60 bytes each
-/// with their bucket,
-/// so a million records take some 56 MB), and the results file, from
-/// which a kept record is read back by its offset when it is needed.
+/// with their bucket, so a million records take some 60 MB), and the
+/// results file, from which a kept record is read back by its offset when
+/// it is needed.
 pub struct Previous {
     results: File,
     /// Sorted by key, then by place in the file (so the n-th unit with
@@ -130,7 +130,9 @@ impl Previous {
             }
         }
         entries.sort_unstable_by_key(|e| (e.print.key, e.offset));
-        let bits = (entries.len().max(2) as u64).next_power_of_two().trailing_zeros();
+        let bits = (entries.len().max(2) as u64)
+            .next_power_of_two()
+            .trailing_zeros();
         let mut buckets = vec![0u32; (1usize << bits) + 1];
         let mut at = 0usize;
         for (b, slot) in buckets.iter_mut().enumerate() {
