@@ -654,3 +654,75 @@ args = ["fixed"]
     run(&job, &[]).assert_code(0);
     assert_eq!(resumed, results(&job));
 }
+
+/// Seconds slept by each item of a map of `n` sleeps, the first `first`.
+fn sleeps(first: u32, n: usize) -> String {
+    let mut items = vec!["0".to_string(); n];
+    items[0] = first.to_string();
+    format!(
+        r#"
+version = 1
+[pool]
+processes = 1
+[[task]]
+id = "naps"
+function = "sleep"
+map = [{}]
+"#,
+        items.join(", ")
+    )
+}
+
+#[test]
+fn an_interrupted_resume_writes_the_earlier_records_it_did_not_reach() {
+    // Kept records are written at most 16,384 items past the first unit
+    // still running: with that unit stuck, the rest is never reached.
+    let n = 20_000;
+    let job = Job::new(&sleeps(0, n));
+    job.run_from(job.dir.path(), &["-o", "results.jsonl"])
+        .assert_code(0);
+    let started = |rs: &[Record]| {
+        let mut s: Vec<String> = rs.iter().map(|r| r.get("started").to_string()).collect();
+        s.sort();
+        s
+    };
+    let first = started(&parse_jsonl(&results(&job)));
+    std::fs::write(&job.path, sleeps(30, n)).unwrap();
+    let args = ["-o", "results.jsonl", "--order", "completion", "--resume"];
+    let running = job.spawn(&args);
+    let tmp = job.file(&format!(".results.jsonl.tmp-{}", running.pid()));
+    let lines = || {
+        std::fs::read_to_string(&tmp)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(std::time::Duration::from_secs(20), || lines() >= 16_383),
+        "the resume wrote {} records",
+        lines()
+    );
+    running.signal(libc::SIGINT);
+    let out = running.wait();
+    out.assert_code(130);
+    let records = parse_jsonl(&results(&job));
+    assert_eq!(records.len(), n + 1, "{}", out.stderr);
+    let ok = records.iter().filter(|r| r.status() == "ok").count();
+    assert_eq!(ok, n, "no ok record is lost");
+    assert!(
+        out.stderr
+            .contains("3617 earlier records this interrupted run did not reach"),
+        "{}",
+        out.stderr
+    );
+    // Back to the first job: every record is the first run's own.
+    std::fs::write(&job.path, sleeps(0, n)).unwrap();
+    let out = job.run_from(job.dir.path(), &["-o", "results.jsonl", "--resume"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("{n} ok ({n} kept from the earlier run)")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(started(&parse_jsonl(&results(&job))), first);
+}

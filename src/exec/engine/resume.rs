@@ -208,17 +208,20 @@ impl Engine<'_> {
         };
         let rest = previous.untaken();
         let interrupted = end != RunEnd::Completed;
-        // Tasks that ran again, or depend on one that did: their earlier
-        // records are carried, but no longer stand.
+        // Tasks that could not keep (they started so, or depend on a task
+        // that ran again or could not keep): their earlier records are
+        // carried, but no longer stand. A task's own reruns do not touch
+        // its other items.
         let mut tainted: Vec<bool> = self
             .tasks
             .iter()
-            .map(|t| t.ran || (t.phase != Phase::Waiting && !t.may_keep))
+            .map(|t| t.phase != Phase::Waiting && !t.may_keep)
             .collect();
         loop {
             let mut changed = false;
             for (i, deps) in self.plan.deps.iter().enumerate() {
-                if !tainted[i] && deps.iter().any(|e| tainted[e.on.0]) {
+                let bad = |d: usize| tainted[d] || self.tasks[d].ran;
+                if !tainted[i] && deps.iter().any(|e| bad(e.on.0)) {
                     tainted[i] = true;
                     changed = true;
                 }

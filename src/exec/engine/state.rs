@@ -169,7 +169,7 @@ impl std::hash::Hasher for UnitNumberHasher {
 
 /// How far past the first unit still running kept records are written:
 /// those behind it wait in the reorder buffer, so this bounds what waits.
-pub(super) const KEEP_AHEAD: u64 = 65_536;
+pub(super) const KEEP_AHEAD: u64 = 16_384;
 
 /// Units of a quick function queued on one worker at most.
 pub(super) const PREFETCH: usize = 64;
