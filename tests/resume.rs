@@ -726,3 +726,40 @@ fn an_interrupted_resume_writes_the_earlier_records_it_did_not_reach() {
     );
     assert_eq!(started(&parse_jsonl(&results(&job))), first);
 }
+
+#[test]
+fn chunks_of_a_resumed_map_hold_only_what_runs() {
+    let job = map_job("{ range = [0, 10] }", "chunksize = 3");
+    for n in [1, 6] {
+        job.write(&format!("fail-{n}"), "");
+    }
+    run(&job, &[]).assert_code(1);
+    ran(&job);
+    for n in [1, 6] {
+        std::fs::remove_file(job.file(&format!("fail-{n}"))).unwrap();
+    }
+    resume(&job).assert_code(0);
+    assert_eq!(ran(&job), ["1", "6"]);
+    assert_eq!(statuses(&job).len(), 10);
+}
+
+#[test]
+fn a_missing_output_is_retried_like_any_failure() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.make]
+shell = 'echo "$1" >> runs; if [ -f tried ]; then echo done > out.txt; fi; touch tried'
+[[task]]
+id = "make"
+function = "make"
+args = ["make"]
+retries = 1
+outputs = ["out.txt"]
+"#,
+    );
+    run(&job, &[]).assert_code(0);
+    assert_eq!(ran(&job), ["make", "make"]);
+    let records = parse_jsonl(&results(&job));
+    assert_eq!(records[0].get("attempts"), 2);
+}
