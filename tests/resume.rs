@@ -763,3 +763,32 @@ outputs = ["out.txt"]
     let records = parse_jsonl(&results(&job));
     assert_eq!(records[0].get("attempts"), 2);
 }
+
+#[test]
+fn inputs_an_earlier_task_makes_are_read_when_the_reader_starts() {
+    let job = Job::new(
+        r#"
+version = 1
+[functions.work]
+shell = 'echo "$1" >> runs; if [ "$1" = write ]; then echo made > data.txt; fi'
+[[task]]
+id = "write"
+function = "work"
+args = ["write"]
+[[task]]
+id = "read"
+function = "work"
+args = ["read"]
+after = ["write"]
+inputs = ["data.txt"]
+"#,
+    );
+    run(&job, &[]).assert_code(0);
+    assert_eq!(ran(&job), ["read", "write"]);
+    // `data.txt` was made by `write` before `read` started: unchanged.
+    resume(&job).assert_code(0);
+    assert!(ran(&job).is_empty());
+    job.write("data.txt", "edited\n");
+    resume(&job).assert_code(0);
+    assert_eq!(ran(&job), ["read"]);
+}

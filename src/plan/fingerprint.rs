@@ -1,16 +1,16 @@
 //! Fingerprints for `--resume`.
 //!
 //! A unit (a call, a map item, a callback) is found again in an earlier run
-//! by its key (`report::unit_key`: its task id, args and kwargs). Whether its earlier
-//! record still stands is told by its *state*: a hash of its task's
-//! fingerprint (what the task runs: its function's definition, its own
-//! args and kwargs, env, cwd, callbacks, `[vars]`, the contents of its
-//! `inputs` without per-unit placeholders), of the contents of the inputs
-//! filled for that unit, and of the contents of its `outputs` as the run
-//! that made them left them.
+//! by its key (`report::unit_key`: its task id, args and kwargs). Whether
+//! its earlier record still stands is told by its *state*: a hash of its
+//! task's fingerprint (what the task runs: its function's definition, its
+//! own args and kwargs, env, cwd, callbacks, `[vars]`; and, hashed as the
+//! task starts, the contents of its `inputs` without per-unit
+//! placeholders), of the contents of the inputs filled for that unit, and
+//! of the contents of its `outputs` as the run that made them left them.
 //!
-//! Task fingerprints hash input files in parallel (rayon); call
-//! [`task_prints`] only after the fork server exists.
+//! [`task_prints`] runs on rayon threads; call it only after the fork
+//! server exists.
 
 use rayon::prelude::*;
 use serde_json::Map;
@@ -24,8 +24,9 @@ pub type Digest = [u8; 16];
 /// A fingerprint of nothing: units with no `inputs`, no `outputs`.
 pub const NONE: Digest = [0; 16];
 
-/// One fingerprint per task, in task order: what its units run, without
-/// what varies from one unit to the next (the map, its items' files).
+/// One fingerprint per task, in task order: what its units run (its
+/// definition), without its map and without any file's contents (see
+/// [`with_shared_inputs`] and `unit_files`).
 pub fn task_prints(job: &Job) -> Vec<Digest> {
     job.tasks.par_iter().map(|t| task_print(job, t)).collect()
 }
@@ -69,13 +70,21 @@ fn task_print(job: &Job, task: &Task) -> Digest {
         format!("{:?}", job.pools[task.pool.0].initializer),
     );
     put("vars", format!("{:?}", job.vars));
-    // Inputs the same for every unit are hashed once, here.
+    truncate(h.finalize())
+}
+
+/// A task's fingerprint with the contents of its inputs that are the same
+/// for every unit, hashed now: call it as the task starts, once what it
+/// depends on has ended (and made those files).
+pub fn with_shared_inputs(job: &Job, task: &Task, print: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(print);
     for t in task.inputs.iter().filter(|t| !is_per_unit(t)) {
-        if let Some(files) = files_of(job, t, &[], &Map::new(), None) {
-            for p in files {
-                h.update(p.to_string_lossy().as_bytes());
-                h.update(&hash_file(&p));
-            }
+        let files = files_of(job, t, &[], &Map::new(), None).unwrap_or_default();
+        h.update(&(files.len() as u64).to_le_bytes());
+        for p in files {
+            h.update(p.to_string_lossy().as_bytes());
+            h.update(&hash_file(&p));
         }
     }
     truncate(h.finalize())

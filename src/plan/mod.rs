@@ -7,7 +7,7 @@ mod items;
 mod render;
 mod unit_files;
 
-pub use fingerprint::{Digest, NONE, task_prints, unit_state};
+pub use fingerprint::{Digest, NONE, task_prints, unit_state, with_shared_inputs};
 pub use graph::{Edge, EdgeKind, Plan, find_cycle};
 pub use items::{ItemIter, ItemsError, item_call, items_of_value};
 pub use render::{PlanFormat, render};

@@ -12,7 +12,9 @@ use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, invocation};
 use crate::exec::protocol::{Call, Outcome, ToWorker};
 use crate::exec::worker::GRACE;
-use crate::plan::{ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs};
+use crate::plan::{
+    ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
+};
 use crate::report::{Record, Status};
 use crate::spec::{MapSource, PoolId, TaskId};
 
@@ -55,8 +57,15 @@ impl Engine<'_> {
         };
         let args = resolve(&self.tasks, &task.args);
         let kwargs = resolve_kw(&self.tasks, &task.kwargs);
+        let print = self
+            .opts
+            .prints
+            .as_ref()
+            .and_then(|p| p.get(id.0))
+            .map(|p| with_shared_inputs(self.job, task, p));
         let may_keep = self.may_keep(id);
         let st = &mut self.tasks[id.0];
+        st.print = print;
         st.may_keep = may_keep;
         st.phase = Phase::Running;
         st.source = source;

@@ -130,7 +130,7 @@ impl Engine<'_> {
     ) -> Option<Record> {
         let task = self.job.task(id);
         let key = unit_key(&task.id, args, kwargs);
-        let task_print = self.opts.prints.as_ref()?.get(id.0).copied()?;
+        let task_print = self.tasks.get(id.0)?.print?;
         let earlier = self.opts.previous.as_mut()?.take(&key)?;
         if !earlier.ok() {
             return None;
@@ -157,7 +157,7 @@ impl Engine<'_> {
         let st = &self.tasks[unit.task.0];
         // Taken even when it cannot stand: it is this callback's.
         let may_keep = st.may_keep && !st.ran;
-        let task_print = self.opts.prints.as_ref()?.get(unit.task.0).copied()?;
+        let task_print = self.tasks.get(unit.task.0)?.print?;
         let name = self.record_name(unit);
         let key = unit_key(&name, &unit.args, &unit.kwargs);
         let previous = self.opts.previous.as_mut()?;
@@ -188,7 +188,7 @@ impl Engine<'_> {
     /// The print a finished unit's record carries, when results are kept
     /// for `--resume`.
     pub(super) fn unit_print(&self, unit: &Unit, name: &str, status: Status) -> Option<UnitPrint> {
-        let task_print = self.opts.prints.as_ref()?.get(unit.task.0).copied()?;
+        let task_print = self.tasks.get(unit.task.0)?.print?;
         let key = unit_key(name, &unit.args, &unit.kwargs);
         let state = if status == Status::Ok {
             unit_state(&task_print, &unit.inputs, &unit.outputs)

@@ -81,6 +81,9 @@ pub(super) struct TaskState {
     pub(super) kwargs: Map<String, Value>,
     /// The task's last record, held until its callback's record.
     pub(super) held_last: Option<(u64, Record)>,
+    /// Its fingerprint with its shared inputs' contents, taken as it
+    /// started (when the results keep fingerprints).
+    pub(super) print: Option<Digest>,
     /// `--resume`: its units may keep their earlier records (none of its
     /// dependencies ran anything again).
     pub(super) may_keep: bool,

@@ -201,6 +201,7 @@ impl<'a> Engine<'a> {
                     has_stream_consumers: !consumers[i].is_empty(),
                     args: Vec::new(),
                     kwargs: serde_json::Map::new(),
+                    print: None,
                     may_keep: false,
                     ran: false,
                     ready_unit: None,
