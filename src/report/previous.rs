@@ -20,6 +20,9 @@ use super::{Record, Status};
 /// it is needed.
 pub struct Previous {
     results: File,
+    /// Its length: an entry pointing past it (a damaged fingerprints file)
+    /// is never read, nor its length allocated.
+    results_len: u64,
     /// Sorted by key, then by place in the file (so the n-th unit with
     /// one key takes the n-th record with it). `flags` also marks an
     /// entry taken.
@@ -141,8 +144,13 @@ impl Previous {
             }
             *slot = u32::try_from(at).unwrap_or(u32::MAX);
         }
+        let results_len = file
+            .metadata()
+            .map_err(|e| PreviousError::Unreadable(shown(results), e))?
+            .len();
         Ok(Some(Previous {
             results: file,
+            results_len,
             entries,
             buckets,
             bits,
@@ -180,7 +188,12 @@ impl Previous {
     /// (counted in [`Previous::unreadable`]) when its bytes are not those
     /// that were written.
     pub fn read(&mut self, earlier: &Earlier) -> Option<Record> {
-        let r = read_entry(&self.results, &earlier.entry);
+        let e = &earlier.entry;
+        let fits = e
+            .offset
+            .checked_add(u64::from(e.len))
+            .is_some_and(|end| end <= self.results_len);
+        let r = fits.then(|| read_entry(&self.results, e)).flatten();
         if r.is_none() {
             self.unreadable += 1;
         }
@@ -364,6 +377,21 @@ mod tests {
         let b = p.take(&key).unwrap();
         assert!(p.read(&a).is_some());
         assert!(p.read(&b).is_none());
+        assert_eq!(p.unreadable, 1);
+    }
+
+    #[test]
+    fn an_entry_pointing_past_the_results_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (results, prints) = written(dir.path(), &[item("first", 1)]);
+        let mut bytes = std::fs::read(&prints).unwrap();
+        let at = bytes.len() - ENTRY_LEN;
+        // The length of the one entry: 4 GiB.
+        bytes[at + 40..at + 44].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&prints, bytes).unwrap();
+        let mut p = Previous::open(&results, &prints, "job").unwrap().unwrap();
+        let a = p.take(&item("x", 0).print.unwrap().key).unwrap();
+        assert!(p.read(&a).is_none());
         assert_eq!(p.unreadable, 1);
     }
 
