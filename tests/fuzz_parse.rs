@@ -71,6 +71,7 @@ const TASK_KEYS: &[&str] = &[
     "map",
     "chunksize",
     "inputs",
+    "outputs",
     "pool",
     "callback",
     "error_callback",

@@ -1,95 +1,109 @@
-//! `--resume`: which tasks keep their records from the earlier run, and
-//! the fingerprints file kept beside the results for the next one.
+//! `--resume` on the command line: where the fingerprints file is, the
+//! earlier run opened with a clear word on standard error when it cannot
+//! be used (then everything runs, the safe choice), and what became of
+//! the earlier records.
 
-use std::collections::HashMap;
-use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::plan::{EdgeKind, Plan};
-use crate::report::{Format, Record, Status, read_previous};
-use crate::spec::{Job, TaskId};
+use crate::exec::Resumed;
+use crate::report::{Format, Previous};
 
-/// The file beside the results that holds each task's fingerprint.
+/// The file beside the results that holds each record's fingerprint.
 pub fn state_path(results: &Path) -> PathBuf {
-    let name = results
-        .file_name()
+    results.with_file_name(format!(".{}.fingerprints", file_name(results)))
+}
+
+/// A file beside the results that this process writes and then renames
+/// over `target`.
+pub fn temporary(target: &Path) -> PathBuf {
+    target.with_file_name(format!(".{}.tmp-{}", file_name(target), std::process::id()))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "results".into());
-    results.with_file_name(format!(".{name}.fingerprints"))
+        .unwrap_or_else(|| "results".into())
 }
 
-/// Reads the fingerprints of the earlier run (empty when there are none).
-fn read_state(path: &Path) -> HashMap<String, String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("tasks").and_then(|t| t.as_object()).cloned())
-        .map(|o| {
-            o.into_iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Removes what resumed runs that were killed (SIGKILL) left beside the
+/// results: temporary files of processes that no longer exist.
+pub fn remove_stale(results: &Path) {
+    let Some(dir) = results.parent() else { return };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let ours = [
+        format!(".{}.tmp-", file_name(results)),
+        format!(".{}.tmp-", file_name(&state_path(results))),
+    ];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = ours
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.parse::<i32>().ok());
+        let Some(pid) = pid else { continue };
+        let gone = pid != std::process::id() as i32
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
-/// Writes the fingerprints of this run, atomically.
-pub fn write_state(path: &Path, job: &Job, fingerprints: &[String]) -> io::Result<()> {
-    let tasks: serde_json::Map<String, serde_json::Value> = job
-        .tasks
-        .iter()
-        .zip(fingerprints)
-        .map(|(t, f)| (t.id.clone(), serde_json::Value::String(f.clone())))
-        .collect();
-    let doc = serde_json::json!({"version": 1, "job": job.name, "tasks": tasks});
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, format!("{doc}\n"))?;
-    std::fs::rename(&tmp, path)
+/// Can `--resume` read results of this format back?
+pub fn readable(format: Format) -> bool {
+    matches!(format, Format::Jsonl | Format::Json)
 }
 
-/// The tasks whose earlier records stand: every record ok and the same
-/// fingerprint. A stream producer and its consumers stand or rerun together.
-pub fn kept_tasks(
-    job: &Job,
-    plan: &Plan,
-    results: &Path,
-    format: Format,
-    fingerprints: &[String],
-) -> io::Result<HashMap<TaskId, Vec<Record>>> {
-    let previous = read_previous(results, format)?;
-    let old = read_state(&state_path(results));
-    let mut by_task: HashMap<String, Vec<Record>> = HashMap::new();
-    for r in previous {
-        let base = r.task.split(':').next().unwrap_or_default().to_string();
-        by_task.entry(base).or_default().push(r);
-    }
-    let mut keep: HashMap<TaskId, Vec<Record>> = HashMap::new();
-    for (i, task) in job.tasks.iter().enumerate() {
-        let Some(records) = by_task.remove(&task.id) else {
-            continue;
-        };
-        let same = old.get(&task.id) == Some(&fingerprints[i]);
-        let all_ok = !records.is_empty() && records.iter().all(|r| r.status == Status::Ok);
-        if same && all_ok {
-            keep.insert(TaskId(i), records);
+/// The earlier run at `results`, if there is one that can be used.
+pub fn open_previous(results: &Path, job_name: &str) -> Option<Previous> {
+    match Previous::open(results, &state_path(results), job_name) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "warning: --resume: {} cannot be resumed: {e}; every task runs again",
+                results.display()
+            );
+            None
         }
     }
-    // A consumer needs its producer's lines; a producer rerun feeds its
-    // consumers again.
-    loop {
-        let mut changed = false;
-        for (i, deps) in plan.deps.iter().enumerate() {
-            for e in deps.iter().filter(|e| e.kind == EdgeKind::Stream) {
-                let (c, p) = (TaskId(i), e.on);
-                if keep.contains_key(&c) != keep.contains_key(&p) {
-                    keep.remove(&c);
-                    keep.remove(&p);
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
+}
+
+/// Notes on standard error about the earlier records.
+pub fn report(results: &Path, r: &Resumed) {
+    if r.unreadable > 0 {
+        eprintln!(
+            "warning: --resume: {} earlier record{} in {} did not read back as written (the file was changed, truncated or replaced); their units ran again",
+            r.unreadable,
+            plural(r.unreadable),
+            results.display()
+        );
     }
-    Ok(keep)
+    if r.dropped > 0 {
+        eprintln!(
+            "note: --resume: {} earlier record{} matched no unit of this run (a task renamed or removed, an item no longer there) and {} left out",
+            r.dropped,
+            plural(r.dropped),
+            if r.dropped == 1 { "is" } else { "are" }
+        );
+    }
+    if r.carried > 0 {
+        eprintln!(
+            "note: --resume: {} earlier record{} this interrupted run did not reach {} written after its own, for the next --resume",
+            r.carried,
+            plural(r.carried),
+            if r.carried == 1 { "is" } else { "are" }
+        );
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

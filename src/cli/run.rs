@@ -8,7 +8,10 @@ use super::args::{ProgressMode, RunArgs};
 use super::exit::ExitCode;
 use crate::exec::{self, RunEnd, RunOptions};
 use crate::plan::{ItemIter, item_call};
-use crate::report::{Destination, Format, Progress, STATUSES, Sink, WriterOptions, open_writer};
+use crate::report::{
+    Destination, Format, Progress, STATUSES, Sink, WriterOptions, open_writer,
+    open_writer_with_prints,
+};
 use crate::spec::{self, Arg, Job, MapSource};
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -59,45 +62,52 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("error: --resume needs a results file: give -o PATH or [results] path");
         return ExitCode::Invalid;
     }
+    if args.resume && !super::resume::readable(format) {
+        eprintln!("error: --resume reads jsonl or json results, not {format}");
+        return ExitCode::Invalid;
+    }
     // Fingerprints for --resume, hashed on threads of a pool of their own
     // that is gone before the run starts: the engine stays single-threaded,
     // so it could fork a new fork server should the first one be killed.
-    let plan = crate::plan::Plan::new(&job);
-    let fingerprints = results_path.as_ref().map(|_| {
-        let hash = || crate::plan::fingerprints(&job, &plan);
-        match rayon::ThreadPoolBuilder::new().build() {
-            Ok(pool) => {
-                let fp = pool.install(hash);
-                drop(pool);
-                exec::wait_single_threaded(std::time::Duration::from_millis(500));
-                fp
-            }
-            Err(_) => hash(),
-        }
-    });
-    let mut keep = Default::default();
-    if args.resume {
-        if let (Some(path), Some(fp)) = (&results_path, &fingerprints) {
-            match super::resume::kept_tasks(&job, &plan, path, format, fp) {
-                Ok(k) => keep = k,
-                Err(e) => {
-                    eprintln!("error: --resume: {e}");
-                    return ExitCode::Invalid;
+    let prints = results_path
+        .as_ref()
+        .filter(|_| super::resume::readable(format))
+        .map(|_| {
+            let hash = || crate::plan::task_prints(&job);
+            match rayon::ThreadPoolBuilder::new().build() {
+                Ok(pool) => {
+                    let fp = pool.install(hash);
+                    drop(pool);
+                    exec::wait_single_threaded(std::time::Duration::from_millis(500));
+                    fp
                 }
+                Err(_) => hash(),
             }
+        });
+    let previous = match (&results_path, args.resume) {
+        (Some(path), true) => {
+            super::resume::remove_stale(path);
+            super::resume::open_previous(path, &job.name)
         }
-    }
-    // A resumed run writes beside the old results and replaces them at the
-    // end, so an interrupted resume never loses the records it kept.
-    let write_to = match (&results_path, args.resume) {
-        (Some(p), true) => Destination::File(p.with_file_name(format!(
-            ".{}.tmp-{}",
-            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            std::process::id()
-        ))),
-        _ => dest.clone(),
+        _ => None,
     };
-    let writer = match open_writer(format, write_to.clone(), opts) {
+    // A resumed run writes beside the old results (and fingerprints) and
+    // replaces them at the end, so an interrupted resume never loses the
+    // records it kept; the old file is read back while the run goes on.
+    let (write_to, prints_to) = match (&results_path, args.resume) {
+        (Some(p), true) => (
+            Destination::File(super::resume::temporary(p)),
+            Some(super::resume::temporary(&super::resume::state_path(p))),
+        ),
+        (Some(p), false) => (dest.clone(), Some(super::resume::state_path(p))),
+        (None, _) => (dest.clone(), None),
+    };
+    let prints_to = prints_to.filter(|_| prints.is_some());
+    let opened = match &prints_to {
+        Some(pp) => open_writer_with_prints(format, write_to.clone(), opts, pp),
+        None => open_writer(format, write_to.clone(), opts),
+    };
+    let writer = match opened {
         Ok(w) => w,
         Err(e) => {
             let shown = match &dest {
@@ -124,20 +134,35 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let run_opts = RunOptions {
         jobs: args.jobs.map(|j| j as usize),
         live: args.live,
-        keep,
+        prints,
+        previous,
     };
     let report = exec::run(&job, prepared, sink, run_opts);
-    if let (Some(path), Destination::File(tmp)) = (&results_path, &write_to) {
-        if tmp != path {
+    if let (Some(path), Destination::File(tmp), true) = (&results_path, &write_to, args.resume) {
+        if report.write_error.is_some() {
+            // The new results are incomplete: the earlier ones stay.
+            let _ = std::fs::remove_file(tmp);
+            if let Some(pp) = &prints_to {
+                let _ = std::fs::remove_file(pp);
+            }
+            eprintln!(
+                "error: --resume: the new results could not be written; {} is left as it was",
+                path.display()
+            );
+        } else {
+            // Results first, then their fingerprints: killed in between,
+            // the old fingerprints do not match the new records, which then
+            // run again (never kept wrongly).
             if let Err(e) = std::fs::rename(tmp, path) {
                 eprintln!("error: cannot replace {}: {e}", path.display());
                 return ExitCode::TaskFailed;
             }
-        }
-        if let Some(fp) = &fingerprints {
-            if let Err(e) = super::resume::write_state(&super::resume::state_path(path), &job, fp) {
-                eprintln!("warning: cannot save fingerprints for --resume: {e}");
+            if let Some(pp) = &prints_to {
+                if let Err(e) = std::fs::rename(pp, super::resume::state_path(path)) {
+                    eprintln!("warning: cannot save fingerprints for --resume: {e}");
+                }
             }
+            super::resume::report(path, &report.resumed);
         }
     }
     let counts = report.counts;
@@ -152,8 +177,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
     } else {
         parts.join(", ")
     };
+    let kept = match report.resumed.kept {
+        0 => String::new(),
+        n => format!(" ({n} kept from the earlier run)"),
+    };
     eprintln!(
-        "jobfile: {}: {summary} in {:.2}s",
+        "jobfile: {}: {summary}{kept} in {:.2}s",
         job.name,
         started.elapsed().as_secs_f64()
     );

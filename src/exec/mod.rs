@@ -16,5 +16,5 @@ pub mod python;
 mod signals;
 pub mod slurm;
 
-pub use engine::{Prepared, RunEnd, RunOptions, RunReport, prepare, run};
+pub use engine::{Prepared, Resumed, RunEnd, RunOptions, RunReport, prepare, run};
 pub use invocation::{Setting, describe, invocation};

@@ -1,96 +1,107 @@
-//! Fingerprints of tasks for `--resume`: a hash of what a task runs (its
-//! function's definition, args, kwargs, map), of the contents of its
-//! `inputs`, and of the fingerprints of the tasks it depends on, so a task
-//! reruns when anything it could see has changed.
+//! Fingerprints for `--resume`.
 //!
-//! Input files are hashed in parallel (rayon); call this only after the
-//! fork server exists.
-
-use std::path::{Path, PathBuf};
+//! A unit (a call, a map item, a callback) is found again in an earlier run
+//! by its key (`report::unit_key`: its task id, args and kwargs). Whether
+//! its earlier record still stands is told by its *state*: a hash of its
+//! task's fingerprint (what the task runs: its function's definition, its
+//! own args and kwargs, env, cwd, callbacks, `[vars]`; and, hashed as the
+//! task starts, the contents of its `inputs` without per-unit
+//! placeholders), of the contents of the inputs filled for that unit, and
+//! of the contents of its `outputs` as the run that made them left them.
+//!
+//! [`task_prints`] runs on rayon threads; call it only after the fork
+//! server exists.
 
 use rayon::prelude::*;
+use serde_json::Map;
 
-use super::graph::Plan;
-use crate::spec::Job;
+use super::unit_files::{files_of, hash_file, is_per_unit};
+use crate::spec::{Arg, Job, Task};
 
-/// One hex fingerprint per task, in task order.
-pub fn fingerprints(job: &Job, plan: &Plan) -> Vec<String> {
-    let inputs: Vec<Vec<PathBuf>> = job
-        .tasks
-        .iter()
-        .map(|t| input_files(&job.dir, &t.inputs))
-        .collect();
-    let all: Vec<&PathBuf> = inputs.iter().flatten().collect();
-    let hashes: std::collections::HashMap<&PathBuf, String> =
-        all.par_iter().map(|p| (*p, hash_file(p))).collect();
-    let order = topological(job, plan);
-    let mut out = vec![String::new(); job.tasks.len()];
-    for i in order {
-        let task = &job.tasks[i];
-        let mut h = blake3::Hasher::new();
-        // Debug output of the checked definitions: stable for one version
-        // of jobfile (a new version may rerun everything once).
-        h.update(format!("{:?}", job.function(task.function)).as_bytes());
-        h.update(format!("{:?}", task).as_bytes());
-        for f in [task.callback, task.error_callback].into_iter().flatten() {
-            h.update(format!("{:?}", job.function(f)).as_bytes());
-        }
-        h.update(format!("{:?}", job.vars).as_bytes());
-        for p in &inputs[i] {
-            h.update(p.to_string_lossy().as_bytes());
-            h.update(hashes.get(p).map_or("", String::as_str).as_bytes());
-        }
-        for e in &plan.deps[i] {
-            h.update(out[e.on.0].as_bytes());
-        }
-        out[i] = h.finalize().to_hex().to_string();
-    }
-    out
+/// A 128-bit fingerprint.
+pub type Digest = [u8; 16];
+
+/// A fingerprint of nothing: units with no `inputs`, no `outputs`.
+pub const NONE: Digest = [0; 16];
+
+/// One fingerprint per task, in task order: what its units run (its
+/// definition), without its map and without any file's contents (see
+/// [`with_shared_inputs`] and `unit_files`).
+pub fn task_prints(job: &Job) -> Vec<Digest> {
+    job.tasks.par_iter().map(|t| task_print(job, t)).collect()
 }
 
-/// The files an `inputs` list names, sorted.
-fn input_files(dir: &Path, patterns: &[String]) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for p in patterns {
-        let full = if Path::new(p).is_absolute() {
-            p.clone()
-        } else {
-            format!("{}/{p}", glob::Pattern::escape(&dir.to_string_lossy()))
-        };
-        if let Ok(paths) = glob::glob(&full) {
-            files.extend(paths.flatten().filter(|p| p.is_file()));
-        }
-    }
-    files.sort();
-    files.dedup();
-    files
-}
-
-fn hash_file(p: &Path) -> String {
+fn task_print(job: &Job, task: &Task) -> Digest {
     let mut h = blake3::Hasher::new();
-    match std::fs::File::open(p) {
-        Ok(mut f) => match std::io::copy(&mut f, &mut h) {
-            Ok(_) => h.finalize().to_hex().to_string(),
-            Err(e) => format!("unreadable: {e}"),
-        },
-        Err(e) => format!("unreadable: {e}"),
+    // Debug output of the checked definitions: stable for one version of
+    // jobfile (a new version may rerun everything once).
+    let mut put = |label: &str, text: String| {
+        h.update(label.as_bytes());
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    };
+    put("function", format!("{:?}", job.function(task.function)));
+    let arg = |a: &Arg| match a {
+        // By the task's id, not its place in the file.
+        Arg::Result(id) => format!("result:{}", job.task(*id).id),
+        Arg::Value(v) => v.to_string(),
+    };
+    put(
+        "args",
+        task.args.iter().map(arg).collect::<Vec<_>>().join("\u{0}"),
+    );
+    put(
+        "kwargs",
+        task.kwargs
+            .iter()
+            .map(|(k, a)| format!("{k}={}", arg(a)))
+            .collect::<Vec<_>>()
+            .join("\u{0}"),
+    );
+    put("env", format!("{:?}", task.env));
+    put("cwd", format!("{:?}", task.cwd));
+    put("inputs", format!("{:?}", task.inputs));
+    put("outputs", format!("{:?}", task.outputs));
+    for f in [task.callback, task.error_callback] {
+        put("callback", format!("{:?}", f.map(|f| job.function(f))));
     }
+    put(
+        "initializer",
+        format!("{:?}", job.pools[task.pool.0].initializer),
+    );
+    put("vars", format!("{:?}", job.vars));
+    truncate(h.finalize())
 }
 
-/// Tasks ordered so every dependency comes before its dependents.
-fn topological(job: &Job, plan: &Plan) -> Vec<usize> {
-    let n = job.tasks.len();
-    let mut pending: Vec<usize> = plan.deps.iter().map(Vec::len).collect();
-    let mut ready: Vec<usize> = (0..n).filter(|&i| pending[i] == 0).rev().collect();
-    let mut order = Vec::with_capacity(n);
-    while let Some(i) = ready.pop() {
-        order.push(i);
-        for d in &plan.dependents[i] {
-            pending[d.0] -= 1;
-            if pending[d.0] == 0 {
-                ready.push(d.0);
-            }
+/// A task's fingerprint with the contents of its inputs that are the same
+/// for every unit, hashed now: call it as the task starts, once what it
+/// depends on has ended (and made those files).
+pub fn with_shared_inputs(job: &Job, task: &Task, print: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(print);
+    for t in task.inputs.iter().filter(|t| !is_per_unit(t)) {
+        let files = files_of(job, t, &[], &Map::new(), None).unwrap_or_default();
+        h.update(&(files.len() as u64).to_le_bytes());
+        for p in files {
+            h.update(p.to_string_lossy().as_bytes());
+            h.update(&hash_file(&p));
         }
     }
-    order
+    truncate(h.finalize())
+}
+
+/// A unit's state: its task's fingerprint, its own inputs' and its
+/// outputs'.
+pub fn unit_state(task: &Digest, inputs: &Digest, outputs: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(task);
+    h.update(inputs);
+    h.update(outputs);
+    truncate(h.finalize())
+}
+
+pub(super) fn truncate(hash: blake3::Hash) -> Digest {
+    let mut d = NONE;
+    d.copy_from_slice(&hash.as_bytes()[..16]);
+    d
 }

@@ -5,6 +5,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::unit_print::UnitPrint;
+
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,6 +79,9 @@ pub struct Record {
     pub started: Option<SystemTime>,
     /// How long the last attempt took, in milliseconds.
     pub duration_ms: Option<f64>,
+    /// What `--resume` needs to find this unit again and to tell whether
+    /// it still stands; kept beside the results, never written in them.
+    pub print: Option<UnitPrint>,
 }
 
 impl Record {
@@ -107,6 +112,7 @@ impl Record {
             host: None,
             started: None,
             duration_ms: None,
+            print: None,
         }
     }
 

@@ -23,6 +23,7 @@ use std::os::unix::fs::FileExt;
 use thiserror::Error;
 
 use super::record::Record;
+use super::unit_print::UnitPrint;
 
 /// A call that contradicts an earlier one: an engine bug, never a task's
 /// failure. The buffer is left as it was before the call.
@@ -166,7 +167,17 @@ impl ReorderBuffer {
             if record.is_shared() {
                 continue;
             }
-            let bytes = record.to_json_string(false).into_bytes();
+            // The unit's print first (a flag byte, then its bytes), then
+            // the record's JSON.
+            let mut bytes = Vec::with_capacity(512);
+            match &record.print {
+                Some(p) => {
+                    bytes.push(1);
+                    bytes.extend_from_slice(&p.to_bytes());
+                }
+                None => bytes.push(0),
+            }
+            bytes.extend_from_slice(record.to_json_string(false).as_bytes());
             if let Err(e) = spill.file.write_all_at(&bytes, spill.end) {
                 self.error.get_or_insert(e);
                 self.memory_limit = usize::MAX;
@@ -193,11 +204,22 @@ impl ReorderBuffer {
             Held::Spilled { offset, len } => {
                 let spill = self.spill.as_ref()?;
                 let mut bytes = vec![0; len];
-                let read = spill
-                    .file
-                    .read_exact_at(&mut bytes, offset)
-                    .and_then(|()| serde_json::from_slice(&bytes).map_err(io::Error::other))
-                    .map(|v: serde_json::Value| super::record_from_json(&v));
+                let read = spill.file.read_exact_at(&mut bytes, offset).and_then(|()| {
+                    let (print, json) = match bytes.split_first() {
+                        Some((1, rest)) if rest.len() >= UnitPrint::LEN => {
+                            let (p, json) = rest.split_at(UnitPrint::LEN);
+                            (UnitPrint::from_bytes(p), json)
+                        }
+                        Some((_, rest)) => (None, rest),
+                        None => (None, &bytes[..]),
+                    };
+                    let v: serde_json::Value =
+                        serde_json::from_slice(json).map_err(io::Error::other)?;
+                    Ok(super::record_from_json(&v).map(|mut r| {
+                        r.print = print;
+                        r
+                    }))
+                });
                 match read {
                     Ok(Some(record)) => Some(record),
                     Ok(None) => {

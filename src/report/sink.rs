@@ -97,6 +97,17 @@ impl Sink {
         self.error.is_some()
     }
 
+    /// Writes `record` now, after every record still held back: for the
+    /// earlier records an interrupted `--resume` never reached, which must
+    /// not be lost.
+    pub fn append(&mut self, record: Record) {
+        for r in self.reorder.drain_held() {
+            self.write(&r);
+        }
+        self.counts[status_index(record.status)] += 1;
+        self.write(&record);
+    }
+
     /// Writes every record still held back (after an interruption, with
     /// the gaps left out) and closes the output. Gives the counts by
     /// status, and the first write error if there was one.

@@ -29,6 +29,7 @@ pub(crate) fn sample() -> Record {
         host: None,
         started: Some(UNIX_EPOCH + Duration::from_millis(1_795_773_600_000)),
         duration_ms: Some(41.23),
+        print: None,
     }
 }
 

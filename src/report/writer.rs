@@ -6,6 +6,7 @@
 //! or not at all, and whatever was written before an interruption stays.
 
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 
 use super::csv_writer::CsvWriter;
 use super::destination::Destination;
@@ -13,6 +14,7 @@ use super::format::Format;
 use super::json_writer::JsonWriter;
 use super::jsonl_writer::JsonlWriter;
 use super::junit_writer::{JunitWriter, Spool};
+use super::print_file::{PrintingWriter, TalliedOutput, Tally};
 use super::record::Record;
 use super::text_writer::TextWriter;
 
@@ -54,6 +56,32 @@ pub fn open_writer(
     opts: WriterOptions,
 ) -> io::Result<Box<dyn RecordWriter>> {
     let out = dest.open()?;
+    build(format, out, &dest, opts)
+}
+
+/// [`open_writer`], and each record's entry in the fingerprints file
+/// `prints` (`--resume` reads both back).
+pub fn open_writer_with_prints(
+    format: Format,
+    dest: Destination,
+    opts: WriterOptions,
+    prints: &std::path::Path,
+) -> io::Result<Box<dyn RecordWriter>> {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let out = Box::new(TalliedOutput::new(dest.open()?, tally.clone()));
+    let job_name = opts.job_name.clone();
+    let inner = build(format, out, &dest, opts)?;
+    Ok(Box::new(PrintingWriter::new(
+        inner, tally, prints, &job_name,
+    )?))
+}
+
+fn build(
+    format: Format,
+    out: Box<dyn Write + Send>,
+    dest: &Destination,
+    opts: WriterOptions,
+) -> io::Result<Box<dyn RecordWriter>> {
     Ok(match format {
         Format::Text => Box::new(TextWriter::new(out, opts)),
         Format::Jsonl => Box::new(JsonlWriter::new(out, opts)),

@@ -548,7 +548,6 @@ impl Checker<'_> {
     ) -> Task {
         let mut task = Task::unresolved(id);
         task.mode = t.mode.unwrap_or_default();
-        task.inputs = t.inputs.clone();
         let resolve_id = |cx: &mut Self, name: &str, at: DocPath, what: &str| -> Option<TaskId> {
             if let Some(id) = known.by_id.get(name) {
                 return Some(*id);
@@ -631,14 +630,8 @@ impl Checker<'_> {
             .error_callback
             .as_ref()
             .and_then(|c| self.resolve_function(c, &path.key("error_callback"), "error_callback"));
-        for (i, pattern) in t.inputs.iter().enumerate() {
-            if let Err(e) = glob::Pattern::new(pattern) {
-                self.diags.push(Diagnostic::at(
-                    path.key("inputs").index(i),
-                    format!("`{pattern}` is not a valid glob: {}", e.msg),
-                ));
-            }
-        }
+        task.inputs = self.path_patterns(&t.inputs, &path.key("inputs"));
+        task.outputs = self.path_patterns(&t.outputs, &path.key("outputs"));
         let timeout = self.duration(t.timeout.as_deref(), &path.key("timeout"));
         let retries = t
             .retries
@@ -661,7 +654,7 @@ impl Checker<'_> {
         // A map that did not check has been reported; its items' shape is
         // unknown, so the function's placeholders cannot be judged.
         if t.map.is_none() || task.map.is_some() {
-            self.task_placeholders(&task);
+            self.task_placeholders(&task, path);
         } else {
             self.callback_placeholders(&task);
         }
@@ -738,20 +731,21 @@ impl Checker<'_> {
 
     /// Checks that every placeholder of the task's function (and callbacks)
     /// has a value, for every item of a static map.
-    fn task_placeholders(&mut self, task: &Task) {
+    fn task_placeholders(&mut self, task: &Task, path: &DocPath) {
         let kwargs: Vec<String> = task.kwargs.iter().map(|(k, _)| k.clone()).collect();
         let nargs = task.args.len();
         match &task.map {
             None => {
                 let shape = Shape::fixed(nargs, kwargs, false);
-                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
+                self.unit_placeholders(task, path, &shape, &format!("task `{}`", task.id));
             }
             Some(MapSource::Items(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     let shape = Shape::for_item(item, nargs, &kwargs);
                     let before = self.diags.len();
-                    self.placeholders(
-                        task.function,
+                    self.unit_placeholders(
+                        task,
+                        path,
                         &shape,
                         &format!("task `{}`, map item {i} ({})", task.id, compact(item)),
                     );
@@ -764,11 +758,11 @@ impl Checker<'_> {
                 let mut names = kwargs.clone();
                 names.extend(axes.iter().map(|(k, _)| k.clone()));
                 let shape = Shape::fixed(nargs, names, true);
-                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
+                self.unit_placeholders(task, path, &shape, &format!("task `{}`", task.id));
             }
             Some(MapSource::Range { .. } | MapSource::Lines(_) | MapSource::Glob(_)) => {
                 let shape = Shape::fixed(nargs + 1, kwargs, true);
-                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
+                self.unit_placeholders(task, path, &shape, &format!("task `{}`", task.id));
             }
             Some(MapSource::Result(_) | MapSource::Stream(_)) => {
                 // Items are known only at run time: check what does not
@@ -778,10 +772,17 @@ impl Checker<'_> {
                     kwargs: None,
                     item: true,
                 };
-                self.placeholders(task.function, &shape, &format!("task `{}`", task.id));
+                self.unit_placeholders(task, path, &shape, &format!("task `{}`", task.id));
             }
         }
         self.callback_placeholders(task);
+    }
+
+    /// The placeholders a unit of `task` fills: its function's, its
+    /// `inputs`' and its `outputs`'.
+    fn unit_placeholders(&mut self, task: &Task, path: &DocPath, shape: &Shape, who: &str) {
+        self.placeholders(task.function, shape, who);
+        self.path_placeholders(task, path, shape, who);
     }
 
     /// Checks the placeholders of a task's callbacks: they get one arg.
@@ -799,6 +800,68 @@ impl Checker<'_> {
         }
     }
 
+    /// `inputs` or `outputs`: each a glob that may hold placeholders.
+    fn path_patterns(&mut self, patterns: &[String], path: &DocPath) -> Vec<Template> {
+        let mut out = Vec::new();
+        for (i, pattern) in patterns.iter().enumerate() {
+            let at = path.index(i);
+            match Template::parse(pattern) {
+                Ok(t) => {
+                    // The literal text is the glob; placeholders are filled
+                    // with escaped values, so they never add wildcards.
+                    let literal: String = t
+                        .parts()
+                        .iter()
+                        .map(|p| match p {
+                            Part::Literal(s) => s.clone(),
+                            _ => "x".to_string(),
+                        })
+                        .collect();
+                    if let Err(e) = glob::Pattern::new(&literal) {
+                        self.diags.push(Diagnostic::at(
+                            at,
+                            format!("`{pattern}` is not a valid glob: {}", e.msg),
+                        ));
+                    }
+                    out.push(t);
+                }
+                Err(e) => {
+                    self.diags.push(
+                        Diagnostic::at(at, e.message)
+                            .with_label(format!("at character {}", e.offset + 1)),
+                    );
+                    out.push(Template::empty());
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks a task's `inputs` and `outputs` against what its units provide.
+    fn path_placeholders(&mut self, task: &Task, path: &DocPath, shape: &Shape, who: &str) {
+        for (key, templates) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+            let mut found = Vec::new();
+            for (i, t) in templates.iter().enumerate() {
+                for part in t.parts() {
+                    if let Some(m) = missing_value(part, shape, who, &self.vars) {
+                        if !found.contains(&(i, m.clone())) {
+                            found.push((i, m));
+                        }
+                    }
+                }
+            }
+            for (i, (placeholder, why)) in found {
+                self.diags.push(
+                    Diagnostic::at(
+                        path.key(key).index(i),
+                        format!("placeholder `{placeholder}` has no value in `{key}` of {who}"),
+                    )
+                    .with_help(why),
+                );
+            }
+        }
+    }
+
     /// Checks a command function's templates against what a call provides.
     fn placeholders(&mut self, function: FunctionId, shape: &Shape, who: &str) {
         let f = &self.functions[function.0];
@@ -809,41 +872,7 @@ impl Checker<'_> {
         let mut found = Vec::new();
         for (i, t) in templates.iter().enumerate() {
             for part in t.parts() {
-                let missing = match part {
-                    Part::Literal(_) => None,
-                    Part::Positional(p) => match shape.args {
-                        Some(n) if *p >= n => Some((
-                            format!("{{{p}}}"),
-                            format!(
-                                "{who} passes {n} positional arg{}",
-                                if n == 1 { "" } else { "s" }
-                            ),
-                        )),
-                        _ => None,
-                    },
-                    Part::Keyword(k) => match &shape.kwargs {
-                        Some(names) if !names.contains(k) => Some((
-                            format!("{{{k}}}"),
-                            if names.is_empty() {
-                                format!("{who} passes no kwargs")
-                            } else {
-                                let n: Vec<&str> = names.iter().map(String::as_str).collect();
-                                format!("{who} passes the kwargs {}", backticked(&n))
-                            },
-                        )),
-                        _ => None,
-                    },
-                    Part::Item(field) if !shape.item => Some((
-                        format!("{{{}}}", field.placeholder()),
-                        format!("{who} has no `map`, so there is no item"),
-                    )),
-                    Part::Item(ItemField::Whole | _) => None,
-                    Part::Var(v) if !self.vars.contains_key(v) => Some((
-                        format!("{{vars.{v}}}"),
-                        "`[vars]` does not declare it".into(),
-                    )),
-                    Part::Var(_) => None,
-                };
+                let missing = missing_value(part, shape, who, &self.vars);
                 if let Some(m) = missing {
                     if !found.contains(&(i, m.clone())) {
                         found.push((i, m));
@@ -859,6 +888,51 @@ impl Checker<'_> {
             .with_help(why);
             self.diags.push(d);
         }
+    }
+}
+
+/// A placeholder `part` has no value in a call of `shape`: the placeholder
+/// as written and why.
+fn missing_value(
+    part: &Part,
+    shape: &Shape,
+    who: &str,
+    vars: &BTreeMap<String, String>,
+) -> Option<(String, String)> {
+    match part {
+        Part::Literal(_) => None,
+        Part::Positional(p) => match shape.args {
+            Some(n) if *p >= n => Some((
+                format!("{{{p}}}"),
+                format!(
+                    "{who} passes {n} positional arg{}",
+                    if n == 1 { "" } else { "s" }
+                ),
+            )),
+            _ => None,
+        },
+        Part::Keyword(k) => match &shape.kwargs {
+            Some(names) if !names.contains(k) => Some((
+                format!("{{{k}}}"),
+                if names.is_empty() {
+                    format!("{who} passes no kwargs")
+                } else {
+                    let n: Vec<&str> = names.iter().map(String::as_str).collect();
+                    format!("{who} passes the kwargs {}", backticked(&n))
+                },
+            )),
+            _ => None,
+        },
+        Part::Item(field) if !shape.item => Some((
+            format!("{{{}}}", field.placeholder()),
+            format!("{who} has no `map`, so there is no item"),
+        )),
+        Part::Item(ItemField::Whole | _) => None,
+        Part::Var(v) if !vars.contains_key(v) => Some((
+            format!("{{vars.{v}}}"),
+            "`[vars]` does not declare it".into(),
+        )),
+        Part::Var(_) => None,
     }
 }
 

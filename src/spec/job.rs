@@ -214,7 +214,11 @@ pub struct Task {
     pub after: Vec<TaskId>,
     pub map: Option<MapSource>,
     pub chunksize: usize,
-    pub inputs: Vec<String>,
+    /// Files whose content counts for `--resume`: globs relative to the
+    /// job's folder, with placeholders filled for each unit.
+    pub inputs: Vec<Template>,
+    /// Files each unit makes, as `inputs`.
+    pub outputs: Vec<Template>,
     pub pool: PoolId,
     pub callback: Option<FunctionId>,
     pub error_callback: Option<FunctionId>,
@@ -259,6 +263,7 @@ impl Task {
             map: None,
             chunksize: 1,
             inputs: Vec::new(),
+            outputs: Vec::new(),
             pool: PoolId(0),
             callback: None,
             error_callback: None,

@@ -262,9 +262,15 @@ pub struct RawTask {
     /// Items of a map sent to a worker at once.
     #[serde(default)]
     pub chunksize: Option<i64>,
-    /// Files whose content counts for `--resume` (globs).
+    /// Files whose content counts for `--resume` (globs; may hold the
+    /// placeholders of a command, filled for each map item).
     #[serde(default)]
     pub inputs: Vec<String>,
+    /// Files each unit makes (globs, with placeholders like `inputs`): a
+    /// unit that leaves one missing fails, and `--resume` reruns a unit
+    /// whose outputs are gone or changed.
+    #[serde(default)]
+    pub outputs: Vec<String>,
     /// Name of the pool; default `default`.
     #[serde(default)]
     pub pool: Option<String>,

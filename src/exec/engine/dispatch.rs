@@ -12,37 +12,13 @@ use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, invocation};
 use crate::exec::protocol::{Call, Outcome, ToWorker};
 use crate::exec::worker::GRACE;
-use crate::plan::{ItemIter, item_call, items_of_value};
+use crate::plan::{
+    ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
+};
 use crate::report::{Record, Status};
 use crate::spec::{MapSource, PoolId, TaskId};
 
 impl Engine<'_> {
-    /// A task kept from an earlier run: its records as they were.
-    pub(super) fn keep_task(&mut self, id: TaskId, records: Vec<Record>) {
-        let mut values = Vec::new();
-        let mut n = 0;
-        for r in records {
-            // Items, or the task's own record; not its callback's.
-            if r.index.is_some() || !r.task.contains(':') {
-                values.push(r.value.clone());
-            }
-            self.sink.emit(id.0, n, r);
-            n += 1;
-        }
-        let value = if self.job.task(id).map.is_some() {
-            Value::Array(values)
-        } else {
-            values.pop().unwrap_or(Value::Null)
-        };
-        let st = &mut self.tasks[id.0];
-        st.phase = Phase::Done;
-        st.value = Some(value);
-        st.ok = Some(true);
-        st.records = n;
-        self.sink.close(id.0, n);
-        self.release_dependents(id, true);
-    }
-
     /// Starts a waiting task whose dependencies have all ended ok.
     pub(super) fn maybe_start(&mut self, id: TaskId) {
         let st = &self.tasks[id.0];
@@ -52,6 +28,11 @@ impl Engine<'_> {
         if self.stopping {
             return;
         }
+        self.start_task(id);
+    }
+
+    /// Starts a task: its items' source, its own args and kwargs.
+    pub(super) fn start_task(&mut self, id: TaskId) {
         let task = self.job.task(id);
         let source = match &task.map {
             None => Source::Single(true),
@@ -76,7 +57,16 @@ impl Engine<'_> {
         };
         let args = resolve(&self.tasks, &task.args);
         let kwargs = resolve_kw(&self.tasks, &task.kwargs);
+        let print = self
+            .opts
+            .prints
+            .as_ref()
+            .and_then(|p| p.get(id.0))
+            .map(|p| with_shared_inputs(self.job, task, p));
+        let may_keep = self.may_keep(id);
         let st = &mut self.tasks[id.0];
+        st.print = print;
+        st.may_keep = may_keep;
         st.phase = Phase::Running;
         st.source = source;
         st.args = args;
@@ -108,6 +98,7 @@ impl Engine<'_> {
         self.sink.emit(id.0, 0, r);
         let st = &mut self.tasks[id.0];
         st.phase = Phase::Running;
+        st.ran = true;
         st.records = 1;
         st.failed = true;
         st.first_error = Some(error);
@@ -131,10 +122,17 @@ impl Engine<'_> {
         if let Some(u) = st.retry.pop_front() {
             return Some(u);
         }
+        if st.may_keep {
+            // The items before it were kept; find the next one to run.
+            let unit = st.ready_unit.take()?;
+            st.outstanding.insert(unit.seq);
+            self.keep_until_run(id);
+            return Some(unit);
+        }
         if st.exhausted {
             return None;
         }
-        let task = self.job.task(id);
+        st.ran = true;
         let item = match &mut st.source {
             Source::None => None,
             Source::Single(avail) => {
@@ -144,17 +142,10 @@ impl Engine<'_> {
                 *avail = false;
                 st.exhausted = true;
                 st.next_index = 1;
-                return Some(Unit {
-                    task: id,
-                    kind: UnitKind::Main,
-                    index: None,
-                    seq: 0,
-                    function: task.function,
-                    args: st.args.clone(),
-                    kwargs: st.kwargs.clone(),
-                    item: None,
-                    attempt: 1,
-                });
+                let (args, kwargs) = (st.args.clone(), st.kwargs.clone());
+                let unit = self.main_unit(id, None, args, kwargs, None);
+                self.use_up_earlier(&unit);
+                return Some(unit);
             }
             Source::Iter(it) => match it.next() {
                 Some(Ok(v)) => {
@@ -166,22 +157,7 @@ impl Engine<'_> {
                     Some(v)
                 }
                 Some(Err(e)) => {
-                    // The source broke midway: what came so far runs, the
-                    // task records the error as one more failed item.
-                    st.exhausted = true;
-                    let index = st.next_index;
-                    st.next_index += 1;
-                    let mut r = Record::not_run(
-                        task.id.clone(),
-                        Some(index),
-                        self.job.function(task.function).name.clone(),
-                        Status::Failed,
-                        e.0,
-                    );
-                    r.attempts = 0;
-                    st.records += 1;
-                    st.failed = true;
-                    self.sink.emit(id.0, index, r);
+                    self.source_broke(id, e.0);
                     return None;
                 }
                 None => {
@@ -208,23 +184,94 @@ impl Engine<'_> {
         let index = st.next_index;
         st.next_index += 1;
         let (args, kwargs) = item_call(&item, &st.args, &st.kwargs);
-        Some(Unit {
+        let unit = self.main_unit(id, Some(index), args, kwargs, Some(item));
+        self.use_up_earlier(&unit);
+        Some(unit)
+    }
+
+    /// `--resume`, for a unit that runs without looking for its earlier
+    /// record (its task may not keep): that record is used up all the same.
+    fn use_up_earlier(&mut self, unit: &Unit) {
+        if let Some(previous) = self.opts.previous.as_mut() {
+            let task = &self.job.task(unit.task).id;
+            previous.take(&crate::report::unit_key(task, &unit.args, &unit.kwargs));
+        }
+    }
+
+    /// A task's source broke midway: what came so far runs, the task
+    /// records the error as one more failed item.
+    pub(super) fn source_broke(&mut self, id: TaskId, error: String) {
+        let task = self.job.task(id);
+        let st = &mut self.tasks[id.0];
+        st.exhausted = true;
+        st.ran = true;
+        let index = st.next_index;
+        st.next_index += 1;
+        let mut r = Record::not_run(
+            task.id.clone(),
+            Some(index),
+            self.job.function(task.function).name.clone(),
+            Status::Failed,
+            error,
+        );
+        r.attempts = 0;
+        st.records += 1;
+        st.failed = true;
+        self.sink.emit(id.0, index, r);
+    }
+
+    /// A unit of the task's own function: a call, or map item `index`.
+    /// Its inputs are fingerprinted now, as it is about to start.
+    pub(super) fn main_unit(
+        &self,
+        id: TaskId,
+        index: Option<u64>,
+        args: Vec<Value>,
+        kwargs: serde_json::Map<String, Value>,
+        item: Option<Value>,
+    ) -> Unit {
+        let task = self.job.task(id);
+        let inputs = match self.opts.prints {
+            Some(_) => unit_inputs(
+                self.job,
+                task,
+                &UnitCall {
+                    args: &args,
+                    kwargs: &kwargs,
+                    item: item.as_ref(),
+                },
+            ),
+            None => NONE,
+        };
+        Unit {
             task: id,
             kind: UnitKind::Main,
-            index: Some(index),
-            seq: index,
+            index,
+            seq: index.unwrap_or(0),
             function: task.function,
             args,
             kwargs,
-            item: Some(item),
+            item,
             attempt: 1,
-        })
+            inputs,
+            outputs: NONE,
+        }
     }
 
     /// Hands out work to idle workers, spawning workers as needed; then,
     /// when the next task's units are quick, queues a few more on busy
     /// workers so they never wait for a round trip to the engine.
     pub(super) fn schedule(&mut self) {
+        if self.opts.previous.is_some() {
+            let runnable: Vec<usize> = self
+                .pools
+                .iter()
+                .flat_map(|p| p.runnable.iter().copied())
+                .collect();
+            for i in runnable {
+                self.advance_kept(TaskId(i));
+            }
+        }
         self.schedule_idle();
         for p in 0..self.pools.len() {
             loop {
@@ -349,7 +396,9 @@ impl Engine<'_> {
         let st = &self.tasks[id.0];
         (!st.extra.is_empty() && !self.terminating)
             || (!st.retry.is_empty() && !self.stopping)
-            || (!st.exhausted
+            || (st.ready_unit.is_some() && !self.stopping)
+            || (!st.may_keep
+                && !st.exhausted
                 && !self.stopping
                 && match &st.source {
                     Source::Queue(q) => !q.is_empty() || st.producer_done,
@@ -410,7 +459,7 @@ impl Engine<'_> {
     /// Takes a task out of the runnable set once it has nothing more to hand out.
     pub(super) fn maybe_retire_task(&mut self, id: TaskId) {
         let st = &self.tasks[id.0];
-        if st.exhausted && st.retry.is_empty() && st.extra.is_empty() {
+        if st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none() {
             self.pools[self.job.task(id).pool.0].runnable.remove(&id.0);
         }
         self.check_task_done(id);

@@ -55,6 +55,7 @@ impl Engine<'_> {
         for i in 0..self.tasks.len() {
             self.flush_held(TaskId(i));
         }
+        self.settle_previous(end);
         self.end_slurm();
         if let Some(template) = self.python.take() {
             template.stop();
@@ -79,12 +80,18 @@ impl Engine<'_> {
             end,
             counts,
             write_error,
+            resumed: self.resumed,
         }
     }
 
     /// Records `cancelled` for what a stopped run never ran.
     pub(super) fn cancel_rest(&mut self, id: TaskId) {
         let error = "cancelled: the run stopped after a failure";
+        // `--resume`: records that stand are kept, not cancelled.
+        if self.tasks[id.0].phase == Phase::Waiting {
+            self.start_to_keep(id);
+        }
+        let may_keep = self.tasks[id.0].may_keep;
         match self.tasks[id.0].phase {
             Phase::Waiting => {
                 let n = self.not_run_records(id, Status::Cancelled, error);
@@ -111,6 +118,7 @@ impl Engine<'_> {
                 let st = &mut self.tasks[id.0];
                 let mut pending: Vec<Unit> = st.retry.drain(..).collect();
                 pending.extend(st.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
+                pending.extend(st.ready_unit.take());
                 for u in pending {
                     let mut r = cancelled(u.index, u.args, u.kwargs);
                     r.attempts = u.attempt - 1;
@@ -121,8 +129,20 @@ impl Engine<'_> {
                 // millions is never held whole).
                 let args = std::mem::take(&mut self.tasks[id.0].args);
                 let kwargs = std::mem::take(&mut self.tasks[id.0].kwargs);
-                if matches!(self.tasks[id.0].source, Source::Single(true)) {
-                    let r = cancelled(None, args.clone(), kwargs.clone());
+                if matches!(self.tasks[id.0].source, Source::Single(true))
+                    && !self.tasks[id.0].exhausted
+                {
+                    let r = match may_keep {
+                        true => self.kept_record(id, None, &args, &kwargs, None),
+                        false => None,
+                    };
+                    let r = match r {
+                        Some(r) => {
+                            self.resumed.kept += 1;
+                            r
+                        }
+                        None => cancelled(None, args.clone(), kwargs.clone()),
+                    };
                     self.sink.emit(id.0, 0, r);
                     self.tasks[id.0].records += 1;
                 }
@@ -139,7 +159,18 @@ impl Engine<'_> {
                     st.next_index += 1;
                     st.records += 1;
                     let (a, k) = item_call(&item, &args, &kwargs);
-                    self.sink.emit(id.0, index, cancelled(Some(index), a, k));
+                    let kept = match may_keep {
+                        true => self.kept_record(id, Some(index), &a, &k, Some(&item)),
+                        false => None,
+                    };
+                    let r = match kept {
+                        Some(r) => {
+                            self.resumed.kept += 1;
+                            r
+                        }
+                        None => cancelled(Some(index), a, k),
+                    };
+                    self.sink.emit(id.0, index, r);
                 }
                 self.flush_held(id);
                 let st = &mut self.tasks[id.0];

@@ -5,9 +5,10 @@ mod dispatch;
 mod finish;
 mod outcomes;
 mod prepare;
+mod resume;
 mod state;
 mod supervisor;
 mod workers;
 
 pub use prepare::{Prepared, prepare};
-pub use supervisor::{RunEnd, RunOptions, RunReport, run};
+pub use supervisor::{Resumed, RunEnd, RunOptions, RunReport, run};

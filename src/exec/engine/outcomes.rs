@@ -9,7 +9,7 @@ use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::protocol::Outcome;
-use crate::plan::{EdgeKind, ItemIter, item_call};
+use crate::plan::{EdgeKind, ItemIter, NONE, UnitCall, item_call, unit_outputs};
 use crate::report::{Record, Status};
 use crate::spec::{MapSource, OnFailure, TaskId};
 
@@ -116,15 +116,32 @@ impl Engine<'_> {
         }
     }
 
-    /// A unit ended: retry it, or record it.
+    /// A unit ended: retry it, or record it. A unit that ended ok but left
+    /// one of its `outputs` missing failed.
     pub(super) fn unit_done(
         &mut self,
-        unit: Unit,
-        outcome: Outcome,
-        status: Status,
+        mut unit: Unit,
+        mut outcome: Outcome,
+        mut status: Status,
         worker: Option<RanOn>,
     ) {
         let task = self.job.task(unit.task);
+        if status == Status::Ok && unit.kind == UnitKind::Main && !task.outputs.is_empty() {
+            let call = UnitCall {
+                args: &unit.args,
+                kwargs: &unit.kwargs,
+                item: unit.item.as_ref(),
+            };
+            match unit_outputs(self.job, task, &call) {
+                Ok(d) => unit.outputs = d,
+                Err(missing) => {
+                    status = Status::Failed;
+                    outcome.error = Some(format!(
+                        "output `{missing}` is missing: the unit ended ok but did not make it"
+                    ));
+                }
+            }
+        }
         let retryable = matches!(status, Status::Failed | Status::Timeout | Status::Crashed);
         if retryable
             && unit.kind == UnitKind::Main
@@ -163,6 +180,7 @@ impl Engine<'_> {
         } else {
             outcome.error.clone().or(Some(status.as_str().to_string()))
         };
+        let print = self.unit_print(&unit, &name, status);
         let record = Record {
             task: name,
             index: unit.index,
@@ -183,6 +201,7 @@ impl Engine<'_> {
             started: (outcome.started_ms > 0.0)
                 .then(|| UNIX_EPOCH + Duration::from_secs_f64(outcome.started_ms / 1000.0)),
             duration_ms: (outcome.started_ms > 0.0).then_some(outcome.duration_ms),
+            print,
         };
         let has_callback = task.callback.is_some() || task.error_callback.is_some();
         let st = &mut self.tasks[id.0];
@@ -206,6 +225,7 @@ impl Engine<'_> {
         st.records += 1;
         match unit.kind {
             UnitKind::Main => {
+                st.outstanding.remove(&unit.seq);
                 if status != Status::Ok {
                     if !st.failed {
                         st.first_error = Some(match unit.index {
@@ -275,7 +295,12 @@ impl Engine<'_> {
             }
         }
         let st = &self.tasks[id.0];
-        if st.phase != Phase::Running || !st.exhausted || st.in_flight > 0 || !st.retry.is_empty() {
+        if st.phase != Phase::Running
+            || !st.exhausted
+            || st.in_flight > 0
+            || !st.retry.is_empty()
+            || st.ready_unit.is_some()
+        {
             return;
         }
         if st.ok.is_none() {
@@ -312,6 +337,7 @@ impl Engine<'_> {
             ));
         }
         let own_ok = !st.failed;
+        let st = &self.tasks[id.0];
         let callback = if own_ok {
             task.callback.map(|f| (f, UnitKind::Callback))
         } else {
@@ -325,7 +351,7 @@ impl Engine<'_> {
                     Value::String(st.first_error.clone().unwrap_or_default())
                 };
                 let seq = st.records;
-                st.extra.push_back(Unit {
+                let unit = Unit {
                     task: id,
                     kind,
                     index: None,
@@ -335,9 +361,20 @@ impl Engine<'_> {
                     kwargs: Map::new(),
                     item: None,
                     attempt: 1,
-                });
-                st.callback_pending = true;
-                self.make_runnable(id);
+                    inputs: NONE,
+                    outputs: NONE,
+                };
+                // A task that ran nothing again keeps its callback's record.
+                if let Some(record) = self.kept_callback(&unit) {
+                    let st = &mut self.tasks[id.0];
+                    st.records += 1;
+                    self.sink.emit(id.0, seq, record);
+                } else {
+                    let st = &mut self.tasks[id.0];
+                    st.extra.push_back(unit);
+                    st.callback_pending = true;
+                    self.make_runnable(id);
+                }
             }
         }
         // Stream consumers of this task: no more lines will come.

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::exec::protocol::Conn;
-use crate::plan::ItemIter;
+use crate::plan::{Digest, ItemIter};
 use crate::report::Record;
 use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
@@ -40,6 +40,10 @@ pub(super) struct Unit {
     pub(super) kwargs: Map<String, Value>,
     pub(super) item: Option<Value>,
     pub(super) attempt: u32,
+    /// The fingerprint of the inputs filled for this unit, as it started.
+    pub(super) inputs: Digest,
+    /// The fingerprint of its outputs, once it ended ok.
+    pub(super) outputs: Digest,
 }
 
 pub(super) enum Source {
@@ -77,6 +81,20 @@ pub(super) struct TaskState {
     pub(super) kwargs: Map<String, Value>,
     /// The task's last record, held until its callback's record.
     pub(super) held_last: Option<(u64, Record)>,
+    /// Its fingerprint with its shared inputs' contents, taken as it
+    /// started (when the results keep fingerprints).
+    pub(super) print: Option<Digest>,
+    /// `--resume`: its units may keep their earlier records (none of its
+    /// dependencies ran anything again).
+    pub(super) may_keep: bool,
+    /// One of its units ran (or failed to start) in this run, so what
+    /// depends on it runs again.
+    pub(super) ran: bool,
+    /// `--resume`: the next unit that must run, its items before it kept.
+    pub(super) ready_unit: Option<Unit>,
+    /// `--resume`: seqs of units handed out and not yet recorded; kept
+    /// records go at most [`KEEP_AHEAD`] past the first of them.
+    pub(super) outstanding: BTreeSet<u64>,
 }
 
 /// Durations of a function's units (ms, moving average): a function whose
@@ -168,6 +186,10 @@ impl std::hash::Hasher for UnitNumberHasher {
         self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
+
+/// How far past the first unit still running kept records are written:
+/// those behind it wait in the reorder buffer, so this bounds what waits.
+pub(super) const KEEP_AHEAD: u64 = 16_384;
 
 /// Units of a quick function queued on one worker at most.
 pub(super) const PREFETCH: usize = 64;

@@ -24,20 +24,25 @@ use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
 use crate::exec::slurm::{Allocation, AllocationRequest};
+use crate::plan::Digest;
 use crate::plan::{EdgeKind, Plan};
-use crate::report::{Record, Sink, Status};
+use crate::report::{Previous, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
 use crate::spec::{FunctionKind, Job, TaskId};
 
 /// Options of a run beyond the job file.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     /// Overrides the default pool's size.
     pub jobs: Option<usize>,
     /// Copy task output to stderr as it comes.
     pub live: bool,
-    /// Tasks whose records are kept from an earlier run (`--resume`).
-    pub keep: HashMap<TaskId, Vec<Record>>,
+    /// The tasks' fingerprints (`plan::task_prints`), when the results are
+    /// kept for a later `--resume`: every record then carries its print.
+    pub prints: Option<Vec<Digest>>,
+    /// The earlier run (`--resume`): a unit whose earlier record stands
+    /// keeps it instead of running. Needs `prints`.
+    pub previous: Option<Previous>,
 }
 
 /// How a run ended.
@@ -57,6 +62,24 @@ pub struct RunReport {
     pub end: RunEnd,
     pub counts: [u64; 6],
     pub write_error: Option<std::io::Error>,
+    /// `--resume`: what became of the earlier records.
+    pub resumed: Resumed,
+}
+
+/// What a `--resume` did with the earlier records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// Kept in place of running their units.
+    pub kept: u64,
+    /// Not reached by an interrupted run, written after its records so a
+    /// later `--resume` still finds them.
+    pub carried: u64,
+    /// Matched no unit of this run (a task renamed or removed, an item a
+    /// glob lost), so left out.
+    pub dropped: u64,
+    /// Could not be read back as they were written (the results file was
+    /// changed, truncated or replaced): their units ran again.
+    pub unreadable: u64,
 }
 
 /// Runs a checked job to the end; records go to `sink`.
@@ -106,6 +129,8 @@ pub(super) struct Engine<'a> {
     /// What workers are told about Python: on this machine (with the
     /// template), and elsewhere (Slurm steps, which start their own).
     pub(super) python_setup: Option<(PythonSetup, PythonSetup)>,
+    /// `--resume`: what became of the earlier records.
+    pub(super) resumed: Resumed,
 }
 
 impl<'a> Engine<'a> {
@@ -187,6 +212,11 @@ impl<'a> Engine<'a> {
                     has_stream_consumers: !consumers[i].is_empty(),
                     args: Vec::new(),
                     kwargs: serde_json::Map::new(),
+                    print: None,
+                    may_keep: false,
+                    ran: false,
+                    ready_unit: None,
+                    outstanding: BTreeSet::new(),
                 }
             })
             .collect();
@@ -222,21 +252,11 @@ impl<'a> Engine<'a> {
             requests: HashMap::new(),
             host: crate::exec::worker::host_name(),
             ended_steps: Vec::new(),
+            resumed: Resumed::default(),
         }
     }
 
     pub(super) fn start(&mut self) {
-        // Kept tasks are done before any of them releases its dependents, so
-        // a kept dependent is never started as well.
-        let mut kept: Vec<(TaskId, Vec<Record>)> =
-            std::mem::take(&mut self.opts.keep).into_iter().collect();
-        kept.sort_by_key(|(id, _)| *id);
-        for (id, _) in &kept {
-            self.tasks[id.0].phase = Phase::Done;
-        }
-        for (id, records) in kept {
-            self.keep_task(id, records);
-        }
         for i in 0..self.tasks.len() {
             self.maybe_start(TaskId(i));
         }

@@ -206,6 +206,8 @@ impl Engine<'_> {
                 kwargs: init.kwargs.clone(),
                 item: None,
                 attempt: 1,
+                inputs: crate::plan::NONE,
+                outputs: crate::plan::NONE,
             };
             let function = self.job.function(init.function);
             let setting = Setting::of_function(function);

@@ -1,0 +1,157 @@
+//! What `--resume` keeps of each record beside the results: the key that
+//! finds the unit again (its task, args and kwargs) and the state its
+//! record stands for (see `plan::fingerprint`).
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+/// A 128-bit fingerprint.
+pub type Digest = [u8; 16];
+
+/// A record's key and state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitPrint {
+    /// [`unit_key`] of the record's task, args and kwargs.
+    pub key: Digest,
+    /// What the unit's outcome depended on; all zeros when it does not
+    /// stand (a record that is not `ok`).
+    pub state: Digest,
+}
+
+impl UnitPrint {
+    /// Bytes of [`UnitPrint::to_bytes`].
+    pub const LEN: usize = 32;
+
+    /// The key, then the state.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut b = [0; 32];
+        b[..16].copy_from_slice(&self.key);
+        b[16..].copy_from_slice(&self.state);
+        b
+    }
+
+    /// Back from [`UnitPrint::to_bytes`]; `None` when too short.
+    pub fn from_bytes(b: &[u8]) -> Option<UnitPrint> {
+        let key = b.get(..16)?.try_into().ok()?;
+        let state = b.get(16..32)?.try_into().ok()?;
+        Some(UnitPrint { key, state })
+    }
+}
+
+/// How a unit is found again: its task (`ID`, `ID:callback`...), args and
+/// kwargs (objects in key order, so writing kwargs in another order in the
+/// file changes nothing).
+pub fn unit_key(task: &str, args: &[Value], kwargs: &Map<String, Value>) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(&(task.len() as u64).to_le_bytes());
+    h.update(task.as_bytes());
+    let mut w = HashWriter(&mut h);
+    for a in args {
+        canonical(&mut w, a);
+        w.byte(b',');
+    }
+    w.byte(b';');
+    let mut keys: Vec<&String> = kwargs.keys().collect();
+    keys.sort();
+    for k in keys {
+        canonical(&mut w, &Value::String(k.clone()));
+        w.byte(b'=');
+        canonical(&mut w, &kwargs[k]);
+        w.byte(b',');
+    }
+    let mut d = [0; 16];
+    d.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    d
+}
+
+/// Feeds JSON text into a hasher.
+struct HashWriter<'a>(&'a mut blake3::Hasher);
+
+impl HashWriter<'_> {
+    fn byte(&mut self, b: u8) {
+        self.0.update(&[b]);
+    }
+}
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// JSON of a value with the keys of every object sorted.
+fn canonical(w: &mut HashWriter<'_>, v: &Value) {
+    match v {
+        Value::Object(o) => {
+            w.byte(b'{');
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            for k in keys {
+                canonical(w, &Value::String(k.clone()));
+                w.byte(b':');
+                canonical(w, &o[k]);
+                w.byte(b',');
+            }
+            w.byte(b'}');
+        }
+        Value::Array(a) => {
+            w.byte(b'[');
+            for x in a {
+                canonical(w, x);
+                w.byte(b',');
+            }
+            w.byte(b']');
+        }
+        other => {
+            // Writing into a hasher cannot fail.
+            let _ = serde_json::to_writer(&mut *w, other);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_ignore_kwarg_order_but_not_values_or_tasks() {
+        let a: Map<String, Value> =
+            serde_json::from_value(json!({"x": 1, "y": {"b": 2, "a": 1}})).unwrap();
+        let b: Map<String, Value> =
+            serde_json::from_value(json!({"y": {"a": 1, "b": 2}, "x": 1})).unwrap();
+        let none = Map::new();
+        assert_eq!(
+            unit_key("t", &[json!(1)], &a),
+            unit_key("t", &[json!(1)], &b)
+        );
+        assert_ne!(
+            unit_key("t", &[json!(1)], &a),
+            unit_key("u", &[json!(1)], &a)
+        );
+        assert_ne!(
+            unit_key("t", &[json!(1)], &a),
+            unit_key("t", &[json!("1")], &a)
+        );
+        assert_ne!(
+            unit_key("t", &[json!([1, 2])], &none),
+            unit_key("t", &[json!(1), json!(2)], &none)
+        );
+    }
+
+    #[test]
+    fn a_print_reads_back() {
+        let p = UnitPrint {
+            key: [1; 16],
+            state: [2; 16],
+        };
+        assert_eq!(UnitPrint::from_bytes(&p.to_bytes()), Some(p));
+        assert_eq!(UnitPrint::from_bytes(&[0; 31]), None);
+    }
+}
