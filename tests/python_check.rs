@@ -8,8 +8,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -24,18 +24,31 @@ fn py_job(toml: &str, files: &[(&str, &str)]) -> Job {
 }
 
 /// `jobfile check PATH` with `env` set (and `JOBFILE_PYTHON` removed unless
-/// given), colours off.
+/// given), colours off; killed, and the test failed, after [`RUN_LIMIT`].
 fn check(path: &Path, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(bin());
     command
         .arg("check")
         .arg(path)
         .env("NO_COLOR", "1")
-        .env_remove("JOBFILE_PYTHON");
+        .env_remove("JOBFILE_PYTHON")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         command.env(k, v);
     }
-    command.output().expect("the jobfile binary runs")
+    let mut child = command.spawn().expect("the jobfile binary runs");
+    let started = Instant::now();
+    while child.try_wait().expect("wait for jobfile check").is_none() {
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("jobfile check did not end within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("the output of jobfile check")
 }
 
 fn stderr(o: &Output) -> String {

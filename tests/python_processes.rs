@@ -277,6 +277,9 @@ function = "pid"
     let stubborn = record(&records, "stubborn");
     assert_eq!(stubborn.status(), "timeout", "{}", stubborn.0);
     assert!(job.file("stubborn-started").exists());
+    // SIGTERM did nothing: SIGKILL came after a grace period.
+    let ms = stubborn.get("duration_ms").as_f64().unwrap();
+    assert!(ms >= 300.0 + 500.0, "killed without a grace period: {ms} ms");
     assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
     assert_eq!(record(&records, "after").status(), "ok");
     out.assert_nothing_left();
@@ -616,6 +619,8 @@ def init(value):
     print("init", value)
 
 def bad_init():
+    with open("init-attempts", "a") as f:
+        f.write("%d\n" % os.getpid())
     raise RuntimeError("no database")
 
 def state(x):
@@ -727,7 +732,7 @@ fn a_failing_python_initializer_makes_the_pool_give_up_with_its_error() {
         r#"
 version = 1
 [pool]
-processes = 2
+processes = 1
 initializer = { function = "bad_init" }
 [functions.bad_init]
 python = "pool:bad_init"
@@ -752,6 +757,9 @@ map = { range = [0, 4] }
             r.0
         );
     }
+    // Three failed starts in a row, then the pool gave up.
+    let attempts = std::fs::read_to_string(job.file("init-attempts")).unwrap();
+    assert_eq!(attempts.lines().count(), 3, "{attempts}");
     assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
     out.assert_nothing_left();
 }
