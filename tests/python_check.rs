@@ -48,7 +48,9 @@ fn check(path: &Path, env: &[(&str, &str)]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    child.wait_with_output().expect("the output of jobfile check")
+    child
+        .wait_with_output()
+        .expect("the output of jobfile check")
 }
 
 fn stderr(o: &Output) -> String {
@@ -147,7 +149,10 @@ fn check_reports_a_missing_module_at_its_python_key() {
     // The line itself is shown.
     assert!(text.contains("python = \"nosuch:work\""), "{text}");
     assert!(!job.file("imported-here").exists(), "check ran here.py");
-    assert!(!job.file("pkg/imported-pkg").exists(), "check ran pkg/__init__.py");
+    assert!(
+        !job.file("pkg/imported-pkg").exists(),
+        "check ran pkg/__init__.py"
+    );
 }
 
 #[test]
@@ -207,7 +212,11 @@ fn check_reports_a_missing_interpreter_at_the_interpreter_key() {
     // And run refuses it too, before anything starts.
     let run = job.run(&[]);
     run.assert_code(2);
-    assert!(run.stderr.contains("/nonexistent/python3"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/python3"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(run.stdout, "");
 }
 
@@ -320,7 +329,8 @@ function = "fine"
         assert_eq!(r.get("exit_code"), &json!(null));
         assert!(r.stderr().contains("broken.py\", line 2"), "{}", r.0);
         assert!(
-            r.stderr().ends_with("KeyError: 'JOBFILE_NO_SUCH_SETTING'\n"),
+            r.stderr()
+                .ends_with("KeyError: 'JOBFILE_NO_SUCH_SETTING'\n"),
             "{}",
             r.0
         );
@@ -365,7 +375,11 @@ function = "fine"
     let records = out.records();
     let missing = record(&records, "missing");
     assert_eq!(missing.status(), "failed", "{}", missing.0);
-    assert!(missing.error().starts_with("AttributeError: "), "{}", missing.0);
+    assert!(
+        missing.error().starts_with("AttributeError: "),
+        "{}",
+        missing.0
+    );
     assert!(missing.error().contains("nosuch"), "{}", missing.0);
     let value = record(&records, "value");
     assert_eq!(value.status(), "failed", "{}", value.0);
@@ -404,8 +418,14 @@ function = "fine"
 map = [1, 2]
 "#,
         &[
-            ("exits.py", "import sys\nsys.exit(4)\ndef work(x):\n    return x\n"),
-            ("bare.py", "import sys\nsys.exit()\ndef work():\n    return 1\n"),
+            (
+                "exits.py",
+                "import sys\nsys.exit(4)\ndef work(x):\n    return x\n",
+            ),
+            (
+                "bare.py",
+                "import sys\nsys.exit()\ndef work():\n    return 1\n",
+            ),
             ("fine.py", "def work(x):\n    return x * 10\n"),
         ],
     );

@@ -12,6 +12,11 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
+/// The number 3.14 that the seed writes (not an approximation of pi).
+fn seed_num() -> Value {
+    serde_json::from_str("3.14").unwrap()
+}
+
 /// Runs `jobs/NAME` from a copy beside a copy of `jobs/seed_tasks.py`.
 fn run_job(name: &str) -> RunOutput {
     let text = std::fs::read_to_string(repo_path(&format!("jobs/{name}")))
@@ -76,9 +81,15 @@ fn python_five_tasks_runs_long_time_task_five_times() {
         let stdout = r.stdout();
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 2, "{stdout:?}");
-        assert!(lines[0].starts_with(&format!("Run task {i} (")), "{stdout:?}");
+        assert!(
+            lines[0].starts_with(&format!("Run task {i} (")),
+            "{stdout:?}"
+        );
         assert!(lines[0].ends_with(")..."), "{stdout:?}");
-        assert!(lines[1].starts_with(&format!("Task {i} runs ")), "{stdout:?}");
+        assert!(
+            lines[1].starts_with(&format!("Task {i} runs ")),
+            "{stdout:?}"
+        );
         assert!(printed_seconds(stdout) >= seconds - 0.005, "{stdout:?}");
         assert!(printed_pid(stdout) > 0);
     }
@@ -292,9 +303,9 @@ fn python_shared_value_array_sets_num_and_arr0() {
     assert_all_ok(&records);
     assert_eq!(ids(&records), ["f", "show"]);
     let arr = json!([5, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(shared(&out), json!({"num": 3.14, "arr": arr}));
+    assert_eq!(shared(&out), json!({"num": seed_num(), "arr": arr}));
     let show_record = record(&records, "show");
-    assert_eq!(show_record.value(), &json!([3.14, arr]));
+    assert_eq!(show_record.value(), &json!([seed_num(), arr]));
     assert_eq!(
         show_record.stdout(),
         "3.14\n[5, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n"
@@ -314,10 +325,13 @@ fn python_manager_list_sets_x_and_arr0_and_appends_hello() {
     assert_all_ok(&records);
     assert_eq!(ids(&records), ["f", "show"]);
     let arr = json!([5, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(shared(&out), json!({"x": 3.14, "arr": arr, "l": ["Hello"]}));
+    assert_eq!(
+        shared(&out),
+        json!({"x": seed_num(), "arr": arr, "l": ["Hello"]})
+    );
     assert_eq!(
         record(&records, "show").value(),
-        &json!([3.14, arr, ["Hello"]])
+        &json!([seed_num(), arr, ["Hello"]])
     );
     let builtin = run_file(&repo_path("jobs/seed-manager-list.toml"), &[]);
     builtin.assert_code(0);

@@ -279,7 +279,10 @@ function = "pid"
     assert!(job.file("stubborn-started").exists());
     // SIGTERM did nothing: SIGKILL came after a grace period.
     let ms = stubborn.get("duration_ms").as_f64().unwrap();
-    assert!(ms >= 300.0 + 500.0, "killed without a grace period: {ms} ms");
+    assert!(
+        ms >= 300.0 + 500.0,
+        "killed without a grace period: {ms} ms"
+    );
     assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
     assert_eq!(record(&records, "after").status(), "ok");
     out.assert_nothing_left();
@@ -498,7 +501,10 @@ args = ["after"]
     out.assert_code(0);
     let records = out.records();
     assert_eq!(record(&records, "daemon").value(), &json!("daemonized"));
-    assert_eq!(record(&records, "talk").stdout(), "print after\nraw after\n");
+    assert_eq!(
+        record(&records, "talk").stdout(),
+        "print after\nraw after\n"
+    );
     assert!(out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
     let pid: i32 = std::fs::read_to_string(job.file("daemon-started"))
         .unwrap()
@@ -717,7 +723,12 @@ map = { range = [0, 8] }
     let mut interpreters = std::collections::HashMap::new();
     for r in &records {
         let v = r.value().as_array().unwrap();
-        assert_eq!(v[0], json!("ready"), "a call before the initializer: {}", r.0);
+        assert_eq!(
+            v[0],
+            json!("ready"),
+            "a call before the initializer: {}",
+            r.0
+        );
         *interpreters.entry(v[1].as_i64().unwrap()).or_insert(0) += 1;
     }
     // Two calls per interpreter: at least four interpreters, each set up.
@@ -846,8 +857,10 @@ map = { range = [0, 8] }
     let imported = imports(&job);
     assert_eq!(imported.len(), 1, "{imported:?}");
     assert_no_call_paid_the_import(&calls);
-    let p: std::collections::HashSet<i64> =
-        calls.iter().map(|r| r.value()[1].as_i64().unwrap()).collect();
+    let p: std::collections::HashSet<i64> = calls
+        .iter()
+        .map(|r| r.value()[1].as_i64().unwrap())
+        .collect();
     assert!(!p.contains(&imported[0].0), "a call ran in the template");
     assert_about_one_import(&out, imported[0].1);
     out.assert_nothing_left();
@@ -896,7 +909,11 @@ args = ["after"]
     let after = record(&records, "after");
     assert_eq!(after.status(), "ok");
     let imported = imports(&job);
-    assert_eq!(imported.len(), 1, "the module was imported again: {imported:?}");
+    assert_eq!(
+        imported.len(),
+        1,
+        "the module was imported again: {imported:?}"
+    );
     let mut all = quick.clone();
     all.push(after);
     assert_no_call_paid_the_import(&all);
@@ -1158,7 +1175,10 @@ def fail():
     out.assert_code(1);
     let records = out.records();
     assert_eq!(ids(&records), ["s1", "s2", "fail", "later"]);
-    assert_eq!(record(&records, "fail").error(), "ValueError: first failure");
+    assert_eq!(
+        record(&records, "fail").error(),
+        "ValueError: first failure"
+    );
     for id in ["s1", "s2", "later"] {
         assert_eq!(
             record(&records, id).status(),
