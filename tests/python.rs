@@ -1735,3 +1735,18 @@ function = "pid"
         show(&records)
     );
 }
+
+#[test]
+#[ignore = "bug: --dry-run says a map over a Python producer's stream is over the lines it prints; it is over the values it yields"]
+fn dry_run_says_a_python_stream_is_made_of_yielded_values() {
+    let out = run_file(&repo_path("jobs/python-queue.toml"), &["--dry-run"]);
+    out.assert_code(0);
+    let reader = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("reader: "))
+        .expect("a line for the reader")
+        .to_owned();
+    assert!(!reader.contains("lines"), "{reader}");
+    assert!(reader.contains("yield"), "{reader}");
+}
