@@ -83,7 +83,8 @@ seconds() {
 
 # pairs NAME JOBFILE_CMD -- POOL_CMD: RUNS pairs of runs, jobfile then Pool;
 # the jobfile and Pool seconds of the pair with the median ratio, in
-# JF_S and PY_S.
+# JF_S and PY_S; the lowest and highest jobfile/Pool time ratios of the
+# pairs in LO and HI.
 pairs() {
     local name=$1
     shift
@@ -99,11 +100,12 @@ pairs() {
         p=$("${py[@]}")
         echo "$j $p" >>"$here/$name.pairs"
     done
-    read -r JF_S PY_S < <(python3 - "$here/$name.pairs" <<'EOF'
+    read -r JF_S PY_S LO HI < <(python3 - "$here/$name.pairs" <<'EOF'
 import sys
 rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 rows.sort(key=lambda r: r[0] / r[1])
-print(*rows[len(rows) // 2])
+ratios = [j / p for j, p in rows]
+print(*rows[len(rows) // 2], ratios[0], ratios[-1])
 EOF
 )
 }
@@ -131,37 +133,45 @@ run_a_py() {
     echo "$s"
 }
 pairs a run_a_jf -- run_a_py
-a_jf=$JF_S a_py=$PY_S
+a_jf=$JF_S a_py=$PY_S a_lo=$LO a_hi=$HI
 
 # (b) max_tasks_per_child = 1
 pairs b seconds "$JOBFILE" run "$here/b.toml" -o "$here/b.jsonl" \
     -- seconds python3 bench/pool_python.py "$here" maxtasks 200
-b_jf=$JF_S b_py=$PY_S
+b_jf=$JF_S b_py=$PY_S b_lo=$LO b_hi=$HI
 
 # (c) first record, pool of 8
 pairs c python3 bench/first_record.py "$JOBFILE" run "$here/c.toml" \
     -- python3 bench/first_record.py python3 bench/pool_python.py "$here" first 8
-c_jf=$JF_S c_py=$PY_S
+c_jf=$JF_S c_py=$PY_S c_lo=$LO c_hi=$HI
 
 # (d) 500 calls, start-up included
 pairs d seconds "$JOBFILE" run "$here/d.toml" -o "$here/d.jsonl" \
     -- seconds python3 bench/pool_python.py "$here" map 500
-d_jf=$JF_S d_py=$PY_S
+d_jf=$JF_S d_py=$PY_S d_lo=$LO d_hi=$HI
 
 # --- the table ------------------------------------------------------------------
 
 echo "Python functions vs multiprocessing.Pool (fork), $(nproc) CPUs, median of $RUNS pairs"
-printf '%-44s %12s %12s %10s %s\n' "measure" "jobfile" "Pool" "ratio" "target"
-row() { printf '%-44s %12s %12s %10s %s\n' "$@"; }
+printf '%-44s %10s %10s %8s %-13s %s\n' "measure" "jobfile" "Pool" "ratio" "pairs" "target"
+row() { printf '%-44s %10s %10s %8s %-13s %s\n' "$@"; }
+# spread LO HI [invert]: the pairs' ratios, lowest to highest.
+spread() {
+    if [[ ${3:-} == invert ]]; then
+        fmt "f'{1 / $2:.2f}-{1 / $1:.2f}x'"
+    else
+        fmt "f'{$1:.2f}-{$2:.2f}x'"
+    fi
+}
 row "(a) $N_IDENT identity calls, calls/s" \
     "$(fmt "round($N_IDENT / $a_jf)")" "$(fmt "round($N_IDENT / $a_py)")" \
-    "$(fmt "f'{$a_py / $a_jf:.2f}x'")" "jobfile/Pool >= 1.5x"
+    "$(fmt "f'{$a_py / $a_jf:.2f}x'")" "$(spread "$a_lo" "$a_hi" invert)" "jobfile/Pool >= 1.5x"
 row "(b) max_tasks_per_child=1, 200 calls, s" \
     "$(fmt "f'{$b_jf:.2f}'")" "$(fmt "f'{$b_py:.2f}'")" \
-    "$(fmt "f'{$b_jf / $b_py:.2f}x'")" "jobfile/Pool <= 2x"
+    "$(fmt "f'{$b_jf / $b_py:.2f}x'")" "$(spread "$b_lo" "$b_hi")" "jobfile/Pool <= 2x"
 row "(c) pool of 8, 1 s import: first record, s" \
     "$(fmt "f'{$c_jf:.2f}'")" "$(fmt "f'{$c_py:.2f}'")" \
-    "$(fmt "f'{$c_jf / $c_py:.2f}x'")" "jobfile <= 1.5 s"
+    "$(fmt "f'{$c_jf / $c_py:.2f}x'")" "$(spread "$c_lo" "$c_hi")" "jobfile <= 1.5 s"
 row "(d) 500 calls of x * x, wall s" \
     "$(fmt "f'{$d_jf:.2f}'")" "$(fmt "f'{$d_py:.2f}'")" \
-    "$(fmt "f'{$d_jf / $d_py:.2f}x'")" "jobfile/Pool <= 1.5x"
+    "$(fmt "f'{$d_jf / $d_py:.2f}x'")" "$(spread "$d_lo" "$d_hi")" "jobfile/Pool <= 1.5x"
