@@ -1750,3 +1750,52 @@ fn dry_run_says_a_python_stream_is_made_of_yielded_values() {
     assert!(!reader.contains("lines"), "{reader}");
     assert!(reader.contains("yield"), "{reader}");
 }
+
+#[test]
+fn two_reproducible_runs_of_a_python_job_give_the_same_bytes() {
+    let job = py_job(
+        r#"
+version = 1
+[pool]
+processes = 3
+[functions.work]
+python = "repro:work"
+[functions.fail]
+python = "repro:fail"
+[[task]]
+id = "work"
+function = "work"
+map = { range = [0, 30] }
+[[task]]
+id = "fail"
+function = "fail"
+args = [{ result = "work" }]
+"#,
+        &[(
+            "repro.py",
+            r#"
+import random, sys, time
+
+def work(x):
+    # Uneven durations, so that calls end in another order each run.
+    time.sleep(random.random() * 0.02)
+    print("item", x)
+    print("note", x, file=sys.stderr)
+    return {"x": x, "square": x * x}
+
+def fail(values):
+    raise ValueError("got %d values" % len(values))
+"#,
+        )],
+    );
+    let first = job.run(&["--reproducible"]);
+    first.assert_code(1);
+    let second = job.run(&["--reproducible"]);
+    second.assert_code(1);
+    assert_eq!(first.records().len(), 31);
+    assert_eq!(first.stdout, second.stdout);
+    assert_eq!(
+        record(&first.records(), "fail").error(),
+        "ValueError: got 30 values"
+    );
+}
