@@ -1392,7 +1392,6 @@ def gate():
 }
 
 #[test]
-#[ignore = "bug: the next call on a worker whose idle interpreter died is recorded crashed, though it never ran"]
 fn an_idle_interpreter_that_dies_costs_no_call() {
     let job = py_job(
         r#"

@@ -105,6 +105,12 @@ class NotJson(Exception):
     pass
 
 
+# Integers the engine keeps exactly (JSON numbers are read as 64-bit
+# integers, else as floats).
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
 def _where(path):
     return "the value" + path if path else "the value"
 
@@ -122,7 +128,14 @@ def _check_json(value, path=""):
                     "could not be decoded?" % (_where(path), value)
                 ) from None
         return
-    if t is int or t is bool or value is None:
+    if t is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise NotJson(
+                "%s is an integer beyond 64 bits (%d), which the engine would round: "
+                "return it as a string" % (_where(path), value)
+            )
+        return
+    if t is bool or value is None:
         return
     if t is float:
         if math.isnan(value) or math.isinf(value):
@@ -159,7 +172,12 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 
 def _to_json(value):
     t = type(value)
-    if t is int or t is bool or value is None or (t is str and value.isascii()):
+    if (
+        (t is int and _INT_MIN <= value <= _INT_MAX)
+        or t is bool
+        or value is None
+        or (t is str and value.isascii())
+    ):
         return _encode(value)
     _check_json(value)
     return _encode(value)
