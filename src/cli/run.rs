@@ -8,7 +8,10 @@ use super::args::{ProgressMode, RunArgs};
 use super::exit::ExitCode;
 use crate::exec::{self, RunEnd, RunOptions};
 use crate::plan::{ItemIter, item_call};
-use crate::report::{Destination, Format, Progress, STATUSES, Sink, WriterOptions, open_writer};
+use crate::report::page::PageWriter;
+use crate::report::{
+    Destination, Format, Progress, STATUSES, Sink, TeeWriter, WriterOptions, open_writer,
+};
 use crate::spec::{self, Arg, Job, MapSource};
 
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -97,6 +100,18 @@ pub fn run(args: &RunArgs) -> ExitCode {
         ))),
         _ => dest.clone(),
     };
+    // Made before the results are opened, so a bad report path leaves an
+    // earlier results file as it was.
+    let page = match &args.report {
+        None => None,
+        Some(path) => match PageWriter::create(path.clone(), &job.name) {
+            Ok(page) => Some(page),
+            Err(e) => {
+                eprintln!("error: cannot write the report to {}: {e}", path.display());
+                return ExitCode::Invalid;
+            }
+        },
+    };
     let writer = match open_writer(format, write_to.clone(), opts) {
         Ok(w) => w,
         Err(e) => {
@@ -107,6 +122,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             eprintln!("error: cannot write results to {shown}: {e}");
             return ExitCode::Invalid;
         }
+    };
+    // The report is one more writer of the same records, in the same order.
+    let writer = match page {
+        None => writer,
+        Some(page) => Box::new(TeeWriter::new(writer, Box::new(page))),
     };
     let mut sink = Sink::new(writer, order);
     let show_progress = match args.progress {

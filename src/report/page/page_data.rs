@@ -1,0 +1,398 @@
+//! What the HTML report keeps of each record: one compact row, with its
+//! texts capped and deduplicated, so a run of millions of records fits in
+//! memory and in a page. Fed from a results file or, during `run --report`,
+//! record by record from the engine's sink.
+
+use std::collections::HashMap;
+use std::time::UNIX_EPOCH;
+
+use serde_json::Value;
+
+use crate::report::{Record, Status};
+
+/// Characters of a record's arguments kept (args, then kwargs if any).
+pub(crate) const ARGS_CAP: usize = 200;
+/// Characters of an error message kept.
+pub(crate) const ERROR_CAP: usize = 500;
+/// Bytes at the end of a failed record's stderr kept.
+pub(crate) const TAIL_CAP: usize = 2048;
+/// Distinct text kept in the error and stderr-tail tables, each; past it,
+/// later new texts are left out of the page (the results file has them).
+const TABLE_BUDGET: usize = 8 << 20;
+/// Bytes of argument text kept for the whole run; past it, later records
+/// show no arguments.
+const ARGS_BUDGET: usize = 256 << 20;
+
+/// A table of distinct strings, each stored once.
+#[derive(Debug, Default, Clone)]
+pub struct StringTable {
+    index: HashMap<String, u32>,
+    /// The strings, in order of first appearance.
+    pub strings: Vec<String>,
+    bytes: usize,
+}
+
+impl StringTable {
+    /// The number of `s`, adding it if new (and if the budget allows);
+    /// `None` when it had to be left out.
+    fn intern(&mut self, s: &str, budget: usize) -> Option<u32> {
+        if let Some(&i) = self.index.get(s) {
+            return Some(i);
+        }
+        if self.bytes + s.len() > budget {
+            return None;
+        }
+        let i = self.strings.len() as u32;
+        self.bytes += s.len();
+        self.strings.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        Some(i)
+    }
+}
+
+/// A text left out of the page because its table was full.
+pub const LEFT_OUT: u32 = u32::MAX;
+
+/// One record as the page keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Number in [`PageData::tasks`].
+    pub task: u32,
+    pub index: Option<u64>,
+    pub status: Status,
+    pub attempts: u32,
+    /// Pid of the worker that ran it.
+    pub worker: Option<u32>,
+    /// Number in [`PageData::hosts`], for units run on another machine.
+    pub host: Option<u32>,
+    /// Start, in milliseconds since the Unix epoch.
+    pub start_ms: Option<f64>,
+    pub duration_ms: Option<f64>,
+    /// Where its argument text lies in [`PageData::args`].
+    pub args: (usize, u32),
+    /// Number in [`PageData::errors`], or [`LEFT_OUT`].
+    pub error: Option<u32>,
+    /// Number in [`PageData::tails`], or [`LEFT_OUT`].
+    pub tail: Option<u32>,
+}
+
+impl Row {
+    /// Start and duration, when the record has both (it ran, and was not
+    /// written with `--reproducible`).
+    pub fn span(&self) -> Option<(f64, f64)> {
+        match (self.start_ms, self.duration_ms) {
+            (Some(s), Some(d)) if s.is_finite() && d.is_finite() && d >= 0.0 => Some((s, d)),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the page shows, gathered record by record.
+#[derive(Debug, Default, Clone)]
+pub struct PageData {
+    /// The job's name, when known (a run); else the results file's name.
+    pub title: String,
+    /// The rows, in the order of the results.
+    pub rows: Vec<Row>,
+    pub tasks: StringTable,
+    pub hosts: StringTable,
+    pub errors: StringTable,
+    pub tails: StringTable,
+    /// The argument texts of every row, end to end.
+    pub args: String,
+    /// Did any record carry timing fields (`started`, even null)? Records
+    /// written with `--reproducible` have none.
+    pub timing_fields: bool,
+    /// The `@shared` record's value, as compact JSON, if there was one.
+    pub shared: Option<String>,
+    /// Texts left out because a table or the argument budget was full.
+    pub left_out: u64,
+}
+
+/// The fields of one record the page needs, from a [`Record`] or from JSON.
+struct Fields<'a> {
+    task: &'a str,
+    index: Option<u64>,
+    status: Status,
+    attempts: u32,
+    worker: Option<u32>,
+    host: Option<&'a str>,
+    start_ms: Option<f64>,
+    duration_ms: Option<f64>,
+    args: String,
+    error: Option<&'a str>,
+    stderr: &'a str,
+}
+
+impl PageData {
+    /// An empty collection, for a page titled `title`.
+    pub fn new(title: impl Into<String>) -> PageData {
+        PageData {
+            title: title.into(),
+            ..PageData::default()
+        }
+    }
+
+    /// Adds a record the engine made. It always carries its timing.
+    pub fn push_record(&mut self, r: &Record) {
+        if r.is_shared() {
+            self.shared = Some(cap_chars(&r.value.to_string(), ERROR_CAP));
+            return;
+        }
+        self.timing_fields = true;
+        let start_ms = r
+            .started
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64() * 1000.0);
+        let kwargs = (!r.kwargs.is_empty()).then(|| Value::Object(r.kwargs.clone()));
+        self.push(Fields {
+            task: &r.task,
+            index: r.index,
+            status: r.status,
+            attempts: r.attempts,
+            worker: r.worker,
+            host: None,
+            start_ms,
+            duration_ms: r.duration_ms,
+            args: args_text(&r.args, kwargs.as_ref()),
+            error: r.error.as_deref(),
+            stderr: &r.stderr,
+        });
+    }
+
+    /// Adds a record read from a results file; says what is wrong with it
+    /// when it is not a result record.
+    pub fn push_json(&mut self, v: &Value) -> Result<(), String> {
+        let o = v.as_object().ok_or("expected a JSON object")?;
+        let task = match o.get("task") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err("`task` is not a string".into()),
+            None => return Err("it has no `task`".into()),
+        };
+        let status = match o.get("status").map(|s| s.as_str()) {
+            Some(Some(s)) => parse_status(s).ok_or_else(|| format!("unknown status `{s}`"))?,
+            Some(None) => return Err("`status` is not a string".into()),
+            None => return Err("it has no `status`".into()),
+        };
+        if task == "@shared" {
+            let value = o.get("value").cloned().unwrap_or(Value::Null);
+            self.shared = Some(cap_chars(&value.to_string(), ERROR_CAP));
+            return Ok(());
+        }
+        if o.contains_key("started") || o.contains_key("duration_ms") {
+            self.timing_fields = true;
+        }
+        let start_ms = o
+            .get("started")
+            .and_then(Value::as_str)
+            .and_then(|s| humantime::parse_rfc3339(s).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64() * 1000.0);
+        let args = match o.get("args") {
+            Some(Value::Array(a)) => a.as_slice(),
+            _ => &[],
+        };
+        let kwargs = o
+            .get("kwargs")
+            .filter(|k| k.as_object().is_some_and(|m| !m.is_empty()));
+        let small = |k: &str| {
+            o.get(k)
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        self.push(Fields {
+            task,
+            index: o.get("index").and_then(Value::as_u64),
+            status,
+            attempts: small("attempts").unwrap_or(0),
+            worker: small("worker"),
+            host: o.get("host").and_then(Value::as_str),
+            start_ms,
+            duration_ms: o.get("duration_ms").and_then(Value::as_f64),
+            args: args_text(args, kwargs),
+            error: o.get("error").and_then(Value::as_str),
+            stderr: o.get("stderr").and_then(Value::as_str).unwrap_or_default(),
+        });
+        Ok(())
+    }
+
+    fn push(&mut self, f: Fields<'_>) {
+        let task = self.tasks.intern(f.task, usize::MAX).unwrap_or(LEFT_OUT);
+        let host = f.host.and_then(|h| self.hosts.intern(h, usize::MAX));
+        let error = f.error.map(|e| {
+            let n = self.errors.intern(&cap_chars(e, ERROR_CAP), TABLE_BUDGET);
+            self.left_if_none(n)
+        });
+        let tail = (f.status != Status::Ok && !f.stderr.is_empty()).then(|| {
+            let t = tail_of(f.stderr, TAIL_CAP);
+            let n = self.tails.intern(t, TABLE_BUDGET);
+            self.left_if_none(n)
+        });
+        let args = if self.args.len() + f.args.len() <= ARGS_BUDGET {
+            let at = self.args.len();
+            self.args.push_str(&f.args);
+            (at, f.args.len() as u32)
+        } else {
+            self.left_out += 1;
+            (self.args.len(), 0)
+        };
+        self.rows.push(Row {
+            task,
+            index: f.index,
+            status: f.status,
+            attempts: f.attempts,
+            worker: f.worker,
+            host,
+            start_ms: f.start_ms,
+            duration_ms: f.duration_ms,
+            args,
+            error,
+            tail,
+        });
+    }
+
+    fn left_if_none(&mut self, n: Option<u32>) -> u32 {
+        n.unwrap_or_else(|| {
+            self.left_out += 1;
+            LEFT_OUT
+        })
+    }
+
+    /// The argument text of `row`.
+    pub fn args_of(&self, row: &Row) -> &str {
+        let (at, len) = row.args;
+        self.args.get(at..at + len as usize).unwrap_or_default()
+    }
+
+    /// The task id of `row`.
+    pub fn task_of(&self, row: &Row) -> &str {
+        self.tasks
+            .strings
+            .get(row.task as usize)
+            .map_or("?", String::as_str)
+    }
+}
+
+/// A status by its name.
+fn parse_status(s: &str) -> Option<Status> {
+    crate::report::STATUSES
+        .into_iter()
+        .find(|st| st.as_str() == s)
+}
+
+/// A record's arguments as one line: the args array, then the kwargs
+/// object when there are any, cut to [`ARGS_CAP`] characters.
+fn args_text(args: &[Value], kwargs: Option<&Value>) -> String {
+    let mut s = serde_json::to_string(args).unwrap_or_default();
+    if let Some(k) = kwargs {
+        s.push(' ');
+        s.push_str(&k.to_string());
+    }
+    cap_chars(&s, ARGS_CAP)
+}
+
+/// `s` cut to at most `cap` characters, with `…` where it was cut.
+pub(crate) fn cap_chars(s: &str, cap: usize) -> String {
+    match s.char_indices().nth(cap) {
+        None => s.to_string(),
+        Some((at, _)) => {
+            let mut out = s[..at].to_string();
+            out.push('…');
+            out
+        }
+    }
+}
+
+/// The last `cap` bytes of `s` (at a character boundary).
+pub(crate) fn tail_of(s: &str, cap: usize) -> &str {
+    if s.len() <= cap {
+        return s;
+    }
+    let mut at = s.len() - cap;
+    while !s.is_char_boundary(at) {
+        at += 1;
+    }
+    &s[at..]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::report::testing::{assorted, sample};
+
+    #[test]
+    fn a_record_and_its_json_give_the_same_row() {
+        let mut from_record = PageData::new("t");
+        let mut from_json = PageData::new("t");
+        for r in assorted() {
+            from_record.push_record(&r);
+            let v: Value = serde_json::from_str(&r.to_json_string(false)).unwrap();
+            from_json.push_json(&v).unwrap();
+        }
+        assert_eq!(from_record.rows.len(), 8, "@shared is not a row");
+        for (a, b) in from_record.rows.iter().zip(&from_json.rows) {
+            assert_eq!(a.status, b.status);
+            assert_eq!(from_record.args_of(a), from_json.args_of(b));
+            assert_eq!(a.worker, b.worker);
+            assert_eq!(
+                a.duration_ms.map(|d| d.round()),
+                b.duration_ms.map(|d| d.round())
+            );
+            assert_eq!(a.start_ms, b.start_ms);
+        }
+        assert_eq!(from_json.shared, from_record.shared);
+        assert!(from_json.timing_fields);
+    }
+
+    #[test]
+    fn reproducible_records_have_no_timing_fields() {
+        let mut data = PageData::new("t");
+        let v: Value = serde_json::from_str(&sample().to_json_string(true)).unwrap();
+        data.push_json(&v).unwrap();
+        assert!(!data.timing_fields);
+        assert_eq!(data.rows[0].span(), None);
+    }
+
+    #[test]
+    fn what_is_not_a_record_is_named() {
+        let mut data = PageData::new("t");
+        assert_eq!(
+            data.push_json(&json!([1])).unwrap_err(),
+            "expected a JSON object"
+        );
+        assert_eq!(
+            data.push_json(&json!({"status": "ok"})).unwrap_err(),
+            "it has no `task`"
+        );
+        assert_eq!(
+            data.push_json(&json!({"task": "a"})).unwrap_err(),
+            "it has no `status`"
+        );
+        assert_eq!(
+            data.push_json(&json!({"task": "a", "status": "fine"}))
+                .unwrap_err(),
+            "unknown status `fine`"
+        );
+        assert!(data.rows.is_empty());
+    }
+
+    #[test]
+    fn texts_are_capped_and_shared() {
+        let mut data = PageData::new("t");
+        let mut r = sample();
+        r.status = Status::Failed;
+        r.args = vec![json!("x".repeat(1000))];
+        r.error = Some("é".repeat(1000));
+        r.stderr = format!("{}END", "ü".repeat(5000));
+        data.push_record(&r);
+        data.push_record(&r);
+        assert_eq!(data.errors.strings.len(), 1);
+        assert_eq!(data.tails.strings.len(), 1);
+        assert_eq!(data.errors.strings[0].chars().count(), ERROR_CAP + 1);
+        assert!(data.tails.strings[0].ends_with("END"));
+        assert!(data.tails.strings[0].len() <= TAIL_CAP);
+        assert_eq!(data.args_of(&data.rows[1]).chars().count(), ARGS_CAP + 1);
+    }
+}
