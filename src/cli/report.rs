@@ -1,6 +1,6 @@
 //! `jobfile report`: the HTML page of a finished run, from its results file.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use super::args::ReportArgs;
 use super::exit::ExitCode;
@@ -11,13 +11,6 @@ pub fn run(args: &ReportArgs) -> ExitCode {
         .output
         .clone()
         .unwrap_or_else(|| args.results.with_extension("html"));
-    if same_file(&output, &args.results) {
-        eprintln!(
-            "error: the page would replace the results file {}: give another path with -o",
-            args.results.display()
-        );
-        return ExitCode::Invalid;
-    }
     let data = match read_results(&args.results) {
         Ok(d) => d,
         Err(e) => {
@@ -25,6 +18,13 @@ pub fn run(args: &ReportArgs) -> ExitCode {
             return ExitCode::Invalid;
         }
     };
+    if same_file(&output, &args.results) {
+        eprintln!(
+            "error: the page would replace the results file {}: give another path with -o",
+            args.results.display()
+        );
+        return ExitCode::Invalid;
+    }
     if data.rows.is_empty() {
         eprintln!(
             "warning: {} holds no records; the page says so",
@@ -51,7 +51,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
 }
 
 /// Do `a` and `b` name one file (or would, once `a` exists)?
-fn same_file(a: &PathBuf, b: &PathBuf) -> bool {
+fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
