@@ -13,7 +13,7 @@ mod summary;
 pub use encode::Caps;
 pub use html::{PAGE_BUDGET, render, render_within};
 pub use lanes::{Lane, Lanes};
-pub use page_data::{PageData, Row, StringTable};
+pub use page_data::{PageData, RawRecord, Row, StringTable};
 pub use page_writer::PageWriter;
 pub use results_file::{ReadError, read_results};
 pub use summary::{Summary, human_ms};

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::report::{Record, Status};
 
@@ -109,6 +110,57 @@ pub struct PageData {
     pub left_out: u64,
 }
 
+/// A record as a results file holds it: only the fields the page needs
+/// are parsed; `value` and `stdout` are skipped without being built. Every field may be
+/// missing, so that what is wrong can be said in words.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a result record (a JSON object)")]
+pub struct RawRecord {
+    task: Option<String>,
+    status: Option<String>,
+    index: Option<u64>,
+    attempts: Option<u64>,
+    worker: Option<u64>,
+    host: Option<String>,
+    #[serde(default)]
+    started: Present<String>,
+    #[serde(default)]
+    duration_ms: Present<f64>,
+    args: Option<Vec<Value>>,
+    kwargs: Option<Map<String, Value>>,
+    error: Option<String>,
+    stderr: Option<String>,
+}
+
+/// A field that may be missing, `null`, or a value: records written with
+/// `--reproducible` leave the timing fields out, those of units that never
+/// ran have them `null`.
+#[derive(Debug, Default)]
+enum Present<T> {
+    #[default]
+    Missing,
+    Here(Option<T>),
+}
+
+impl<T> Present<T> {
+    fn is_present(&self) -> bool {
+        matches!(self, Present::Here(_))
+    }
+
+    fn get(&self) -> Option<&T> {
+        match self {
+            Present::Here(v) => v.as_ref(),
+            Present::Missing => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(Present::Here)
+    }
+}
+
 /// The fields of one record the page needs, from a [`Record`] or from JSON.
 struct Fields<'a> {
     task: &'a str,
@@ -160,58 +212,54 @@ impl PageData {
         });
     }
 
-    /// Adds a record read from a results file; says what is wrong with it
-    /// when it is not a result record.
+    /// Adds a record given as JSON; says what is wrong with it when it is
+    /// not a result record.
     pub fn push_json(&mut self, v: &Value) -> Result<(), String> {
-        let o = v.as_object().ok_or("expected a JSON object")?;
-        let task = match o.get("task") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(_) => return Err("`task` is not a string".into()),
-            None => return Err("it has no `task`".into()),
-        };
-        let status = match o.get("status").map(|s| s.as_str()) {
-            Some(Some(s)) => parse_status(s).ok_or_else(|| format!("unknown status `{s}`"))?,
-            Some(None) => return Err("`status` is not a string".into()),
-            None => return Err("it has no `status`".into()),
-        };
+        if !v.is_object() {
+            return Err("expected a JSON object".into());
+        }
+        let raw = RawRecord::deserialize(v).map_err(|e| e.to_string())?;
+        self.push_raw(raw, || v.get("value").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Adds a record read from a results file; says what is wrong with it
+    /// when it is not a result record. `value` gives the record's value,
+    /// asked for only for the `@shared` record.
+    pub fn push_raw(
+        &mut self,
+        raw: RawRecord,
+        value: impl FnOnce() -> Value,
+    ) -> Result<(), String> {
+        let task = raw.task.ok_or("it has no `task`")?;
+        let status = raw.status.ok_or("it has no `status`")?;
+        let status = parse_status(&status).ok_or_else(|| format!("unknown status `{status}`"))?;
         if task == "@shared" {
-            let value = o.get("value").cloned().unwrap_or(Value::Null);
-            self.shared = Some(cap_chars(&value.to_string(), ERROR_CAP));
+            self.shared = Some(cap_chars(&value().to_string(), ERROR_CAP));
             return Ok(());
         }
-        if o.contains_key("started") || o.contains_key("duration_ms") {
+        if raw.started.is_present() || raw.duration_ms.is_present() {
             self.timing_fields = true;
         }
-        let start_ms = o
-            .get("started")
-            .and_then(Value::as_str)
+        let start_ms = raw
+            .started
+            .get()
             .and_then(|s| humantime::parse_rfc3339(s).ok())
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs_f64() * 1000.0);
-        let args = match o.get("args") {
-            Some(Value::Array(a)) => a.as_slice(),
-            _ => &[],
-        };
-        let kwargs = o
-            .get("kwargs")
-            .filter(|k| k.as_object().is_some_and(|m| !m.is_empty()));
-        let small = |k: &str| {
-            o.get(k)
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
-        };
+        let kwargs = raw.kwargs.filter(|m| !m.is_empty()).map(Value::Object);
+        let small = |n: Option<u64>| n.and_then(|n| u32::try_from(n).ok());
         self.push(Fields {
-            task,
-            index: o.get("index").and_then(Value::as_u64),
+            task: &task,
+            index: raw.index,
             status,
-            attempts: small("attempts").unwrap_or(0),
-            worker: small("worker"),
-            host: o.get("host").and_then(Value::as_str),
+            attempts: small(raw.attempts).unwrap_or(0),
+            worker: small(raw.worker),
+            host: raw.host.as_deref(),
             start_ms,
-            duration_ms: o.get("duration_ms").and_then(Value::as_f64),
-            args: args_text(args, kwargs),
-            error: o.get("error").and_then(Value::as_str),
-            stderr: o.get("stderr").and_then(Value::as_str).unwrap_or_default(),
+            duration_ms: raw.duration_ms.get().copied(),
+            args: args_text(raw.args.as_deref().unwrap_or_default(), kwargs.as_ref()),
+            error: raw.error.as_deref(),
+            stderr: raw.stderr.as_deref().unwrap_or_default(),
         });
         Ok(())
     }

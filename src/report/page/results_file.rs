@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::page_data::PageData;
+use super::page_data::{PageData, RawRecord};
 
 /// Why a results file cannot make a page.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +89,22 @@ fn read_lines(path: &Path, input: impl BufRead, data: &mut PageData) -> Result<(
             path: path.to_path_buf(),
             source,
         })?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        match line.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => continue,
+            Some(b'{') => {}
+            // A derived struct would take an array field by field.
+            Some(_) => return Err(bad(i + 1, "expected a JSON object".into())),
         }
-        let v: Value = serde_json::from_slice(&line).map_err(|e| bad(i + 1, e.to_string()))?;
-        data.push_json(&v).map_err(|why| bad(i + 1, why))?;
+        let raw: RawRecord =
+            serde_json::from_slice(&line).map_err(|e| bad(i + 1, e.to_string()))?;
+        // Only the `@shared` record's value is shown: parsed again, once.
+        let value = || {
+            serde_json::from_slice::<Value>(&line)
+                .ok()
+                .and_then(|v| v.get("value").cloned())
+                .unwrap_or(Value::Null)
+        };
+        data.push_raw(raw, value).map_err(|why| bad(i + 1, why))?;
     }
     Ok(())
 }
