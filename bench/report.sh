@@ -4,7 +4,8 @@
 # 2), then `jobfile report` on its results. Prints the time and peak memory
 # of `jobfile report`, the page's size, and, in headless chromium (driven by
 # tests/support/browse.py), the time from navigation until the timeline is
-# drawn (the page's own performance.now() mark) and until the page is ready.
+# drawn (the page's own performance.now() mark) and until the page is ready,
+# and checks that pointing at a failed bar shows its tooltip.
 # Budget (spec section 8): at most 20 MB, drawn within 3 s.
 # Usage: bench/report.sh [N] (from the repository root)
 set -euo pipefail
@@ -43,7 +44,7 @@ start=$(date +%s%N)
 peak=$(peak_kb "$JOBFILE" report "$results")
 end=$(date +%s%N)
 size=$(stat -c %s "$page")
-seen=$(python3 tests/support/browse.py "$page")
+seen=$(python3 tests/support/browse.py "$page" --hover failed)
 python3 - "$seen" <<PY
 import json, sys
 seen = json.loads(sys.argv[1])
@@ -55,4 +56,11 @@ print(f"jobfile report               {($end - $start) / 1e9:.2f} s, peak {$peak 
 print(f"page                         {$size / 1e6:.2f} MB (budget 20 MB)")
 print(f"timeline drawn               {seen['timeline_ms'] / 1000:.2f} s after navigation (budget 3 s)")
 print(f"page ready (driver's clock)  {seen['loaded_ms'] / 1000:.2f} s")
+marks = seen["marks"]
+print("phases (ms from navigation)  " + ", ".join(f"{k.removeprefix('jobfile-')} {v}" for k, v in marks.items()))
+tip = seen["hover"]
+first = tip["text"].splitlines()[0] if tip["shown"] else "none"
+print(f"tooltip over a failed bar    {first}")
+if not tip["shown"] or "failed" not in first:
+    sys.exit("no tooltip for the failed bar under the pointer")
 PY

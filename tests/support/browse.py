@@ -10,6 +10,8 @@ downloaded. Prints one JSON object:
   text        the rendered text of the page (innerText)
   ink         pixels of each status colour on the timeline canvas
   timeline_ms performance.now() when the timeline was drawn (from navigation)
+  marks       the page's performance marks (script start, data inflated,
+              decoded, timeline drawn), in ms from navigation
   loaded_ms   wall time from navigation to the page being ready
   hover       with --hover STATUS: the tooltip after the pointer moved over
               the first bar of that status ({"shown", "text", "bar"})
@@ -165,6 +167,8 @@ def main():
             "timeline_ms": b.eval("window.jobfileReport ? window.jobfileReport.timelineMs : null"),
             "text": b.eval("document.body.innerText"),
             "ink": b.eval(INK),
+            "marks": b.eval("Object.fromEntries(performance.getEntriesByType('mark')"
+                            ".map((m) => [m.name, Math.round(m.startTime)]))"),
         }
         if args.hover:
             bar = b.eval(f"window.jobfileReport.barAt && window.jobfileReport.barAt({json.dumps(args.hover)})")

@@ -1,7 +1,7 @@
-//! The page's data block: the rows as columns of little-endian integers,
-//! each 4-byte column split into byte planes (so runs of small numbers
-//! compress to almost nothing), then the argument bytes and a JSON table of
-//! strings, all compressed with zlib and written as base64. The browser
+//! The page's data block: the rows as columns of integers, each split into
+//! byte planes, as many as its largest value needs (so runs of small
+//! numbers compress to almost nothing), then the argument bytes and a JSON
+//! table of strings, all compressed with zlib and written as base64. The browser
 //! inflates it with `DecompressionStream`: one script, no library.
 //!
 //! Timed rows come first, lane by lane and by start within a lane, so the
@@ -104,7 +104,7 @@ pub fn encode(data: &PageData, lanes: &Lanes, summary: &Summary, caps: Caps) -> 
         let idx = row
             .index
             .map_or(0, |x| x.saturating_add(1).min(u64::from(u32::MAX)) as u32);
-        index.push(idx.wrapping_sub(prev_index));
+        index.push(zigzag(idx.wrapping_sub(prev_index) as i32));
         prev_index = idx;
         worker.push(row.worker.unwrap_or(0));
         attempts.push(row.attempts);
@@ -169,9 +169,12 @@ pub fn encode(data: &PageData, lanes: &Lanes, summary: &Summary, caps: Caps) -> 
 
     let mut raw = Vec::new();
     let mut cols = serde_json::Map::new();
+    // Only as many byte planes as the largest value needs.
     let mut put_u32 = |raw: &mut Vec<u8>, name: &str, v: &[u32]| {
-        cols.insert(name.into(), json!([raw.len(), v.len() * 4, 4]));
-        for k in 0..4 {
+        let max = v.iter().copied().max().unwrap_or(0);
+        let planes = (4 - max.leading_zeros() / 8).max(1);
+        cols.insert(name.into(), json!([raw.len(), v.len(), planes]));
+        for k in 0..planes {
             raw.extend(v.iter().map(|x| (x >> (8 * k)) as u8));
         }
     };
@@ -186,7 +189,7 @@ pub fn encode(data: &PageData, lanes: &Lanes, summary: &Summary, caps: Caps) -> 
     put_u32(&mut raw, "dur", &dur);
     put_u32(&mut raw, "bad", &bad);
     let mut put_bytes = |raw: &mut Vec<u8>, name: &str, v: &[u8]| {
-        cols.insert(name.into(), json!([raw.len(), v.len(), 1]));
+        cols.insert(name.into(), json!([raw.len(), v.len(), 0]));
         raw.extend_from_slice(v);
     };
     put_bytes(&mut raw, "status", &status);
@@ -218,6 +221,12 @@ pub fn encode(data: &PageData, lanes: &Lanes, summary: &Summary, caps: Caps) -> 
         meta,
         base64: base64(&packed),
     }
+}
+
+/// A signed step as an unsigned number that is small when the step is:
+/// 0, -1, 1, -2... become 0, 1, 2, 3...
+fn zigzag(d: i32) -> u32 {
+    ((d << 1) ^ (d >> 31)) as u32
 }
 
 /// Standard base64 with padding.
@@ -282,18 +291,20 @@ mod tests {
 
     fn column(e: &Encoded, raw: &[u8], name: &str) -> Vec<u32> {
         let c = &e.meta["cols"][name];
-        let (off, len) = (
-            c[0].as_u64().unwrap() as usize,
-            c[1].as_u64().unwrap() as usize,
-        );
-        let n = len / 4;
+        let [off, n, planes] = [0, 1, 2].map(|k| c[k].as_u64().unwrap() as usize);
         (0..n)
             .map(|i| {
-                (0..4)
+                (0..planes)
                     .map(|k| u32::from(raw[off + k * n + i]) << (8 * k))
                     .sum()
             })
             .collect()
+    }
+
+    #[test]
+    fn steps_back_stay_small() {
+        assert_eq!([0, -1, 1, -2, 2].map(zigzag), [0, 1, 2, 3, 4]);
+        assert_eq!(zigzag(i32::MIN), u32::MAX);
     }
 
     #[test]

@@ -24,12 +24,15 @@
   }
 
   function columns(raw) {
+    // A column is [offset, length, planes]: bytes when planes is 0, else
+    // `length` numbers whose k-th bytes follow one another, plane by plane.
     const get = (name) => {
-      const [off, len, width] = meta.cols[name];
-      if (width === 1) return raw.subarray(off, off + len);
-      const n = len / 4, out = new Uint32Array(n);
-      for (let i = 0, a = off, b = off + n, c = off + 2 * n, d = off + 3 * n; i < n; i++) {
-        out[i] = (raw[a + i] | raw[b + i] << 8 | raw[c + i] << 16 | raw[d + i] << 24) >>> 0;
+      const [off, n, planes] = meta.cols[name];
+      if (planes === 0) return raw.subarray(off, off + n);
+      const out = new Uint32Array(n);
+      for (let k = 0; k < planes; k++) {
+        const at = off + k * n, shift = 8 * k;
+        for (let i = 0; i < n; i++) out[i] |= raw[at + i] << shift;
       }
       return out;
     };
@@ -43,7 +46,10 @@
     }
     c.start = start;
     let prev = 0;
-    for (let i = 0; i < c.index.length; i++) c.index[i] = prev = (prev + c.index[i]) >>> 0;
+    for (let i = 0; i < c.index.length; i++) {
+      const z = c.index[i];
+      c.index[i] = prev = (prev + ((z >>> 1) ^ -(z & 1))) >>> 0;
+    }
     const argsAt = new Float64Array(meta.n + 1);
     for (let i = 0; i < meta.n; i++) argsAt[i + 1] = argsAt[i] + c.args_len[i];
     c.argsAt = argsAt;
@@ -67,6 +73,7 @@
   }
 
   function human(ms) {
+    if (ms === 0) return '0';
     if (ms < 1000) return ms.toFixed(ms < 10 ? 2 : 1) + ' ms';
     if (ms < 60000) return (ms / 1000).toFixed(2) + ' s';
     const s = Math.round(ms / 1000);
@@ -146,7 +153,10 @@
             const st = c.status[i];
             if ((st === 0) !== (pass === 0)) continue;
             const x0 = Math.floor(LABEL_W + (s - view.v0) * scale);
-            const x1 = Math.max(x0 + 1, Math.ceil(LABEL_W + (s + c.dur[i] - view.v0) * scale));
+            let x1 = Math.max(x0 + 1, Math.ceil(LABEL_W + (s + c.dur[i] - view.v0) * scale));
+            // A bar wide enough to be told apart ends a pixel early, so the
+            // next one on the lane shows as a bar of its own.
+            if (x1 - x0 > 3) x1 -= 1;
             if (st === run && x0 <= rx1) { if (x1 > rx1) rx1 = x1; } else { flush(); run = st; rx0 = x0; rx1 = x1; }
           }
           flush();
@@ -192,13 +202,15 @@
         const mid = (lo + hi) >> 1;
         if (c.start[mid] <= t + tol) lo = mid + 1; else hi = mid;
       }
-      let best = -1, bestGap = Infinity;
-      for (let i = lo - 1, steps = 0; i >= l.first && steps < 4096; i--, steps++) {
+      // The nearest bar within a few pixels; a record that is not ok wins,
+      // as it is drawn over the ok ones.
+      let best = -1, bestRank = Infinity;
+      for (let i = lo - 1, steps = 0; i >= l.first && steps < 50000; i--, steps++) {
         const s = c.start[i], e = s + c.dur[i];
-        if (e + laneMax[li] < t - tol) break;
+        if (s + laneMax[li] < t - tol) break;
         const gap = t < s ? s - t : t > e ? t - e : 0;
-        // A failure wins a tie: it is drawn over the ok bars.
-        if (gap <= tol && (gap < bestGap || (gap === bestGap && c.status[i] !== 0))) { best = i; bestGap = gap; }
+        const rank = gap + (c.status[i] === 0 ? 2 * tol : 0);
+        if (gap <= tol && rank < bestRank) { best = i; bestRank = rank; }
       }
       return best;
     }
@@ -310,8 +322,11 @@
   }
 
   async function main() {
+    performance.mark('jobfile-script');
     const raw = await inflate(fromBase64(document.getElementById('data').textContent.trim()));
+    performance.mark('jobfile-inflated');
     const c = columns(raw);
+    performance.mark('jobfile-decoded');
     c.raw = raw;
     c.args_off = meta.cols.args[0];
     if (meta.timed > 0 && document.getElementById('timeline')) {
