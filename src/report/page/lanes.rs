@@ -4,7 +4,8 @@
 //! do not overlap share a lane. So a lane is a worker slot, and the number
 //! of lanes is the most workers that were alive at once.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use super::page_data::PageData;
 
@@ -45,24 +46,34 @@ impl Lanes {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         let mut lanes: Vec<Lane> = Vec::new();
-        let mut free_at: Vec<f64> = Vec::new();
+        // Per host: the lanes free now, and the busy ones by when they free
+        // up (times as the bits of positive floats, which sort alike).
+        let mut hosts: HashMap<Option<u32>, (BTreeSet<usize>, BinaryHeap<Reverse<(u64, usize)>>)> =
+            HashMap::new();
         let mut lane_of: BTreeMap<(Option<u32>, Option<u32>), u32> = BTreeMap::new();
         for ((host, worker), (first, last)) in by_start {
+            let (free, busy) = hosts.entry(host).or_default();
+            let first_bits = first.max(0.0).to_bits();
+            while let Some(Reverse((at, lane))) = busy.peek().copied() {
+                if at > first_bits {
+                    break;
+                }
+                busy.pop();
+                free.insert(lane);
+            }
             // The lowest lane of this host whose last worker had ended.
-            let found = (0..lanes.len()).find(|&i| lanes[i].host == host && free_at[i] <= first);
-            let i = match found {
+            let i = match free.pop_first() {
                 Some(i) => i,
                 None => {
                     lanes.push(Lane {
                         host,
                         workers: Vec::new(),
                     });
-                    free_at.push(f64::NEG_INFINITY);
                     lanes.len() - 1
                 }
             };
             lanes[i].workers.push(worker);
-            free_at[i] = last;
+            busy.push(Reverse((last.max(0.0).to_bits(), i)));
             lane_of.insert((host, worker), i as u32);
         }
         let of_row = data
@@ -129,6 +140,26 @@ mod tests {
         assert_eq!(lanes.lanes.len(), 2);
         assert_eq!(lanes.of_row, vec![Some(0), Some(1), Some(0)]);
         assert_eq!(lanes.label(&d, 0), "10, 12");
+    }
+
+    #[test]
+    fn a_lane_is_reused_by_the_lowest_number() {
+        let d = data(&[
+            (None, 1, "2026-01-01T00:00:00.000Z", 1000.0),
+            (None, 2, "2026-01-01T00:00:00.000Z", 1000.0),
+            (None, 3, "2026-01-01T00:00:00.000Z", 3000.0),
+            // 1 and 2 have ended: 4 takes lane 0, 5 lane 1; 6 needs a new one.
+            (None, 4, "2026-01-01T00:00:02.000Z", 500.0),
+            (None, 5, "2026-01-01T00:00:02.000Z", 500.0),
+            (None, 6, "2026-01-01T00:00:02.000Z", 500.0),
+        ]);
+        let lanes = Lanes::of(&d);
+        assert_eq!(
+            lanes.of_row,
+            [0, 1, 2, 0, 1, 3].map(Some).to_vec(),
+            "{:?}",
+            lanes.lanes
+        );
     }
 
     #[test]
