@@ -102,19 +102,19 @@ pub fn encode(data: &PageData, lanes: &Lanes, summary: &Summary, caps: Caps) -> 
         status.push(STATUSES.iter().position(|&s| s == row.status).unwrap_or(0) as u8);
         task.push(row.task);
         let idx = row
-            .index
+            .index()
             .map_or(0, |x| x.saturating_add(1).min(u64::from(u32::MAX)) as u32);
         index.push(zigzag(idx.wrapping_sub(prev_index) as i32));
         prev_index = idx;
-        worker.push(row.worker.unwrap_or(0));
+        worker.push(row.worker().unwrap_or(0));
         attempts.push(row.attempts);
         let table = |t: Option<u32>| match t {
             None => 0,
             Some(LEFT_OUT) => u32::MAX,
             Some(x) => x + 1,
         };
-        error.push(table(row.error));
-        tail.push(if caps.tail == 0 { 0 } else { table(row.tail) });
+        error.push(table(row.error()));
+        tail.push(if caps.tail == 0 { 0 } else { table(row.tail()) });
         let a = if caps.args == 0 {
             String::new()
         } else {

@@ -215,7 +215,7 @@ fn slowest_section(h: &mut String, data: &PageData, lanes: &Lanes) {
     for (d, i) in timed {
         let r = &data.rows[i];
         let lane = lanes.of_row.get(i).copied().flatten();
-        let worker = match (r.worker, lane) {
+        let worker = match (r.worker(), lane) {
             (Some(w), Some(l)) => format!("{w} <span class=\"dim\">(lane {})</span>", l + 1),
             (Some(w), None) => w.to_string(),
             _ => "-".into(),
@@ -227,7 +227,7 @@ fn slowest_section(h: &mut String, data: &PageData, lanes: &Lanes) {
              <td><span class=\"status s-{name}\">{name}</span></td><td>{worker}</td>\
              <td><code>{}</code></td></tr>",
             esc(data.task_of(r)),
-            r.index.map_or(String::new(), |x| x.to_string()),
+            r.index().map_or(String::new(), |x| x.to_string()),
             human_ms(d),
             esc(&super::page_data::cap_chars(data.args_of(r), 80)),
         );

@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use super::page_data::PageData;
 
+/// A host's lanes free now, and its busy ones by when they free up.
+type HostLanes = (BTreeSet<usize>, BinaryHeap<Reverse<(u64, usize)>>);
+
 /// One lane of the timeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lane {
@@ -34,7 +37,7 @@ impl Lanes {
         let mut life: BTreeMap<(Option<u32>, Option<u32>), (f64, f64)> = BTreeMap::new();
         for row in &data.rows {
             if let Some((s, d)) = row.span() {
-                let e = life.entry((row.host, row.worker)).or_insert((s, s + d));
+                let e = life.entry((row.host(), row.worker())).or_insert((s, s + d));
                 e.0 = e.0.min(s);
                 e.1 = e.1.max(s + d);
             }
@@ -48,8 +51,7 @@ impl Lanes {
         let mut lanes: Vec<Lane> = Vec::new();
         // Per host: the lanes free now, and the busy ones by when they free
         // up (times as the bits of positive floats, which sort alike).
-        let mut hosts: HashMap<Option<u32>, (BTreeSet<usize>, BinaryHeap<Reverse<(u64, usize)>>)> =
-            HashMap::new();
+        let mut hosts: HashMap<Option<u32>, HostLanes> = HashMap::new();
         let mut lane_of: BTreeMap<(Option<u32>, Option<u32>), u32> = BTreeMap::new();
         for ((host, worker), (first, last)) in by_start {
             let (free, busy) = hosts.entry(host).or_default();
@@ -81,7 +83,7 @@ impl Lanes {
             .iter()
             .map(|r| {
                 r.span()
-                    .and_then(|_| lane_of.get(&(r.host, r.worker)).copied())
+                    .and_then(|_| lane_of.get(&(r.host(), r.worker())).copied())
             })
             .collect();
         Lanes { lanes, of_row }

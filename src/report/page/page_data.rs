@@ -54,37 +54,91 @@ impl StringTable {
 /// A text left out of the page because its table was full.
 pub const LEFT_OUT: u32 = u32::MAX;
 
-/// One record as the page keeps it.
-#[derive(Debug, Clone, PartialEq)]
+/// One record as the page keeps it: 56 bytes, absent values as sentinels
+/// (a run of millions of records is held whole until its page is written).
+#[derive(Debug, Clone)]
 pub struct Row {
     /// Number in [`PageData::tasks`].
     pub task: u32,
-    pub index: Option<u64>,
     pub status: Status,
     pub attempts: u32,
-    /// Pid of the worker that ran it.
-    pub worker: Option<u32>,
-    /// Number in [`PageData::hosts`], for units run on another machine.
-    pub host: Option<u32>,
-    /// Start, in milliseconds since the Unix epoch.
-    pub start_ms: Option<f64>,
-    pub duration_ms: Option<f64>,
-    /// Where its argument text lies in [`PageData::args`].
-    pub args: (usize, u32),
-    /// Number in [`PageData::errors`], or [`LEFT_OUT`].
-    pub error: Option<u32>,
-    /// Number in [`PageData::tails`], or [`LEFT_OUT`].
-    pub tail: Option<u32>,
+    index: u64,
+    worker: u32,
+    host: u32,
+    start_ms: f64,
+    duration_ms: f64,
+    args_at: u32,
+    args_len: u16,
+    error: u32,
+    tail: u32,
+}
+
+impl PartialEq for Row {
+    /// Field by field; an absent time equals an absent time.
+    fn eq(&self, o: &Row) -> bool {
+        (
+            self.task,
+            self.status,
+            self.attempts,
+            self.index,
+            self.worker,
+            self.host,
+        ) == (o.task, o.status, o.attempts, o.index, o.worker, o.host)
+            && self.start_ms.to_bits() == o.start_ms.to_bits()
+            && self.duration_ms.to_bits() == o.duration_ms.to_bits()
+            && (self.args_at, self.args_len, self.error, self.tail)
+                == (o.args_at, o.args_len, o.error, o.tail)
+    }
+}
+
+/// The sentinel of an absent number.
+const NONE: u32 = u32::MAX - 1;
+
+fn opt(n: u32) -> Option<u32> {
+    (n != NONE).then_some(n)
 }
 
 impl Row {
+    /// Position of a map item.
+    pub fn index(&self) -> Option<u64> {
+        (self.index != u64::MAX).then_some(self.index)
+    }
+
+    /// Pid of the worker that ran it.
+    pub fn worker(&self) -> Option<u32> {
+        opt(self.worker)
+    }
+
+    /// Number in [`PageData::hosts`], for units run on another machine.
+    pub fn host(&self) -> Option<u32> {
+        opt(self.host)
+    }
+
+    /// Number in [`PageData::errors`], or [`LEFT_OUT`].
+    pub fn error(&self) -> Option<u32> {
+        opt(self.error)
+    }
+
+    /// Number in [`PageData::tails`], or [`LEFT_OUT`].
+    pub fn tail(&self) -> Option<u32> {
+        opt(self.tail)
+    }
+
+    /// Start, in milliseconds since the Unix epoch.
+    pub fn start_ms(&self) -> Option<f64> {
+        (!self.start_ms.is_nan()).then_some(self.start_ms)
+    }
+
+    /// How long it took, in milliseconds.
+    pub fn duration_ms(&self) -> Option<f64> {
+        (!self.duration_ms.is_nan()).then_some(self.duration_ms)
+    }
+
     /// Start and duration, when the record has both (it ran, and was not
     /// written with `--reproducible`).
     pub fn span(&self) -> Option<(f64, f64)> {
-        match (self.start_ms, self.duration_ms) {
-            (Some(s), Some(d)) if s.is_finite() && d.is_finite() && d >= 0.0 => Some((s, d)),
-            _ => None,
-        }
+        let (s, d) = (self.start_ms, self.duration_ms);
+        (s.is_finite() && d.is_finite() && d >= 0.0).then_some((s, d))
     }
 }
 
@@ -276,26 +330,31 @@ impl PageData {
             let n = self.tails.intern(t, TABLE_BUDGET);
             self.left_if_none(n)
         });
-        let args = if self.args.len() + f.args.len() <= ARGS_BUDGET {
-            let at = self.args.len();
-            self.args.push_str(&f.args);
-            (at, f.args.len() as u32)
-        } else {
-            self.left_out += 1;
-            (self.args.len(), 0)
+        let (args_at, args_len) = match u16::try_from(f.args.len()) {
+            Ok(len) if self.args.len() + f.args.len() <= ARGS_BUDGET => {
+                let at = self.args.len() as u32;
+                self.args.push_str(&f.args);
+                (at, len)
+            }
+            _ => {
+                self.left_out += 1;
+                (0, 0)
+            }
         };
+        let some = |n: Option<u32>| n.unwrap_or(NONE).min(NONE);
         self.rows.push(Row {
             task,
-            index: f.index,
             status: f.status,
             attempts: f.attempts,
-            worker: f.worker,
-            host,
-            start_ms: f.start_ms,
-            duration_ms: f.duration_ms,
-            args,
-            error,
-            tail,
+            index: f.index.unwrap_or(u64::MAX),
+            worker: some(f.worker),
+            host: some(host),
+            start_ms: f.start_ms.unwrap_or(f64::NAN),
+            duration_ms: f.duration_ms.unwrap_or(f64::NAN),
+            args_at,
+            args_len,
+            error: error.unwrap_or(NONE),
+            tail: tail.unwrap_or(NONE),
         });
     }
 
@@ -308,8 +367,10 @@ impl PageData {
 
     /// The argument text of `row`.
     pub fn args_of(&self, row: &Row) -> &str {
-        let (at, len) = row.args;
-        self.args.get(at..at + len as usize).unwrap_or_default()
+        let at = row.args_at as usize;
+        self.args
+            .get(at..at + usize::from(row.args_len))
+            .unwrap_or_default()
     }
 
     /// The task id of `row`.
@@ -383,15 +444,20 @@ mod tests {
         for (a, b) in from_record.rows.iter().zip(&from_json.rows) {
             assert_eq!(a.status, b.status);
             assert_eq!(from_record.args_of(a), from_json.args_of(b));
-            assert_eq!(a.worker, b.worker);
+            assert_eq!(a.worker(), b.worker());
             assert_eq!(
-                a.duration_ms.map(|d| d.round()),
-                b.duration_ms.map(|d| d.round())
+                a.duration_ms().map(|d| d.round()),
+                b.duration_ms().map(|d| d.round())
             );
-            assert_eq!(a.start_ms, b.start_ms);
+            assert_eq!(a.start_ms(), b.start_ms());
         }
         assert_eq!(from_json.shared, from_record.shared);
         assert!(from_json.timing_fields);
+    }
+
+    #[test]
+    fn a_row_is_small() {
+        assert!(std::mem::size_of::<Row>() <= 56);
     }
 
     #[test]
