@@ -40,3 +40,55 @@ impl RecordWriter for TeeWriter {
         a.and(b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::report::testing::assorted;
+
+    /// Counts what it is given; fails every write when `broken`.
+    struct Counting {
+        seen: Arc<Mutex<(usize, usize)>>,
+        broken: bool,
+    }
+
+    impl RecordWriter for Counting {
+        fn write(&mut self, _: &Record) -> io::Result<()> {
+            self.seen.lock().unwrap().0 += 1;
+            if self.broken {
+                return Err(io::Error::other("closed pipe"));
+            }
+            Ok(())
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            self.seen.lock().unwrap().1 += 1;
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_report_gets_what_the_results_could_not_take() {
+        let results = Arc::new(Mutex::new((0, 0)));
+        let page = Arc::new(Mutex::new((0, 0)));
+        let mut tee = TeeWriter::new(
+            Box::new(Counting {
+                seen: results.clone(),
+                broken: true,
+            }),
+            Box::new(Counting {
+                seen: page.clone(),
+                broken: false,
+            }),
+        );
+        let r = &assorted()[0];
+        assert_eq!(tee.write(r).unwrap_err().to_string(), "closed pipe");
+        assert!(tee.finish().is_ok());
+        assert_eq!(*results.lock().unwrap(), (1, 1));
+        assert_eq!(*page.lock().unwrap(), (1, 1), "written and finished");
+    }
+}

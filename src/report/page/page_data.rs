@@ -149,6 +149,7 @@ pub struct PageData {
     pub title: String,
     /// The rows, in the order of the results.
     pub rows: Vec<Row>,
+    /// Task ids, host names, errors and stderr tails, each kept once.
     pub tasks: StringTable,
     pub hosts: StringTable,
     pub errors: StringTable,
@@ -257,6 +258,8 @@ impl PageData {
             status: r.status,
             attempts: r.attempts,
             worker: r.worker,
+            // A record made here carries no host; one read back from a
+            // results file does (Slurm pools).
             host: None,
             start_ms,
             duration_ms: r.duration_ms,
