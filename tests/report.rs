@@ -52,7 +52,12 @@ fn a_report_of_a_finished_run_sits_beside_its_results() {
     all_statuses(dir.path(), "all.jsonl", &[]).assert_code(1);
     let o = jobfile(dir.path(), &["report", "all.jsonl"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stderr(&o), "");
+    assert!(
+        stderr(&o).starts_with("jobfile: wrote all.html (7 records, ")
+            && stderr(&o).ends_with(" kB)\n"),
+        "{}",
+        stderr(&o)
+    );
     let page = std::fs::read_to_string(dir.path().join("all.html")).unwrap();
     assert_all_statuses_page(&page);
     assert!(page.contains("<canvas id=\"timeline\""));

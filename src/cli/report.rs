@@ -43,11 +43,26 @@ pub fn run(args: &ReportArgs) -> ExitCode {
             return ExitCode::TaskFailed;
         }
     }
-    if let Err(e) = std::fs::write(&output, page) {
+    if let Err(e) = std::fs::write(&output, &page) {
         eprintln!("error: cannot write {}: {e}", output.display());
         return ExitCode::TaskFailed;
     }
+    eprintln!(
+        "jobfile: wrote {} ({} records, {})",
+        output.display(),
+        data.rows.len(),
+        size(page.len())
+    );
     ExitCode::Ok
+}
+
+/// A size in bytes, for people: `21 kB`, `3.1 MB`.
+fn size(bytes: usize) -> String {
+    if bytes < 1_000_000 {
+        format!("{} kB", bytes.div_ceil(1000))
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 /// Do `a` and `b` name one file (or would, once `a` exists)?
