@@ -8,7 +8,8 @@ downloaded. Prints one JSON object:
   errors      script exceptions, console errors and refused loads
   requests    every URL the page asked for, other than the page itself
   text        the rendered text of the page (innerText)
-  ink         pixels of each status colour on the timeline canvas
+  ink         pixels of each status colour on the timeline canvas (pale
+              green counts as ok)
   timeline_ms performance.now() when the timeline was drawn (from navigation)
   marks       the page's performance marks (script start, data inflated,
               decoded, timeline drawn), in ms from navigation
@@ -125,6 +126,8 @@ INK = """(() => {
     want[parseInt(hex.slice(1), 16)] = s;
     out[s] = 0;
   }
+  // Pale green is ok too: quick ok records, their worker mostly idle.
+  want[parseInt(css.getPropertyValue('--ok-pale').trim().slice(1), 16)] = 'ok';
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   for (let i = 0; i < d.length; i += 4) {
     const s = want[d[i] << 16 | d[i + 1] << 8 | d[i + 2]];

@@ -66,7 +66,8 @@ fn document(
         h.push_str(
             "<section id=\"timeline-section\">\n<h2>Timeline</h2>\n\
              <p class=\"hint\">One lane per worker; a worker that replaced another continues its \
-             lane. Wheel to zoom, drag to pan, double-click to see it all.</p>\n\
+             lane. Pale green: ok records that kept their worker less than half busy there. \
+             Wheel to zoom, drag to pan, double-click to see it all.</p>\n\
              <div id=\"timeline-wrap\"><canvas id=\"timeline\" aria-label=\"timeline\"></canvas>\
              <div id=\"tooltip\" role=\"tooltip\" hidden></div></div>\n</section>\n",
         );

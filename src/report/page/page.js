@@ -9,6 +9,7 @@
   const NAMES = meta.statuses;
   const css = getComputedStyle(document.documentElement);
   const COLOR = NAMES.map((s) => css.getPropertyValue('--' + s).trim() || '#888');
+  const PALE_OK = css.getPropertyValue('--ok-pale').trim() || '#b5dcbf';
   const LABEL_W = 120, AXIS_H = 22, PAGE = 50;
 
   function fromBase64(s) {
@@ -128,6 +129,7 @@
       g.fillStyle = '#fff';
       g.fillRect(0, 0, width, height);
       const plot = width - LABEL_W - 8;
+      const cover = new Float32Array(Math.max(1, plot));
       scale = plot / Math.max(1e-9, view.v1 - view.v0);
       axis(g, plot, height);
       g.save();
@@ -147,17 +149,34 @@
             g.fillStyle = COLOR[run];
             g.fillRect(rx0, y + 1, rx1 - rx0, Math.max(1, laneH - 2));
           };
+          // Ok bars narrower than a pixel add up in their pixel: one that
+          // is less than half busy is drawn pale, so a worker mostly idle
+          // between quick records does not look busy.
+          if (pass === 0) cover.fill(0);
           for (let i = from; i < end; i++) {
             const s = c.start[i];
             if (s > view.v1) break;
             const st = c.status[i];
             if ((st === 0) !== (pass === 0)) continue;
+            const w = c.dur[i] * scale;
+            if (pass === 0 && w < 1) {
+              const px = Math.floor((s - view.v0) * scale);
+              if (px >= 0 && px < plot) cover[px] += Math.max(w, 1e-6);
+              continue;
+            }
             const x0 = Math.floor(LABEL_W + (s - view.v0) * scale);
             let x1 = Math.max(x0 + 1, Math.ceil(LABEL_W + (s + c.dur[i] - view.v0) * scale));
             // A bar wide enough to be told apart ends a pixel early, so the
             // next one on the lane shows as a bar of its own.
             if (x1 - x0 > 3) x1 -= 1;
             if (st === run && x0 <= rx1) { if (x1 > rx1) rx1 = x1; } else { flush(); run = st; rx0 = x0; rx1 = x1; }
+          }
+          if (pass === 0) {
+            for (let px = 0; px < plot; px++) {
+              if (cover[px] === 0) continue;
+              g.fillStyle = cover[px] >= 0.5 ? COLOR[0] : PALE_OK;
+              g.fillRect(LABEL_W + px, y + 1, 1, Math.max(1, laneH - 2));
+            }
           }
           flush();
         }
