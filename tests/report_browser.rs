@@ -58,7 +58,7 @@ fn assert_clean(seen: &Value) {
 
 #[test]
 #[cfg_attr(
-    not(browser_tests),
+    not(jobfile_browser_tests),
     ignore = "set JOBFILE_TEST_BROWSER=1 (needs chromium)"
 )]
 fn statuses_failures_and_errors_are_on_the_page() {
@@ -94,7 +94,7 @@ fn statuses_failures_and_errors_are_on_the_page() {
 
 #[test]
 #[cfg_attr(
-    not(browser_tests),
+    not(jobfile_browser_tests),
     ignore = "set JOBFILE_TEST_BROWSER=1 (needs chromium)"
 )]
 fn the_timeline_has_bars_of_each_status_that_ran() {
@@ -114,7 +114,7 @@ fn the_timeline_has_bars_of_each_status_that_ran() {
 
 #[test]
 #[cfg_attr(
-    not(browser_tests),
+    not(jobfile_browser_tests),
     ignore = "set JOBFILE_TEST_BROWSER=1 (needs chromium)"
 )]
 fn a_tooltip_shows_the_bar_under_the_pointer() {
@@ -139,7 +139,7 @@ fn a_tooltip_shows_the_bar_under_the_pointer() {
 
 #[test]
 #[cfg_attr(
-    not(browser_tests),
+    not(jobfile_browser_tests),
     ignore = "set JOBFILE_TEST_BROWSER=1 (needs chromium)"
 )]
 fn a_map_with_failures_is_listed_a_page_at_a_time() {
@@ -189,7 +189,7 @@ map = { range = [0, 120] }
 
 #[test]
 #[cfg_attr(
-    not(browser_tests),
+    not(jobfile_browser_tests),
     ignore = "set JOBFILE_TEST_BROWSER=1 (needs chromium)"
 )]
 fn reproducible_results_still_show_the_failures() {
@@ -216,7 +216,7 @@ fn reproducible_results_still_show_the_failures() {
 
 #[test]
 #[cfg_attr(
-    not(browser_tests),
+    not(jobfile_browser_tests),
     ignore = "set JOBFILE_TEST_BROWSER=1 (needs chromium)"
 )]
 fn the_checks_see_a_request_and_a_script_error() {
