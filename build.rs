@@ -1,13 +1,20 @@
-//! Switches the browser tests on: with `JOBFILE_TEST_BROWSER=1` in the
-//! environment of the build, `cfg(jobfile_browser_tests)` is set and the tests in
-//! `tests/report_browser.rs` run (and fail when no browser works); without
-//! it, `cargo test` lists them as ignored.
+//! Tells the tests that need something outside the project, at compile
+//! time, whether they were asked for: the Slurm tests
+//! (`JOBFILE_TEST_SLURM=1`) and the report's browser tests
+//! (`JOBFILE_TEST_BROWSER=1`, in `tests/report_browser.rs`). Without the
+//! variable they are reported as ignored; with it they run, and fail when
+//! what they need is unusable.
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(jobfile_browser_tests)");
-    println!("cargo::rerun-if-env-changed=JOBFILE_TEST_BROWSER");
     println!("cargo::rerun-if-changed=build.rs");
-    if std::env::var("JOBFILE_TEST_BROWSER").as_deref() == Ok("1") {
-        println!("cargo::rustc-cfg=jobfile_browser_tests");
+    for (var, cfg) in [
+        ("JOBFILE_TEST_SLURM", "jobfile_slurm_tests"),
+        ("JOBFILE_TEST_BROWSER", "jobfile_browser_tests"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var(var).as_deref() == Ok("1") {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }
