@@ -30,6 +30,10 @@ pub enum Command {
     Worker,
     /// Read or change a shared value, from inside a task.
     Shared(SharedArgs),
+    /// Write an HTML page of a finished run from its results file.
+    Report(ReportArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
 }
 
 /// `jobfile run`.
@@ -67,6 +71,9 @@ pub struct RunArgs {
     /// Override a `[vars]` entry.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    /// Also write an HTML report of the run to PATH (even when interrupted).
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 /// When to show the progress bar.
@@ -103,6 +110,32 @@ pub struct SharedArgs {
     /// The value's name (`arr[0]` for one element), then the operation's arguments.
     #[arg(required = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// `jobfile report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results file, `jsonl` or `json`.
+    pub results: PathBuf,
+    /// The page to write; default: RESULTS with the extension `.html`.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+/// `jobfile completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `jobfile completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn parse_set(s: &str) -> Result<(String, String), String> {

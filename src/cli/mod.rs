@@ -3,8 +3,10 @@
 
 mod args;
 mod check;
+mod completions;
 mod exit;
 mod plan;
+mod report;
 mod resume;
 mod run;
 mod schema;
@@ -37,6 +39,8 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(&a),
         Command::Worker => worker::run(),
         Command::Shared(a) => shared::run(&a),
+        Command::Report(a) => report::run(&a),
+        Command::Completions(a) => completions::run(&a),
     };
     code as i32
 }

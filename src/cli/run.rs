@@ -8,8 +8,9 @@ use super::args::{ProgressMode, RunArgs};
 use super::exit::ExitCode;
 use crate::exec::{self, RunEnd, RunOptions};
 use crate::plan::{ItemIter, item_call};
+use crate::report::page::PageWriter;
 use crate::report::{
-    Destination, Format, Progress, STATUSES, Sink, WriterOptions, open_writer,
+    Destination, Format, Progress, STATUSES, Sink, TeeWriter, WriterOptions, open_writer,
     open_writer_with_prints,
 };
 use crate::spec::{self, Arg, Job, MapSource};
@@ -91,6 +92,18 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
         _ => None,
     };
+    // Made before the results are opened, so a bad report path leaves an
+    // earlier results file as it was.
+    let page = match &args.report {
+        None => None,
+        Some(path) => match PageWriter::create(path.clone(), &job.name) {
+            Ok(page) => Some(page),
+            Err(e) => {
+                eprintln!("error: cannot write the report to {}: {e}", path.display());
+                return ExitCode::Invalid;
+            }
+        },
+    };
     // A resumed run writes beside the old results (and fingerprints) and
     // replaces them at the end, so an interrupted resume never loses the
     // records it kept; the old file is read back while the run goes on.
@@ -117,6 +130,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             eprintln!("error: cannot write results to {shown}: {e}");
             return ExitCode::Invalid;
         }
+    };
+    // The report is one more writer of the same records, in the same order.
+    let writer = match page {
+        None => writer,
+        Some(page) => Box::new(TeeWriter::new(writer, Box::new(page))),
     };
     let mut sink = Sink::new(writer, order);
     let show_progress = match args.progress {
