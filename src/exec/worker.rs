@@ -240,28 +240,10 @@ impl Worker {
                 };
                 self.command(call.unit, &spec, *returns)
             }
-            Invocation::Python {
-                target,
-                args,
-                kwargs,
-                env,
-                cwd,
-                timeout_ms,
-                forward_lines,
-            } => {
-                let py = PythonCall {
-                    target,
-                    args,
-                    kwargs,
-                    env,
-                    cwd: cwd.as_deref(),
-                    timeout: timeout_ms.map(Duration::from_millis),
-                    grace: GRACE,
-                    capture_limit: command::DEFAULT_CAPTURE_LIMIT,
-                    forward_lines: *forward_lines,
-                };
-                self.python(call.unit, &py)
-            }
+            Invocation::Python { .. } => match PythonCall::of(&call.invocation, GRACE) {
+                Some(py) => self.python(call.unit, &py),
+                None => Outcome::default(),
+            },
         };
         // A call sent ahead to the interpreter was timed there.
         if outcome.started_ms == 0.0 {
@@ -436,27 +418,9 @@ impl Worker {
         }
         let batch: Vec<PythonCall<'_>> = calls
             .take(MAX_AHEAD)
-            .map_while(|c| match &c.invocation {
-                Invocation::Python {
-                    target,
-                    args,
-                    kwargs,
-                    env,
-                    cwd,
-                    timeout_ms: None,
-                    forward_lines: false,
-                } => Some(PythonCall {
-                    target,
-                    args,
-                    kwargs,
-                    env,
-                    cwd: cwd.as_deref(),
-                    timeout: None,
-                    grace: GRACE,
-                    capture_limit: command::DEFAULT_CAPTURE_LIMIT,
-                    forward_lines: false,
-                }),
-                _ => None,
+            .map_while(|c| {
+                PythonCall::of(&c.invocation, GRACE)
+                    .filter(|py| py.timeout.is_none() && !py.forward_lines)
             })
             .collect();
         if batch.len() >= 2 {

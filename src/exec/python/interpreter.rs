@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 use super::runtime_args;
 use super::setup::PythonSetup;
 use crate::exec::capture::Pipe;
-use crate::exec::command::{Control, Events, Stream};
-use crate::exec::protocol::Outcome;
+use crate::exec::command::{Control, DEFAULT_CAPTURE_LIMIT, Events, Stream};
+use crate::exec::protocol::{Invocation, Outcome};
 use crate::exec::worker::signal_name;
 
 /// How long the pipes are still read after an interpreter died, when
@@ -57,6 +57,36 @@ pub(crate) struct PythonCall<'a> {
     pub grace: Duration,
     pub capture_limit: usize,
     pub forward_lines: bool,
+}
+
+impl<'a> PythonCall<'a> {
+    /// The call of a Python invocation (`None` for any other), stopped with
+    /// `grace` between SIGTERM and SIGKILL.
+    pub(crate) fn of(invocation: &'a Invocation, grace: Duration) -> Option<PythonCall<'a>> {
+        let Invocation::Python {
+            target,
+            args,
+            kwargs,
+            env,
+            cwd,
+            timeout_ms,
+            forward_lines,
+        } = invocation
+        else {
+            return None;
+        };
+        Some(PythonCall {
+            target,
+            args,
+            kwargs,
+            env,
+            cwd: cwd.as_deref(),
+            timeout: timeout_ms.map(Duration::from_millis),
+            grace,
+            capture_limit: DEFAULT_CAPTURE_LIMIT,
+            forward_lines: *forward_lines,
+        })
+    }
 }
 
 /// What the worker is told while a call runs, beyond [`Events`].
