@@ -425,6 +425,13 @@ def serve(fd, config, imported):
     os.environ.pop("JOBFILE_PY_CONFIG", None)
     if not imported:
         _import_all(config)
+    _prepare_serving()
+    Channel(fd).serve()
+    os._exit(0)
+
+
+def _prepare_serving():
+    """What an interpreter sets up before its first call."""
     try:
         import faulthandler
 
@@ -436,8 +443,6 @@ def serve(fd, config, imported):
         pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.register_at_fork(after_in_child=_after_fork_in_child)
-    Channel(fd).serve()
-    os._exit(0)
 
 
 # --- the template ---------------------------------------------------------------
@@ -484,6 +489,7 @@ class Template:
         self.conns = {}  # fd -> (socket, set of interpreter pids)
         self.owner = {}  # interpreter pid -> socket
         self.forkable = True
+        self.spare = None  # (pid, socket): the next interpreter, forked ahead
 
     def start(self):
         _die_with_parent(signal.SIGTERM, self.config["engine"])
@@ -513,12 +519,15 @@ class Template:
         self.wake = r
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
         self.sel.register(r, selectors.EVENT_READ, "wake")
+        self.make_spare()
 
     def on_term(self, *_):
         self.kill_all()
         os._exit(0)
 
     def kill_all(self):
+        if self.spare is not None:
+            _kill_group(self.spare[0])
         for pid in list(self.owner):
             _kill_group(pid)
         for pid in _children(self.pid):
@@ -556,11 +565,7 @@ class Template:
             data, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(3 * 4))
         except OSError:
             data, ancdata = b"", []
-        fds = []
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                n = len(payload) // 4
-                fds.extend(int.from_bytes(payload[i * 4 : i * 4 + 4], sys.byteorder) for i in range(n))
+        fds = _parse_fds(ancdata)
         if not data:
             # The worker is gone: so is its interpreter.
             for fd in fds:
@@ -587,11 +592,42 @@ class Template:
         self.conns[conn.fileno()][1].add(pid)
         self.owner[pid] = conn
         conn.sendall(b'{"pid":%d}\n' % pid)
+        self.make_spare()
 
     def fork(self, fds):
         ctrl, out, err = fds
         if not self.forkable:
             return self.spawn(ctrl, out, err)
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            pid, handle = spare
+            try:
+                handle.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fds))])
+                return pid
+            except OSError:
+                _kill_group(pid)  # it died: fork one now
+            finally:
+                handle.close()
+        return self.fork_interpreter(fds, None)
+
+    def make_spare(self):
+        """Forks the next interpreter ahead of its request: set up and
+        waiting for its descriptors, so a request costs no fork."""
+        if not self.forkable or self.spare is not None:
+            return
+        ours, theirs = socket.socketpair()
+        try:
+            pid = self.fork_interpreter(None, (ours, theirs))
+        except OSError:
+            ours.close()
+            theirs.close()
+            return
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def fork_interpreter(self, fds, pair):
+        """Forks an interpreter: for `fds` (control, stdout, stderr) now,
+        or, with `pair`, one that waits for them on that socket pair."""
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -606,14 +642,24 @@ class Template:
                 self.listener.close()
                 for c, _ in self.conns.values():
                     c.close()
+                if self.spare is not None:
+                    self.spare[1].close()
                 os.close(self.wake)
+                _prepare_serving()
+                if pair is not None:
+                    pair[0].close()
+                    fds = _recv_fds(pair[1], 3)
+                    pair[1].close()
+                    if fds is None:
+                        os._exit(0)
+                ctrl, out, err = fds
                 os.dup2(out, 1)
                 os.dup2(err, 2)
                 os.dup2(ctrl, 3)
                 for fd in fds:
                     if fd > 3:
                         os.close(fd)
-                serve(3, self.config, imported=True)
+                Channel(3).serve()
             finally:
                 os._exit(0)
         try:
@@ -656,6 +702,9 @@ class Template:
             if info is None:
                 return
             pid = info.si_pid
+            if self.spare is not None and self.spare[0] == pid:
+                self.spare[1].close()
+                self.spare = None
             conn = self.owner.pop(pid, None)
             if conn is not None:
                 # Before reaping, while the group id cannot be reused: what
@@ -678,12 +727,38 @@ class Template:
                     pass
             # Whatever the interpreter left behind in a session of its own
             # was adopted here (a subreaper): it ends too.
+            spare = self.spare[0] if self.spare is not None else None
             for orphan in _children(self.pid):
-                if orphan not in self.owner:
+                if orphan not in self.owner and orphan != spare:
                     try:
                         os.kill(orphan, signal.SIGKILL)
                     except OSError:
                         pass
+
+
+def _parse_fds(ancdata):
+    fds = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            n = len(payload) // 4
+            fds.extend(int.from_bytes(payload[i * 4 : i * 4 + 4], sys.byteorder) for i in range(n))
+    return fds
+
+
+def _recv_fds(sock, n):
+    """Waits for `n` descriptors on `sock`; None if it ends first."""
+    try:
+        data, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(n * 4))
+    except OSError:
+        return None
+    fds = _parse_fds(ancdata)
+    if not data or len(fds) != n:
+        return None
+    return fds
+
+
+def _fd_bytes(fds):
+    return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
 
 
 def _kill_group(pgid):
