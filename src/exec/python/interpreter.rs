@@ -282,8 +282,9 @@ impl Interpreter {
         self.ahead = self.ahead.saturating_sub(1);
         let segments = match &end {
             End::Done(reply) => {
-                outcome.started_ms = reply["started_ms"].as_f64().unwrap_or(0.0);
-                outcome.duration_ms = reply["duration_ms"].as_f64().unwrap_or(0.0);
+                let us = |k: &str| reply[k].as_f64().unwrap_or(0.0) / 1000.0;
+                outcome.started_ms = us("started_us");
+                outcome.duration_ms = us("duration_us");
                 Some((self.out.next_segment(), self.err.next_segment()))
             }
             End::Died => None,

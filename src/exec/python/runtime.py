@@ -53,6 +53,21 @@ def _prctl(option, value):
         return False
 
 
+def _unbuffer_libc_stdout():
+    """C code that prints through libc's stdout (printf) writes to fd 1 at
+    once, so what it prints is its own call's, with no flush per call."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        stdout = ctypes.c_void_p.in_dll(libc, "stdout")
+        libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+        libc.fflush(stdout)
+        libc.setvbuf(stdout, None, 2, 0)  # _IONBF
+    except Exception:
+        pass
+
+
 def _die_with_parent(sig, parent):
     """Dies by `sig` when the parent dies, and at once if it already has."""
     _prctl(PR_SET_PDEATHSIG, int(sig))
@@ -168,17 +183,23 @@ def _check_json(value, path=""):
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_encode_ascii = json.encoder.encode_basestring_ascii
+_clock = time.perf_counter
+_write = os.write
 
 
 def _to_json(value):
     t = type(value)
-    if (
-        (t is int and _INT_MIN <= value <= _INT_MAX)
-        or t is bool
-        or value is None
-        or (t is str and value.isascii())
-    ):
-        return _encode(value)
+    if t is int:
+        if _INT_MIN <= value <= _INT_MAX:
+            return int.__repr__(value)
+    elif t is str:
+        if value.isascii():
+            return _encode_ascii(value)
+    elif value is None:
+        return "null"
+    elif t is bool:
+        return "true" if value else "false"
     _check_json(value)
     return _encode(value)
 
@@ -224,17 +245,16 @@ class Channel:
         self.home = os.getcwd()
         self.forked = False
         self.marks = {}
-        self.libc_flush = None
         # Where fd 1 and fd 2 really go: put back if a call closes them.
-        self.saved = {fd: (os.dup(fd), os.fstat(fd)) for fd in (1, 2)}
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None)
-            libc.fflush.argtypes = [ctypes.c_void_p]
-            self.libc_flush = libc.fflush
-        except Exception:
-            pass
+        self.saved = []
+        for fd in (1, 2):
+            st = os.fstat(fd)
+            self.saved.append((fd, os.dup(fd), st.st_ino, st.st_dev))
+        # Wall-clock microseconds at clock0: a call's start is one reading
+        # of the monotonic clock.
+        self.clock0 = _clock()
+        self.wall_us = time.time() * 1e6
+        _unbuffer_libc_stdout()
 
     def readline(self):
         """The next request line, or None at the end of the socket."""
@@ -285,29 +305,31 @@ class Channel:
         return reply.get("ok")
 
     def flush_output(self):
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except Exception:
-                pass
-        if self.libc_flush is not None:
-            self.libc_flush(None)
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
 
     def mend_output(self):
         """Puts fd 1 and fd 2 back where they belong if a call closed or
         moved them, and gives Python working sys.stdout and sys.stderr."""
-        for fd, (saved, stat) in self.saved.items():
+        for fd, saved, ino, dev in self.saved:
             try:
-                same = os.path.samestat(os.fstat(fd), stat)
+                st = os.fstat(fd)
+                same = st.st_ino == ino and st.st_dev == dev
             except OSError:
                 same = False
             if not same:
                 os.dup2(saved, fd)
-        for name, fd in (("stdout", 1), ("stderr", 2)):
-            stream = getattr(sys, name)
-            if stream is None or getattr(stream, "closed", False):
-                setattr(sys, name, open(fd, "w", buffering=1, closefd=False))
+        out, err = sys.stdout, sys.stderr
+        if out is None or out.closed:
+            sys.stdout = open(1, "w", buffering=1, closefd=False)
+        if err is None or err.closed:
+            sys.stderr = open(2, "w", buffering=1, closefd=False)
 
     def serve(self):
         global _channel
@@ -326,8 +348,7 @@ class Channel:
         env = call.get("env")
         cwd = call.get("cwd")
         reply = None
-        started = time.time()
-        clock = time.perf_counter()
+        clock = _clock()
         saved_env = None
         try:
             if env:
@@ -340,7 +361,7 @@ class Channel:
             if type(value) is types.GeneratorType:
                 reply = self.generate(value, call.get("stream", False))
             else:
-                reply = '{"done":{"ok":true,"value":%s}}' % _to_json(value)
+                reply = '{"done":{"ok":true,"value":' + _to_json(value) + "}}"
         except BaseException as e:  # SystemExit and KeyboardInterrupt too
             reply = self.failure(e)
         finally:
@@ -368,12 +389,12 @@ class Channel:
             m = self.marks.get(mark)
             if m is None:
                 m = self.marks[mark] = b"\0jobfile-end:" + mark.encode() + b"\0"
-            os.write(1, m)
-            os.write(2, m)
-            reply = '%s,"started_ms":%.3f,"duration_ms":%.3f}}' % (
+            _write(1, m)
+            _write(2, m)
+            reply = '%s,"started_us":%d,"duration_us":%d}}' % (
                 reply[:-2],
-                started * 1000.0,
-                (time.perf_counter() - clock) * 1000.0,
+                self.wall_us + (clock - self.clock0) * 1e6,
+                (_clock() - clock) * 1e6,
             )
         self.send_raw(reply)
 
