@@ -255,10 +255,17 @@ impl Interpreter {
     /// [`Interpreter::next_ahead`].
     pub(crate) fn send_ahead(&mut self, calls: &[PythonCall<'_>]) {
         let nonce = self.nonce.clone();
-        let mut lines = Vec::new();
-        for call in calls {
-            lines.extend_from_slice(&Request::of(call, Some(&nonce)));
+        // One line for them all: `{"batch":[call,call,...]}`.
+        let mut lines = b"{\"batch\":[".to_vec();
+        for (i, call) in calls.iter().enumerate() {
+            if i > 0 {
+                lines.push(b',');
+            }
+            let mut one = Request::of(call, Some(&nonce));
+            one.pop(); // its newline
+            lines.extend_from_slice(&one);
         }
+        lines.extend_from_slice(b"]}\n");
         let mark = marker(&nonce);
         self.out.forward(false);
         self.err.forward(false);

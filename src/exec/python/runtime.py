@@ -296,7 +296,7 @@ class Channel:
             if not line:
                 os._exit(0)
             reply = json.loads(line)
-            if "f" not in reply:
+            if "f" not in reply and "batch" not in reply:
                 break
             # A call sent ahead, queued before the answer: it waits its turn.
             self.requests.append(line)
@@ -342,7 +342,13 @@ class Channel:
                 call = json.loads(line)
             except ValueError:
                 return
-            self.run(call)
+            batch = call.get("batch")
+            if batch is None:
+                self.run(call)
+            else:
+                # Calls sent ahead come in one line; each is answered alone.
+                for one in batch:
+                    self.run(one)
 
     def run(self, call):
         env = call.get("env")
