@@ -39,6 +39,9 @@ import types
 # Must match BOOT in mod.rs.
 BOOT = "import sys; exec(compile(sys.argv.pop(1), '<jobfile>', 'exec'))"
 
+# Interpreters the template keeps forked ahead of requests.
+SPARES = 2
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -516,7 +519,8 @@ class Template:
         self.conns = {}  # fd -> (socket, set of interpreter pids)
         self.owner = {}  # interpreter pid -> socket
         self.forkable = True
-        self.spare = None  # (pid, socket): the next interpreter, forked ahead
+        # (pid, socket) of interpreters forked ahead of their requests.
+        self.spares = []
 
     def start(self):
         _die_with_parent(signal.SIGTERM, self.config["engine"])
@@ -546,15 +550,14 @@ class Template:
         self.wake = r
         self.sel.register(self.listener, selectors.EVENT_READ, "listen")
         self.sel.register(r, selectors.EVENT_READ, "wake")
-        self.make_spare()
 
     def on_term(self, *_):
         self.kill_all()
         os._exit(0)
 
     def kill_all(self):
-        if self.spare is not None:
-            _kill_group(self.spare[0])
+        for pid, _ in self.spares:
+            _kill_group(pid)
         for pid in list(self.owner):
             _kill_group(pid)
         for pid in _children(self.pid):
@@ -565,9 +568,14 @@ class Template:
 
     def loop(self):
         while True:
+            # Spares are forked while nothing else waits.
+            want_spare = self.forkable and len(self.spares) < SPARES
             try:
-                events = self.sel.select()
+                events = self.sel.select(0 if want_spare else None)
             except InterruptedError:
+                continue
+            if not events and want_spare:
+                self.make_spare()
                 continue
             for key, _ in events:
                 if key.data == "listen":
@@ -619,15 +627,13 @@ class Template:
         self.conns[conn.fileno()][1].add(pid)
         self.owner[pid] = conn
         conn.sendall(b'{"pid":%d}\n' % pid)
-        self.make_spare()
 
     def fork(self, fds):
         ctrl, out, err = fds
         if not self.forkable:
             return self.spawn(ctrl, out, err)
-        spare, self.spare = self.spare, None
-        if spare is not None:
-            pid, handle = spare
+        while self.spares:
+            pid, handle = self.spares.pop(0)
             try:
                 handle.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fds))])
                 return pid
@@ -640,7 +646,7 @@ class Template:
     def make_spare(self):
         """Forks the next interpreter ahead of its request: set up and
         waiting for its descriptors, so a request costs no fork."""
-        if not self.forkable or self.spare is not None:
+        if not self.forkable or len(self.spares) >= SPARES:
             return
         ours, theirs = socket.socketpair()
         try:
@@ -650,7 +656,7 @@ class Template:
             theirs.close()
             return
         theirs.close()
-        self.spare = (pid, ours)
+        self.spares.append((pid, ours))
 
     def fork_interpreter(self, fds, pair):
         """Forks an interpreter: for `fds` (control, stdout, stderr) now,
@@ -669,8 +675,8 @@ class Template:
                 self.listener.close()
                 for c, _ in self.conns.values():
                     c.close()
-                if self.spare is not None:
-                    self.spare[1].close()
+                for _, handle in self.spares:
+                    handle.close()
                 os.close(self.wake)
                 _prepare_serving()
                 if pair is not None:
@@ -729,9 +735,9 @@ class Template:
             if info is None:
                 return
             pid = info.si_pid
-            if self.spare is not None and self.spare[0] == pid:
-                self.spare[1].close()
-                self.spare = None
+            for spare in [x for x in self.spares if x[0] == pid]:
+                spare[1].close()
+                self.spares.remove(spare)
             conn = self.owner.pop(pid, None)
             if conn is not None:
                 # Before reaping, while the group id cannot be reused: what
@@ -754,9 +760,9 @@ class Template:
                     pass
             # Whatever the interpreter left behind in a session of its own
             # was adopted here (a subreaper): it ends too.
-            spare = self.spare[0] if self.spare is not None else None
+            spares = {pid for pid, _ in self.spares}
             for orphan in _children(self.pid):
-                if orphan not in self.owner and orphan != spare:
+                if orphan not in self.owner and orphan not in spares:
                     try:
                         os.kill(orphan, signal.SIGKILL)
                     except OSError:
