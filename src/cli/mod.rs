@@ -1,6 +1,8 @@
 //! The command line: clap arguments, one file per subcommand, one table of
 //! exit codes.
 
+#[macro_use]
+mod output;
 mod args;
 mod check;
 mod exit;

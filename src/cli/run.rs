@@ -141,6 +141,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     let counts = report.counts;
+    // The reader of standard output went away (`| head`): the run stopped
+    // with status 1, as for any lost destination, and says nothing more.
+    let reader_gone = matches!(dest, Destination::Stdout)
+        && report
+            .write_error
+            .as_ref()
+            .is_some_and(super::output::is_broken_pipe);
+    if reader_gone {
+        return ExitCode::TaskFailed;
+    }
     let parts: Vec<String> = STATUSES
         .iter()
         .zip(counts)
@@ -231,8 +241,8 @@ fn dry_run(job: &Job) -> ExitCode {
                 Err(e) => format!("{}: error: {e}", task.id),
             },
         };
-        if writeln!(out, "{text}").is_err() {
-            return ExitCode::TaskFailed;
+        if let Err(e) = writeln!(out, "{text}") {
+            return super::output::stdout_failed(&e);
         }
     }
     ExitCode::Ok

@@ -483,7 +483,8 @@ impl<'a> Engine<'a> {
                 None => id.clone(),
             };
             let mark = if stream == LineStream::Err { "!" } else { "" };
-            eprintln!("[{label}]{mark} {line}");
+            // Not eprintln!: a closed stderr must not panic the engine.
+            let _ = writeln!(std::io::stderr().lock(), "[{label}]{mark} {line}");
         }
         // A Python producer's items are the values it yields, not its lines.
         let python = matches!(self.job.function(u.function).kind, FunctionKind::Python(_));
