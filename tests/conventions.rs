@@ -65,7 +65,12 @@ fn printing_into_a_closed_pipe_is_quiet() {
     ] {
         let out = run_into_closed_pipe(&args);
         assert_eq!(stderr(&out), "", "jobfile {args:?} wrote to stderr");
-        assert_eq!(out.status.code(), Some(0), "jobfile {args:?}: {:?}", out.status);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "jobfile {args:?}: {:?}",
+            out.status
+        );
     }
 }
 
