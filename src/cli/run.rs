@@ -21,8 +21,19 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::Invalid;
         }
     };
+    let subset = match args.tasks.is_empty() {
+        true => Ok(Default::default()),
+        false => super::subset::left_out(&job, &crate::plan::Plan::new(&job), &args.tasks),
+    };
+    let left_out = match subset {
+        Ok(set) => set,
+        Err(e) => {
+            diag!("{e}");
+            return ExitCode::Invalid;
+        }
+    };
     if args.dry_run {
-        return dry_run(&job);
+        return dry_run(&job, &left_out);
     }
     let dest = match (&args.output, &job.results.path) {
         (Some(p), _) => Destination::File(p.clone()),
@@ -51,8 +62,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         job_name: job.name.clone(),
         color: format == Format::Text
             && matches!(dest, Destination::Stdout)
-            && stdout_tty
-            && std::env::var_os("NO_COLOR").is_none(),
+            && super::stdout_color(),
     };
     let results_path = dest.path().map(Path::to_path_buf);
     if args.resume && results_path.is_none() {
@@ -115,16 +125,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
         ProgressMode::Auto => std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
     if show_progress {
-        let total = job.tasks.iter().try_fold(0u64, |acc, t| match &t.map {
-            None => Some(acc + 1),
-            Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
-        });
+        let total = job
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !left_out.contains(&spec::TaskId(*i)))
+            .map(|(_, t)| t)
+            .try_fold(0u64, |acc, t| match &t.map {
+                None => Some(acc + 1),
+                Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
+            });
         sink = sink.with_progress(Progress::new(total, args.progress == ProgressMode::Always));
     }
     let run_opts = RunOptions {
-        jobs: args.jobs.map(|j| j as usize),
+        jobs: args.jobs.map(|j| j.processes(super::jobs::usable_cpus())),
         live: args.live,
         keep,
+        left_out,
     };
     let report = exec::run(&job, prepared, sink, run_opts);
     if let (Some(path), Destination::File(tmp)) = (&results_path, &write_to) {
@@ -181,10 +198,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 /// `--dry-run`: each unit with its placeholders filled, nothing run.
-fn dry_run(job: &Job) -> ExitCode {
+fn dry_run(job: &Job, left_out: &std::collections::BTreeSet<spec::TaskId>) -> ExitCode {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    for task in &job.tasks {
+    for (i, task) in job.tasks.iter().enumerate() {
+        if left_out.contains(&spec::TaskId(i)) {
+            continue;
+        }
         let function = job.function(task.function);
         // Values other tasks would produce are shown by name.
         let shown = |a: &Arg| match a {

@@ -118,6 +118,15 @@ pub fn invocation(
     })
 }
 
+/// Adds environment variables to a command's or Python call's own (they
+/// win over the function's and task's `env`); a builtin has none.
+pub(crate) fn add_env(inv: &mut Invocation, vars: impl IntoIterator<Item = (String, String)>) {
+    match inv {
+        Invocation::Command { env, .. } | Invocation::Python { env, .. } => env.extend(vars),
+        Invocation::Builtin { .. } => {}
+    }
+}
+
 /// `JOBFILE_ARG_<NAME>`: upper-cased, anything but letters, digits and `_` as `_`.
 fn env_name(k: &str) -> String {
     k.chars()

@@ -38,6 +38,10 @@ pub struct RunOptions {
     pub live: bool,
     /// Tasks whose records are kept from an earlier run (`--resume`).
     pub keep: HashMap<TaskId, Vec<Record>>,
+    /// Tasks left out of this run (`--task`): they never start and have
+    /// no records; nothing that runs depends on them but for the order of
+    /// blocking tasks, which they release as if they had ended.
+    pub left_out: BTreeSet<TaskId>,
 }
 
 /// How a run ended.
@@ -236,6 +240,16 @@ impl<'a> Engine<'a> {
         }
         for (id, records) in kept {
             self.keep_task(id, records);
+        }
+        let left_out: Vec<TaskId> = self.opts.left_out.iter().copied().collect();
+        for &id in &left_out {
+            let st = &mut self.tasks[id.0];
+            st.phase = Phase::Done;
+            st.ok = Some(true);
+            self.sink.close(id.0, 0);
+        }
+        for id in left_out {
+            self.release_dependents(id, true);
         }
         for i in 0..self.tasks.len() {
             self.maybe_start(TaskId(i));
