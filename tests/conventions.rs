@@ -568,3 +568,27 @@ fn the_man_page_describes_the_commands() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stderr(&out), "");
 }
+
+#[test]
+fn a_closed_stderr_does_not_panic() {
+    let job = repo_path("jobs/seed-map-square.toml");
+    let bad = bad_job();
+    for (args, code) in [
+        (vec!["run", job.to_str().unwrap(), "--format", "jsonl"], 0),
+        (
+            vec!["run", job.to_str().unwrap(), "--live", "--format", "jsonl"],
+            0,
+        ),
+        (vec!["check", bad.path.to_str().unwrap()], 2),
+        (vec!["run", bad.path.to_str().unwrap()], 2),
+    ] {
+        let out = Command::new(bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(closed_pipe()))
+            .output()
+            .expect("start jobfile");
+        assert_eq!(out.status.code(), Some(code), "jobfile {args:?}");
+    }
+}

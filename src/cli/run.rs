@@ -17,7 +17,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let job = match spec::read_job(&args.job, &super::check_options(&args.set, !args.dry_run)) {
         Ok(job) => job,
         Err(e) => {
-            eprint!("{}", e.render(color_err));
+            super::output::diag_text(&e.render(color_err));
             return ExitCode::Invalid;
         }
     };
@@ -179,13 +179,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
     } else {
         parts.join(", ")
     };
-    eprintln!(
+    diag!(
         "jobfile: {}: {summary} in {:.2}s",
         job.name,
         started.elapsed().as_secs_f64()
     );
     if let Some(e) = report.write_error {
-        eprintln!("error: writing results: {e}");
+        diag!("error: writing results: {e}");
         return ExitCode::TaskFailed;
     }
     match report.end {
