@@ -154,6 +154,12 @@ fn color_follows_the_choice_and_the_conventional_variables() {
     // `--color` comes before the subcommand too.
     let out = jobfile(&["--color", "always", "check", path], &[]);
     assert!(stderr(&out).contains("\x1b["), "{}", stderr(&out));
+    // clap's own errors follow the choice too.
+    let out = jobfile(&["--color", "always", "run"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("\x1b["), "{}", stderr(&out));
+    let out = jobfile(&["--color=never", "run"], &[("CLICOLOR_FORCE", "1")]);
+    assert!(!stderr(&out).contains("\x1b["), "{}", stderr(&out));
     // A bad choice is a command-line error.
     let out = jobfile(&["check", path], &[("JOBFILE_COLOR", "sometimes")]);
     assert_eq!(out.status.code(), Some(2));

@@ -19,11 +19,23 @@ mod worker;
 pub use args::{Cli, ColorChoice, Command};
 pub use exit::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // clap's own help and errors follow `--color` too, so it is looked
+    // for before clap parses anything.
+    let early = early_color(std::env::args_os().skip(1));
+    let clap_color = match early {
+        Some(ColorChoice::Always) => clap::ColorChoice::Always,
+        Some(ColorChoice::Never) => clap::ColorChoice::Never,
+        _ => clap::ColorChoice::Auto,
+    };
+    let parsed = Cli::command()
+        .color(clap_color)
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -61,6 +73,25 @@ pub(crate) fn check_options(sets: &[(String, String)], for_run: bool) -> crate::
             crate::exec::python::probe
         }),
     }
+}
+
+/// `--color WHEN` or `--color=WHEN` among the raw arguments (the last
+/// one), else `JOBFILE_COLOR`; `None` when neither is a valid choice.
+fn early_color(args: impl Iterator<Item = std::ffi::OsString>) -> Option<ColorChoice> {
+    use clap::ValueEnum;
+    let mut found = std::env::var("JOBFILE_COLOR").ok();
+    let mut args = args.map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--color" {
+            found = args.next();
+        } else if let Some(v) = arg.strip_prefix("--color=") {
+            found = Some(v.to_string());
+        }
+    }
+    found.and_then(|v| ColorChoice::from_str(&v, false).ok())
 }
 
 /// The `--color` choice of this process (`auto` until it is parsed).
