@@ -316,12 +316,15 @@ mod tests {
             Ok(json!(calls.fetch_add(1, Ordering::SeqCst) + 1))
         });
         r.register("boom", |_| panic!("boom {}", 7));
+        let pointer: fn(&mut CallContext<'_>) -> Result<Value, String> = |_| Ok(json!("ptr"));
+        r.register("pointer", pointer);
         let mut no_engine = |_| Err("no engine".to_string());
         let mut call = |name: &str| r.call(name, &[], &Map::new(), &mut no_engine);
         assert_eq!(call("count"), Ok(json!(1)));
         assert_eq!(call("count"), Ok(json!(2)));
         assert_eq!(call("boom"), Err("boom 7".into()));
         assert_eq!(call("count"), Ok(json!(3)));
+        assert_eq!(call("pointer"), Ok(json!("ptr")));
     }
 
     #[test]
