@@ -10,7 +10,7 @@ use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
-use crate::exec::protocol::{Call, Outcome, ToWorker};
+use crate::exec::protocol::{Call, Invocation, Outcome, ToWorker};
 use crate::exec::worker::GRACE;
 use crate::plan::{ItemIter, item_call, items_of_value};
 use crate::report::{Record, Status};
@@ -436,6 +436,10 @@ impl Engine<'_> {
             unit.item.as_ref(),
             &setting,
         ) {
+            // A builtin starts no process: it gets no variables (and the
+            // engine, busy with hundreds of thousands of them a second,
+            // makes none).
+            Ok(inv) if matches!(inv, Invocation::Builtin { .. }) => inv,
             Ok(mut inv) => {
                 // Which unit this is, and which worker of the pool runs it.
                 let id = match unit.kind {
