@@ -230,7 +230,7 @@ fn the_summary_on_stderr_counts_statuses_and_the_results_stay_clean() {
 const COUNTED: &str = r#"
 version = 1
 [functions.count]
-shell = 'echo run >> "runs-$1"; if [ "$1" = flaky ] && [ ! -f fixed ]; then exit 1; fi; cat input.txt 2>/dev/null; echo "$1"'
+shell = 'echo run >> "runs-$1"; if [ "$1" = flaky ] && [ ! -f fixed ]; then exit 1; fi; cat input.txt 2>/dev/null || true; echo "$1"'
 [[task]]
 id = "steady"
 function = "count"
@@ -541,8 +541,9 @@ map = { range = [0, 5000000] }
     assert!(first.contains("\"task\":\"noop-0\""), "{first}");
     // The reader goes away, as `| head -1` would.
     let out = child.wait_with_output().unwrap();
+    // Status 1, and quiet: the reader has what it wanted (no error, and
+    // no summary of a run that did not finish).
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Broken pipe"), "{stderr}");
-    assert!(!stderr.contains("5000000 ok"), "it stopped early: {stderr}");
+    assert_eq!(stderr, "");
 }

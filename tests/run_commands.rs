@@ -620,7 +620,8 @@ function = "make"
     );
     for args in [
         &["--order", "sideways"][..],
-        &["-j", "0"],
+        // `-j 0` is one process per CPU; a share of none is an error.
+        &["-j", "0%"],
         &["-j", "many"],
         &["--format", "yaml"],
         &["--set", "novalue"],

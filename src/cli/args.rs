@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::jobs::{Jobs, parse_jobs};
 use crate::plan::PlanFormat;
 use crate::spec::{Format, Order};
 
@@ -13,6 +14,19 @@ use crate::spec::{Format, Order};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Colour in diagnostics and the text format: `auto` when the stream
+    /// is a terminal (NO_COLOR turns it off, CLICOLOR_FORCE on).
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, env = "JOBFILE_COLOR")]
+    pub color: ColorChoice,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set (or when CLICOLOR_FORCE is).
+    Auto,
+    Always,
+    Never,
 }
 
 /// The subcommands.
@@ -28,6 +42,8 @@ pub enum Command {
     Schema,
     /// Serve as a worker on standard input and output (remote pools).
     Worker,
+    /// Print the man page (roff) on standard output.
+    Man,
     /// Read or change a shared value, from inside a task.
     Shared(SharedArgs),
     /// Write an HTML page of a finished run from its results file.
@@ -41,17 +57,18 @@ pub enum Command {
 pub struct RunArgs {
     /// The job file.
     pub job: PathBuf,
-    /// Processes of the default pool (overrides `[pool] processes`).
-    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
+    /// Processes of the default pool (overrides `[pool] processes`): N, 0
+    /// for one per CPU this process may use, or a share of them (`50%`).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_jobs, env = "JOBFILE_JOBS")]
+    pub jobs: Option<Jobs>,
     /// Results file (relative to the current folder); default `[results] path`, else stdout.
     #[arg(short = 'o', long = "output", value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Results format; default `text` on a terminal, else `jsonl`.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "JOBFILE_FORMAT")]
     pub format: Option<Format>,
     /// Order of the records.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "JOBFILE_ORDER")]
     pub order: Option<Order>,
     /// Leave out `worker`, `started` and `duration_ms`: reruns give the same bytes.
     #[arg(long)]
@@ -66,8 +83,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub live: bool,
     /// Show a progress bar on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, env = "JOBFILE_PROGRESS")]
     pub progress: ProgressMode,
+    /// Run only this task and what it depends on (repeatable). Not read
+    /// from the environment: tasks see their own id in `JOBFILE_TASK`.
+    #[arg(long = "task", value_name = "ID", conflicts_with = "resume")]
+    pub tasks: Vec<String>,
     /// Override a `[vars]` entry.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,

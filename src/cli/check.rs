@@ -2,6 +2,7 @@
 
 use super::args::CheckArgs;
 use super::exit::ExitCode;
+use super::output::diag_text;
 use crate::spec;
 
 pub fn run(args: &CheckArgs) -> ExitCode {
@@ -10,7 +11,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let mut code = ExitCode::Ok;
     for path in &args.jobs {
         if let Err(e) = spec::read_job(path, &opts) {
-            eprint!("{}", e.render(color));
+            diag_text(&e.render(color));
             code = ExitCode::Invalid;
         }
     }

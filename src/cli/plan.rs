@@ -1,9 +1,8 @@
 //! `jobfile plan`: the task graph, nothing run.
 
-use std::io::Write;
-
 use super::args::PlanArgs;
 use super::exit::ExitCode;
+use super::output::{diag_text, print_stdout};
 use crate::{plan, spec};
 
 pub fn run(args: &PlanArgs) -> ExitCode {
@@ -11,19 +10,11 @@ pub fn run(args: &PlanArgs) -> ExitCode {
     let job = match spec::read_job(&args.job, &super::check_options(&[], false)) {
         Ok(job) => job,
         Err(e) => {
-            eprint!("{}", e.render(color));
+            diag_text(&e.render(color));
             return ExitCode::Invalid;
         }
     };
     let graph = plan::Plan::new(&job);
     let text = plan::render(&job, &graph, args.format);
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return ExitCode::TaskFailed;
-    }
-    ExitCode::Ok
+    print_stdout(text.as_bytes())
 }

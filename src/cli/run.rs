@@ -21,12 +21,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let job = match spec::read_job(&args.job, &super::check_options(&args.set, !args.dry_run)) {
         Ok(job) => job,
         Err(e) => {
-            eprint!("{}", e.render(color_err));
+            super::output::diag_text(&e.render(color_err));
+            return ExitCode::Invalid;
+        }
+    };
+    let subset = match args.tasks.is_empty() {
+        true => Ok(Default::default()),
+        false => super::subset::left_out(&job, &crate::plan::Plan::new(&job), &args.tasks),
+    };
+    let left_out = match subset {
+        Ok(set) => set,
+        Err(e) => {
+            diag!("{e}");
             return ExitCode::Invalid;
         }
     };
     if args.dry_run {
-        return dry_run(&job);
+        return dry_run(&job, &left_out);
     }
     let dest = match (&args.output, &job.results.path) {
         (Some(p), _) => Destination::File(p.clone()),
@@ -55,8 +66,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         job_name: job.name.clone(),
         color: format == Format::Text
             && matches!(dest, Destination::Stdout)
-            && stdout_tty
-            && std::env::var_os("NO_COLOR").is_none(),
+            && super::stdout_color(),
     };
     let results_path = dest.path().map(Path::to_path_buf);
     if args.resume && results_path.is_none() {
@@ -143,17 +153,24 @@ pub fn run(args: &RunArgs) -> ExitCode {
         ProgressMode::Auto => std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
     };
     if show_progress {
-        let total = job.tasks.iter().try_fold(0u64, |acc, t| match &t.map {
-            None => Some(acc + 1),
-            Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
-        });
+        let total = job
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !left_out.contains(&spec::TaskId(*i)))
+            .map(|(_, t)| t)
+            .try_fold(0u64, |acc, t| match &t.map {
+                None => Some(acc + 1),
+                Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
+            });
         sink = sink.with_progress(Progress::new(total, args.progress == ProgressMode::Always));
     }
     let run_opts = RunOptions {
-        jobs: args.jobs.map(|j| j as usize),
+        jobs: args.jobs.map(|j| j.processes(super::jobs::usable_cpus())),
         live: args.live,
         prints,
         previous,
+        left_out,
     };
     let report = exec::run(&job, prepared, sink, run_opts);
     if let (Some(path), Destination::File(tmp), true) = (&results_path, &write_to, args.resume) {
@@ -184,6 +201,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
     let counts = report.counts;
+    // The reader of standard output went away (`| head`): the run stopped
+    // with status 1, as for any lost destination, and says nothing more.
+    let reader_gone = matches!(dest, Destination::Stdout)
+        && report
+            .write_error
+            .as_ref()
+            .is_some_and(super::output::is_broken_pipe);
+    if reader_gone {
+        return ExitCode::TaskFailed;
+    }
     let parts: Vec<String> = STATUSES
         .iter()
         .zip(counts)
@@ -199,13 +226,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
         0 => String::new(),
         n => format!(" ({n} kept from the earlier run)"),
     };
-    eprintln!(
+    diag!(
         "jobfile: {}: {summary}{kept} in {:.2}s",
         job.name,
         started.elapsed().as_secs_f64()
     );
     if let Some(e) = report.write_error {
-        eprintln!("error: writing results: {e}");
+        diag!("error: writing results: {e}");
         return ExitCode::TaskFailed;
     }
     match report.end {
@@ -218,10 +245,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
 }
 
 /// `--dry-run`: each unit with its placeholders filled, nothing run.
-fn dry_run(job: &Job) -> ExitCode {
+fn dry_run(job: &Job, left_out: &std::collections::BTreeSet<spec::TaskId>) -> ExitCode {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    for task in &job.tasks {
+    for (i, task) in job.tasks.iter().enumerate() {
+        if left_out.contains(&spec::TaskId(i)) {
+            continue;
+        }
         let function = job.function(task.function);
         // Values other tasks would produce are shown by name.
         let shown = |a: &Arg| match a {
@@ -285,8 +315,8 @@ fn dry_run(job: &Job) -> ExitCode {
                 Err(e) => format!("{}: error: {e}", task.id),
             },
         };
-        if writeln!(out, "{text}").is_err() {
-            return ExitCode::TaskFailed;
+        if let Err(e) = writeln!(out, "{text}") {
+            return super::output::stdout_failed(&e);
         }
     }
     ExitCode::Ok

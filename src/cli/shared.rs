@@ -3,32 +3,34 @@
 
 use super::args::SharedArgs;
 use super::exit::ExitCode;
+use super::output::print_stdout;
 use crate::shared::{SharedOp, request, socket_from_env};
 
 pub fn run(args: &SharedArgs) -> ExitCode {
     let op = match SharedOp::from_words(&args.op, &args.args) {
         Ok(op) => op,
         Err(e) => {
-            eprintln!("error: {e}");
+            diag!("error: {e}");
             return ExitCode::Invalid;
         }
     };
     let socket = match socket_from_env() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            diag!("error: {e}");
             return ExitCode::Invalid;
         }
     };
     match request(&socket, &op) {
         Ok(value) => {
             if matches!(op, SharedOp::Get { .. }) {
-                println!("{value}");
+                print_stdout(format!("{value}\n").as_bytes())
+            } else {
+                ExitCode::Ok
             }
-            ExitCode::Ok
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            diag!("error: {e}");
             ExitCode::TaskFailed
         }
     }

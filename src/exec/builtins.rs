@@ -1,15 +1,23 @@
 //! Functions run inside the worker process, without a new process: the
-//! builtins of the spec, and any Rust function a library user registers.
+//! builtins of the spec, and any Rust function (or closure) a library user
+//! registers.
+//!
+//! A call that panics is a failed call whose error is the panic's message:
+//! the worker catches it and goes on serving. What a function prints is
+//! not handled here but by the worker, which captures its fd 1 and fd 2
+//! call by call ([`super::worker`]).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Number, Value};
 
-use crate::shared::SharedOp;
+use crate::shared::{SharedOp, Target};
 
-/// What a registered function receives.
+/// What a registered function receives: its arguments, and the run's
+/// shared values.
 pub struct CallContext<'a> {
     /// Positional arguments.
     pub args: &'a [Value],
@@ -23,10 +31,69 @@ impl CallContext<'_> {
     pub fn shared(&mut self, op: SharedOp) -> Result<Value, String> {
         (self.shared)(op)
     }
+
+    /// The shared value `name` (`arr[0]` for one element), as `shared.get`.
+    pub fn shared_get(&mut self, name: &str) -> Result<Value, String> {
+        let target = target(name)?;
+        self.shared(SharedOp::Get { target })
+    }
+
+    /// Replaces the shared value `name`; gives the new value, as `shared.set`.
+    pub fn shared_set(&mut self, name: &str, value: impl Into<Value>) -> Result<Value, String> {
+        let target = target(name)?;
+        self.shared(SharedOp::Set {
+            target,
+            value: value.into(),
+        })
+    }
+
+    /// Adds a number (`1`, `-2`, `0.5`) to the shared number `name`; gives
+    /// the new value, as `shared.add` (integers stay integral).
+    pub fn shared_add(&mut self, name: &str, number: impl Into<Value>) -> Result<Value, String> {
+        let target = target(name)?;
+        let number = match number.into() {
+            Value::Number(n) => n,
+            other => return Err(format!("shared add takes a finite number, got {other}")),
+        };
+        self.shared(SharedOp::Add { target, number })
+    }
+
+    /// Appends to the shared list `name`; gives its new length, as
+    /// `shared.append`.
+    pub fn shared_append(&mut self, name: &str, value: impl Into<Value>) -> Result<Value, String> {
+        let target = target(name)?;
+        self.shared(SharedOp::Append {
+            target,
+            value: value.into(),
+        })
+    }
+
+    /// Sets `key` of the shared dict `name`; gives its new number of keys,
+    /// as `shared.put`.
+    pub fn shared_put(
+        &mut self,
+        name: &str,
+        key: &str,
+        value: impl Into<Value>,
+    ) -> Result<Value, String> {
+        let target = target(name)?;
+        self.shared(SharedOp::Put {
+            target,
+            key: key.to_string(),
+            value: value.into(),
+        })
+    }
 }
 
-/// A function the workers can run: its value, or an error message.
-pub type Builtin = fn(&mut CallContext<'_>) -> Result<Value, String>;
+fn target(name: &str) -> Result<Target, String> {
+    name.parse()
+        .map_err(|e: crate::shared::SharedError| e.to_string())
+}
+
+/// A function the workers can run: its value, or an error message. Plain
+/// `fn` items and closures (which may hold state of their own, one copy
+/// per worker process) alike.
+pub type Builtin = Arc<dyn Fn(&mut CallContext<'_>) -> Result<Value, String> + Send + Sync>;
 
 /// The functions a worker can run in-process, by name.
 #[derive(Clone)]
@@ -73,14 +140,20 @@ impl Registry {
             Err("the worker survived SIGKILL".into())
         });
         for op in ["get", "set", "add", "append", "put"] {
-            r.register(&format!("shared.{op}"), shared_op(op));
+            r.register(&format!("shared.{op}"), move |cx| run_shared(op, cx));
         }
         r
     }
 
-    /// Adds (or replaces) a function under `name`.
-    pub fn register(&mut self, name: &str, f: Builtin) {
-        self.functions.insert(name.to_string(), f);
+    /// Adds (or replaces) a function under `name`: a `fn` item or a
+    /// closure. A closure's state lives in each worker process (workers
+    /// are forked, so each starts from the state at `install_registry`);
+    /// state meant for the whole run belongs in shared values.
+    pub fn register<F>(&mut self, name: &str, f: F)
+    where
+        F: Fn(&mut CallContext<'_>) -> Result<Value, String> + Send + Sync + 'static,
+    {
+        self.functions.insert(name.to_string(), Arc::new(f));
     }
 
     /// The registered names.
@@ -88,7 +161,8 @@ impl Registry {
         self.functions.keys().cloned().collect()
     }
 
-    /// Runs `name`; shared operations go through `shared`.
+    /// Runs `name`; shared operations go through `shared`. A panic in the
+    /// function is an error carrying the panic's message.
     pub fn call(
         &self,
         name: &str,
@@ -104,7 +178,22 @@ impl Registry {
             kwargs,
             shared,
         };
-        f(&mut cx)
+        // The function gets nothing it could leave half-changed for the
+        // next call but its own state, which is its business (as a Python
+        // function's globals after an exception).
+        catch_unwind(AssertUnwindSafe(|| f(&mut cx)))
+            .unwrap_or_else(|payload| Err(panic_message(payload.as_ref())))
+    }
+}
+
+/// The message a panic was raised with.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panicked (with a value that is not a message)".to_string()
     }
 }
 
@@ -183,16 +272,6 @@ fn sum(items: &[Value]) -> Result<Value, String> {
         .ok_or_else(|| "sum is not a finite number".into())
 }
 
-fn shared_op(op: &str) -> Builtin {
-    match op {
-        "get" => |cx| run_shared("get", cx),
-        "set" => |cx| run_shared("set", cx),
-        "add" => |cx| run_shared("add", cx),
-        "append" => |cx| run_shared("append", cx),
-        _ => |cx| run_shared("put", cx),
-    }
-}
-
 fn run_shared(op: &str, cx: &mut CallContext<'_>) -> Result<Value, String> {
     let op = SharedOp::from_values(op, cx.args).map_err(|e| e.to_string())?;
     cx.shared(op)
@@ -226,5 +305,61 @@ mod tests {
         assert!(call("square", vec![json!("x")]).is_err());
         assert!(call("square", vec![json!(i64::MAX)]).is_err());
         assert!(call("nope", vec![]).is_err());
+    }
+
+    #[test]
+    fn closures_keep_state_and_panics_are_errors() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let mut r = Registry::new();
+        let calls = AtomicU64::new(0);
+        r.register("count", move |_| {
+            Ok(json!(calls.fetch_add(1, Ordering::SeqCst) + 1))
+        });
+        r.register("boom", |_| panic!("boom {}", 7));
+        let pointer: fn(&mut CallContext<'_>) -> Result<Value, String> = |_| Ok(json!("ptr"));
+        r.register("pointer", pointer);
+        let mut no_engine = |_| Err("no engine".to_string());
+        let mut call = |name: &str| r.call(name, &[], &Map::new(), &mut no_engine);
+        assert_eq!(call("count"), Ok(json!(1)));
+        assert_eq!(call("count"), Ok(json!(2)));
+        assert_eq!(call("boom"), Err("boom 7".into()));
+        assert_eq!(call("count"), Ok(json!(3)));
+        assert_eq!(call("pointer"), Ok(json!("ptr")));
+    }
+
+    #[test]
+    fn typed_shared_calls_build_their_operations() {
+        let mut seen = Vec::new();
+        let mut engine = |op: SharedOp| {
+            seen.push(op);
+            Ok(Value::Null)
+        };
+        let args = [];
+        let kwargs = Map::new();
+        let mut cx = CallContext {
+            args: &args,
+            kwargs: &kwargs,
+            shared: &mut engine,
+        };
+        cx.shared_add("n", 1).unwrap();
+        cx.shared_add("x", 0.5).unwrap();
+        cx.shared_get("arr[0]").unwrap();
+        cx.shared_set("s", "v").unwrap();
+        cx.shared_append("log", json!({"a": 1})).unwrap();
+        cx.shared_put("seen", "k", true).unwrap();
+        assert!(cx.shared_add("n", f64::NAN).is_err());
+        assert!(cx.shared_get("bad[").is_err());
+        let words = |op: &str, a: &[Value]| SharedOp::from_values(op, a).unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                words("add", &[json!("n"), json!(1)]),
+                words("add", &[json!("x"), json!(0.5)]),
+                words("get", &[json!("arr[0]")]),
+                words("set", &[json!("s"), json!("v")]),
+                words("append", &[json!("log"), json!({"a": 1})]),
+                words("put", &[json!("seen"), json!("k"), json!(true)]),
+            ]
+        );
     }
 }

@@ -107,7 +107,10 @@ impl ForkServer {
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(engine_end);
-                let code = serve(server_end, engine_pid);
+                // A panic must never unwind out of here into the engine's
+                // frames, which this process has a copy of.
+                let code =
+                    std::panic::catch_unwind(|| serve(server_end, engine_pid)).unwrap_or(101);
                 // SAFETY: _exit ends the child without running the engine's
                 // atexit handlers or flushing its copied stdio buffers.
                 unsafe { libc::_exit(code) }
@@ -180,15 +183,23 @@ fn serve(mut ctl: UnixStream, engine: Pid) -> i32 {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return 1,
         }
-        if spawn_worker(&ctl, engine).is_err() {
-            return 1;
+        match spawn_worker(&ctl) {
+            Ok(None) => {}
+            // This process is the new worker: it lets go of the fork
+            // server's socket and serves.
+            Ok(Some(conn)) => {
+                drop(ctl);
+                return run_worker(conn, engine);
+            }
+            Err(_) => return 1,
         }
     }
 }
 
 /// Forks a worker through a middle process that exits at once, so the
 /// worker is adopted by the engine; sends the engine its pid and socket.
-fn spawn_worker(ctl: &UnixStream, engine: Pid) -> io::Result<()> {
+/// Returns `Some(socket)` in the worker, `None` in the fork server.
+fn spawn_worker(ctl: &UnixStream) -> io::Result<Option<OwnedFd>> {
     let (engine_end, worker_end) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -204,11 +215,13 @@ fn spawn_worker(ctl: &UnixStream, engine: Pid) -> io::Result<()> {
             // SAFETY: a child of a single-threaded process is single-threaded.
             let code = match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
-                    let _ = nix::unistd::close(ctl.as_raw_fd());
+                    // The worker: it returns to the fork server's loop,
+                    // which owns (and closes) `ctl`. Closing `ctl` here, by
+                    // its number, left an owned descriptor closed twice.
                     drop(engine_end);
                     drop(pid_read);
                     drop(pid_write);
-                    run_worker(worker_end, engine)
+                    return Ok(Some(worker_end));
                 }
                 Ok(ForkResult::Parent { child }) => {
                     let pid = (child.as_raw() as u32).to_le_bytes();
@@ -239,7 +252,7 @@ fn spawn_worker(ctl: &UnixStream, engine: Pid) -> io::Result<()> {
                 MsgFlags::empty(),
                 None,
             )?;
-            Ok(())
+            Ok(None)
         }
     }
 }

@@ -1,6 +1,8 @@
 //! From a unit of work (a task's call, a map item, a callback) to the
 //! [`Invocation`] a worker runs: placeholders filled, shell args passed as
-//! `"$1"`..., kwargs as `JOBFILE_ARG_<NAME>`.
+//! `"$1"`..., kwargs as `JOBFILE_ARG_<NAME>`, `[vars]` as
+//! `JOBFILE_VAR_<NAME>` (command, shell and Python functions alike), and
+//! shell scripts run with `-e`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,10 +57,12 @@ pub fn invocation(
     setting: &Setting<'_>,
 ) -> Result<Invocation, String> {
     let cwd = setting.cwd.unwrap_or(&job.dir);
-    let mut env: Vec<(String, String)> = setting
-        .env
+    // Vars first, so that a function's or task's own `env` can override.
+    let mut env: Vec<(String, String)> = job
+        .vars
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (format!("JOBFILE_VAR_{}", env_name(k)), v.clone()))
+        .chain(setting.env.iter().map(|(k, v)| (k.clone(), v.clone())))
         .collect();
     let timeout_ms = setting
         .timeout
@@ -95,6 +99,9 @@ pub fn invocation(
                 .collect::<Result<Vec<String>, String>>()?
         }
         FunctionKind::Shell(script) => {
+            // As written, for `/bin/sh -c` (the specification's word): its
+            // status is its last command's; `set -e` in it stops it at the
+            // first failing command.
             let mut argv = vec![
                 "/bin/sh".to_string(),
                 "-c".to_string(),
@@ -116,6 +123,15 @@ pub fn invocation(
         returns: function.returns,
         forward_lines: setting.forward_lines,
     })
+}
+
+/// Adds environment variables to a command's or Python call's own (they
+/// win over the function's and task's `env`); a builtin has none.
+pub(crate) fn add_env(inv: &mut Invocation, vars: impl IntoIterator<Item = (String, String)>) {
+    match inv {
+        Invocation::Command { env, .. } | Invocation::Python { env, .. } => env.extend(vars),
+        Invocation::Builtin { .. } => {}
+    }
 }
 
 /// `JOBFILE_ARG_<NAME>`: upper-cased, anything but letters, digits and `_` as `_`.

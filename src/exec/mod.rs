@@ -4,6 +4,7 @@ mod builtins;
 mod capture;
 pub mod command;
 mod fork_server;
+mod output_capture;
 pub mod protocol;
 mod worker;
 

@@ -2,6 +2,11 @@
 //! answers with their outcomes. The same loop serves forked workers (over
 //! a socket) and `jobfile worker` (over stdin/stdout).
 //!
+//! What a builtin or registered function writes to fd 1 and fd 2 is its
+//! record's `stdout` and `stderr`: the worker points both at memory files
+//! when it starts ([`OutputCapture`]), so nothing a function prints reaches
+//! the engine's results or its terminal.
+//!
 //! A worker is single-threaded. It keeps the process group of the command
 //! it runs in [`CURRENT_GROUP`], so that its SIGTERM handler (the parent
 //! death signal) can kill that group before the worker exits.
@@ -18,6 +23,7 @@ use serde_json::Value;
 
 use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
+use super::output_capture::OutputCapture;
 use super::protocol::{Call, FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
@@ -81,7 +87,12 @@ pub fn host_name() -> Option<String> {
 /// Serves the engine until it closes the connection. `input` and `output`
 /// may be the same socket.
 pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
+    // `jobfile worker` speaks on a duplicate of fd 1, so fd 1 itself is
+    // free to capture. Without memory files a function's output goes where
+    // the worker's went, as before.
+    let capture = OutputCapture::install(command::DEFAULT_CAPTURE_LIMIT).ok();
     let mut w = Worker {
+        capture,
         reader: BufReader::with_capacity(64 * 1024, File::from(input)),
         writer: File::from(output),
         pending: Vec::new(),
@@ -147,6 +158,8 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
 }
 
 struct Worker {
+    /// Where in-process calls' fd 1 and fd 2 go, read after each call.
+    capture: Option<OutputCapture>,
     reader: BufReader<File>,
     writer: File,
     /// Frames not yet written.
@@ -209,7 +222,8 @@ impl Worker {
         let mut outcome = match &call.invocation {
             Invocation::Builtin { name, args, kwargs } => {
                 let mut shared = |op: SharedOp| self.shared(op);
-                match registry().call(name, args, kwargs, &mut shared) {
+                let result = registry().call(name, args, kwargs, &mut shared);
+                let mut outcome = match result {
                     Ok(value) => Outcome {
                         ok: true,
                         value,
@@ -219,7 +233,13 @@ impl Worker {
                         error: Some(error),
                         ..Outcome::default()
                     },
+                };
+                if let Some(captured) = self.capture.as_mut().map(OutputCapture::take) {
+                    outcome.stdout = String::from_utf8_lossy(&captured.stdout).into_owned();
+                    outcome.stderr = String::from_utf8_lossy(&captured.stderr).into_owned();
+                    outcome.truncated = captured.truncated;
                 }
+                outcome
             }
             Invocation::Command {
                 argv,

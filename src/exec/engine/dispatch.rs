@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::invocation::{Setting, invocation};
-use crate::exec::protocol::{Call, Outcome, ToWorker};
+use crate::exec::invocation::{Setting, add_env, invocation};
+use crate::exec::protocol::{Call, Invocation, Outcome, ToWorker};
 use crate::exec::worker::GRACE;
 use crate::plan::{
     ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
@@ -485,7 +485,26 @@ impl Engine<'_> {
             unit.item.as_ref(),
             &setting,
         ) {
-            Ok(inv) => inv,
+            // A builtin starts no process: it gets no variables (and the
+            // engine, busy with hundreds of thousands of them a second,
+            // makes none).
+            Ok(inv) if matches!(inv, Invocation::Builtin { .. }) => inv,
+            Ok(mut inv) => {
+                // Which unit this is, and which worker of the pool runs it.
+                let id = match unit.kind {
+                    UnitKind::Callback => format!("{}:callback", task.id),
+                    UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
+                    _ => task.id.clone(),
+                };
+                let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
+                if let Some(i) = unit.index.filter(|_| unit.kind == UnitKind::Main) {
+                    vars.push(("JOBFILE_INDEX".to_string(), i.to_string()));
+                }
+                let slot = self.workers[worker].number;
+                vars.push(("JOBFILE_SLOT".to_string(), slot.to_string()));
+                add_env(&mut inv, vars);
+                inv
+            }
             Err(e) => {
                 let outcome = Outcome {
                     error: Some(e),

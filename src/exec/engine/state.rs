@@ -126,6 +126,10 @@ pub(super) struct WorkerSlot {
     /// The machine it runs on, when that is not the engine's.
     pub(super) host: Option<String>,
     pub(super) pool: PoolId,
+    /// Its number in its pool, 1..=processes (`JOBFILE_SLOT`): the lowest
+    /// one free when it started, so a replacement takes the number of the
+    /// worker it replaces.
+    pub(super) number: usize,
     pub(super) conn: Conn,
     pub(super) state: WorkerState,
     /// Units sent in the current dispatch, not yet done.

@@ -43,6 +43,10 @@ pub struct RunOptions {
     /// The earlier run (`--resume`): a unit whose earlier record stands
     /// keeps it instead of running. Needs `prints`.
     pub previous: Option<Previous>,
+    /// Tasks left out of this run (`--task`): they never start and have
+    /// no records; nothing that runs depends on them but for the order of
+    /// blocking tasks, which they release as if they had ended.
+    pub left_out: BTreeSet<TaskId>,
 }
 
 /// How a run ended.
@@ -257,6 +261,16 @@ impl<'a> Engine<'a> {
     }
 
     pub(super) fn start(&mut self) {
+        let left_out: Vec<TaskId> = self.opts.left_out.iter().copied().collect();
+        for &id in &left_out {
+            let st = &mut self.tasks[id.0];
+            st.phase = Phase::Done;
+            st.ok = Some(true);
+            self.sink.close(id.0, 0);
+        }
+        for id in left_out {
+            self.release_dependents(id, true);
+        }
         for i in 0..self.tasks.len() {
             self.maybe_start(TaskId(i));
         }
@@ -503,7 +517,8 @@ impl<'a> Engine<'a> {
                 None => id.clone(),
             };
             let mark = if stream == LineStream::Err { "!" } else { "" };
-            eprintln!("[{label}]{mark} {line}");
+            // Not eprintln!: a closed stderr must not panic the engine.
+            let _ = writeln!(std::io::stderr().lock(), "[{label}]{mark} {line}");
         }
         // A Python producer's items are the values it yields, not its lines.
         let python = matches!(self.job.function(u.function).kind, FunctionKind::Python(_));

@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
-use crate::exec::invocation::{Setting, invocation};
+use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
 use crate::exec::slurm::{
     ALLOCATION_TIMEOUT, AllocationRequest, SlurmRequest, default_worker_binary,
@@ -151,7 +151,15 @@ impl Engine<'_> {
                 return None;
             }
         };
+        let number = (1..)
+            .find(|n| {
+                !self.workers.iter().any(|w| {
+                    w.pool == pool && w.number == *n && !matches!(w.state, WorkerState::Dead)
+                })
+            })
+            .unwrap_or(1);
         let slot = WorkerSlot {
+            number,
             pid,
             reported_pid: pid,
             step,
@@ -213,7 +221,10 @@ impl Engine<'_> {
             let setting = Setting::of_function(function);
             let inv = match invocation(self.job, function, &unit.args, &unit.kwargs, None, &setting)
             {
-                Ok(inv) => inv,
+                Ok(mut inv) => {
+                    add_env(&mut inv, [("JOBFILE_SLOT".to_string(), number.to_string())]);
+                    inv
+                }
                 Err(e) => {
                     self.pool_gives_up(pool, format!("the initializer cannot run: {e}"));
                     return None;
