@@ -247,6 +247,8 @@ class Channel:
         self.functions = {}
         self.home = os.getcwd()
         self.forked = False
+        # Variables a call set, with the values they had before it.
+        self.env_before = {}
         self.marks = {}
         # Where fd 1 and fd 2 really go: put back if a call closes them.
         self.saved = []
@@ -358,11 +360,9 @@ class Channel:
         cwd = call.get("cwd")
         reply = None
         clock = _clock()
-        saved_env = None
         try:
-            if env:
-                saved_env = {k: os.environ.get(k) for k in env}
-                os.environ.update(env)
+            if env or self.env_before:
+                self.set_env(env or {})
             if cwd:
                 os.chdir(cwd)
             fn = self.functions.get(call["f"]) or _resolve(call["f"], self.functions)
@@ -374,12 +374,6 @@ class Channel:
         except BaseException as e:  # SystemExit and KeyboardInterrupt too
             reply = self.failure(e)
         finally:
-            if saved_env:
-                for k, v in saved_env.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
             if cwd:
                 try:
                     os.chdir(self.home)
@@ -406,6 +400,25 @@ class Channel:
                 (_clock() - clock) * 1e6,
             )
         self.send_raw(reply)
+
+    def set_env(self, env):
+        """Gives the call its environment. What the last call set is put
+        back here, before the next call runs (nothing of the interpreter's
+        runs between two calls), so variables that stay the same from call
+        to call (JOBFILE_TASK, JOBFILE_SLOT) cost nothing."""
+        before = self.env_before
+        environ = os.environ
+        for k in [k for k in before if k not in env]:
+            v = before.pop(k)
+            if v is None:
+                environ.pop(k, None)
+            else:
+                environ[k] = v
+        for k, v in env.items():
+            if k not in before:
+                before[k] = environ.get(k)
+            if environ.get(k) != v:
+                environ[k] = v
 
     def generate(self, gen, stream):
         """Runs a generator: each value it yields is an item (sent at once
