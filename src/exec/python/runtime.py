@@ -259,7 +259,6 @@ class Channel:
         # of the monotonic clock.
         self.clock0 = _clock()
         self.wall_us = time.time() * 1e6
-        _unbuffer_libc_stdout()
 
     def readline(self):
         """The next request line, or None at the end of the socket."""
@@ -486,6 +485,7 @@ def _prepare_serving():
         pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.register_at_fork(after_in_child=_after_fork_in_child)
+    _unbuffer_libc_stdout()
 
 
 # --- the template ---------------------------------------------------------------
