@@ -75,6 +75,9 @@ pub enum ToWorker {
     /// How this worker starts its Python interpreter; sent before the
     /// first call when the job has Python functions.
     Python { setup: PythonSetup },
+    /// End the Python interpreter: the next Python call gets a fresh one
+    /// (`max_tasks_per_child` of a worker that ran only Python calls).
+    Renew,
 }
 
 /// How a call ended, as the worker saw it. Empty fields are left out of

@@ -116,6 +116,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             match w.next_frame() {
                 Ok(Some(ToWorker::Python { setup })) => w.python = Some(setup),
                 Ok(Some(ToWorker::Run { calls })) => queue.extend(calls),
+                Ok(Some(ToWorker::Renew)) => w.end_interpreter(),
                 Ok(Some(_)) => {}
                 Ok(None) => return 0,
                 Err(_) => return 1,
@@ -412,14 +413,20 @@ impl Worker {
             }
         };
         self.watch = watch;
+        self.interpreter = Some(interpreter);
         if outcome.retire {
+            self.end_interpreter();
+        }
+        outcome
+    }
+
+    /// Ends the interpreter, if there is one, and what it left behind.
+    fn end_interpreter(&mut self) {
+        if let Some(interpreter) = self.interpreter.take() {
             INTERPRETER_GROUP.store(0, Ordering::SeqCst);
             drop(interpreter);
             sweep();
-        } else {
-            self.interpreter = Some(interpreter);
         }
-        outcome
     }
 }
 
@@ -466,7 +473,11 @@ impl Worker {
             match self.read_frame() {
                 Ok(Some(ToWorker::Run { calls })) => queue.extend(calls),
                 Ok(Some(ToWorker::Python { setup })) => self.python = Some(setup),
-                Ok(Some(other)) => self.held.push_back(other),
+                Ok(Some(other)) => {
+                    // What follows it must wait its turn.
+                    self.held.push_back(other);
+                    return;
+                }
                 _ => return,
             }
         }

@@ -55,6 +55,10 @@ impl Engine<'_> {
             self.retire(w, false);
             return;
         }
+        slot.python_only &= matches!(
+            self.job.function(unit.function).kind,
+            crate::spec::FunctionKind::Python(_)
+        );
         if unit.kind == UnitKind::Initializer {
             slot.initializing = false;
             let pool = slot.pool;
@@ -103,7 +107,11 @@ impl Engine<'_> {
             self.requeue(queued);
             self.retire(w, false);
         } else if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
-            self.retire(w, false);
+            if slot.python_only {
+                self.renew(w);
+            } else {
+                self.retire(w, false);
+            }
         }
         let speed = &mut self.speeds[unit.function.0];
         speed.finished += 1;

@@ -137,6 +137,9 @@ pub(super) struct WorkerSlot {
     pub(super) pgid: Option<i32>,
     pub(super) deadline: Option<Instant>,
     pub(super) tasks_run: u64,
+    /// Every call it has run was a Python call: at `max_tasks_per_child` it
+    /// can take a fresh interpreter instead of being replaced.
+    pub(super) python_only: bool,
     pub(super) initializing: bool,
     pub(super) retiring: bool,
     /// Reading paused: a stream consumer is behind.

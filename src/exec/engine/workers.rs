@@ -173,6 +173,7 @@ impl Engine<'_> {
             pgid: None,
             deadline: None,
             tasks_run: 0,
+            python_only: true,
             initializing: false,
             retiring: false,
             paused: false,
@@ -203,7 +204,22 @@ impl Engine<'_> {
             slot.conn.queue(&ToWorker::Python { setup });
             let _ = slot.conn.flush();
         }
-        if let Some(init) = &self.job.pools[pool.0].initializer {
+        if !self.start_initializer(w) {
+            return None;
+        }
+        Some(w)
+    }
+
+    /// Sends a worker its pool's initializer, when the pool has one, as the
+    /// first call of a new worker or of a renewed interpreter; `false` when
+    /// the pool gave up.
+    pub(super) fn start_initializer(&mut self, w: usize) -> bool {
+        let pool = self.workers[w].pool;
+        let number = self.workers[w].number;
+        let Some(init) = &self.job.pools[pool.0].initializer else {
+            return true;
+        };
+        {
             let unit = Unit {
                 task: TaskId(usize::MAX),
                 kind: UnitKind::Initializer,
@@ -227,7 +243,7 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     self.pool_gives_up(pool, format!("the initializer cannot run: {e}"));
-                    return None;
+                    return false;
                 }
             };
             let n = self.next_unit;
@@ -245,7 +261,19 @@ impl Engine<'_> {
             });
             let _ = slot.conn.flush();
         }
-        Some(w)
+        true
+    }
+
+    /// A worker that has run only Python calls reached
+    /// `max_tasks_per_child`: it keeps its process and takes a fresh
+    /// interpreter (from the template's spares), which runs the pool's
+    /// initializer first, as a new worker's would.
+    pub(super) fn renew(&mut self, w: usize) {
+        let slot = &mut self.workers[w];
+        slot.tasks_run = 0;
+        slot.conn.queue(&ToWorker::Renew);
+        let _ = slot.conn.flush();
+        self.start_initializer(w);
     }
 
     /// Three failed initializer starts in a row: the pool's tasks fail.
