@@ -4,7 +4,7 @@
     pool_python.py DIR imap N OUT   Pool(2).imap(ident, range(N), chunksize=1),
                                     each result written to OUT as a JSON-lines
                                     record of the same shape as jobfile's
-    pool_python.py DIR maxtasks N   Pool(2, maxtasksperchild=1).map(work, range(N))
+    pool_python.py DIR maxtasks N   Pool(2, maxtasksperchild=1).map(work, range(N), chunksize=1)
                                     over burn03.work (0.3 s of CPU at import)
     pool_python.py DIR first N      Pool(8).imap(work, range(N)) over burn1.work
                                     (1 s of CPU at import); prints a line at the
@@ -57,8 +57,11 @@ def main():
     elif mode == "maxtasks":
         from burn03 import work
 
+        # chunksize=1: Pool counts a chunk as one task, and map's default
+        # chunk here is 25 calls, so without it a process would serve 25
+        # calls, not one as jobfile's max_tasks_per_child = 1 does.
         with ctx.Pool(2, maxtasksperchild=1) as pool:
-            pool.map(work, range(n))
+            pool.map(work, range(n), chunksize=1)
     elif mode == "first":
         from burn1 import work
 

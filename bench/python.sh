@@ -7,7 +7,8 @@
 #       file, vs Pool(2).imap(f, items, chunksize=1) writing the same
 #       records as JSON lines: calls/s of each;
 #   (b) max_tasks_per_child = 1 over 200 calls, the module burning 0.3 s of
-#       CPU at import, vs Pool(2, maxtasksperchild=1): wall time of each;
+#       CPU at import, vs Pool(2, maxtasksperchild=1) with chunksize=1 (one
+#       call per process, as in jobfile): wall time of each;
 #   (c) a pool of 8 over a module that burns 1 s of CPU at import: seconds
 #       from the start to the first record (Pool(8).imap's first result
 #       beside it);
