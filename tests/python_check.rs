@@ -200,13 +200,18 @@ fn check_rejects_returns_on_a_python_function() {
 }
 
 #[test]
-fn check_reports_a_missing_interpreter_at_the_interpreter_key() {
+fn check_reports_a_missing_interpreter_at_the_python_key() {
     let job = py_job(
         "version = 1\n[python]\ninterpreter = \"/nonexistent/python3\"\n[functions.work]\npython = \"mod:work\"\n[[task]]\nfunction = \"work\"\n",
         &[("mod.py", "def work():\n    return 1\n")],
     );
     let out = check(&job.path, &[]);
-    assert_check_fails(&out, &[("3:15", "/nonexistent/python3")]);
+    assert_check_fails(&out, &[("5:10", "/nonexistent/python3")]);
+    assert!(
+        stderr(&out).contains("named by `[python] interpreter`"),
+        "{}",
+        stderr(&out)
+    );
     let text = stderr(&out);
     assert!(text.contains("help:"), "{text}");
     // And run refuses it too, before anything starts.
@@ -276,13 +281,13 @@ fn check_reports_an_interpreter_older_than_3_8_and_one_that_is_not_python() {
     let job = job_with(&old);
     let out = check(&job.path, &[]);
     let text = stderr(&out);
-    assert_check_fails(&out, &[("3:15", "3.6.15")]);
+    assert_check_fails(&out, &[("5:10", "3.6.15")]);
     assert!(text.contains("3.8"), "{text}");
 
     let job = job_with(&not);
     let out = check(&job.path, &[]);
     let text = stderr(&out);
-    assert_check_fails(&out, &[("3:15", "not-python")]);
+    assert_check_fails(&out, &[("5:10", "not-python")]);
     assert!(text.contains("this is no python"), "{text}");
 }
 

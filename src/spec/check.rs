@@ -102,12 +102,14 @@ pub fn check(
     job.functions = std::mem::take(&mut cx.functions);
     job.python = python::settings(raw.python.as_ref(), &cx.dir);
     if let (Some(probe), false) = (cx.opts.python_probe, cx.python_functions.is_empty()) {
-        let key = raw
-            .python
-            .as_ref()
-            .and_then(|p| p.interpreter.as_ref())
-            .map(|_| root.key("python").key("interpreter"));
-        let found = python::diagnose(probe, &mut job.python, &job.dir, &cx.python_functions, key);
+        let origin = python::origin(raw.python.as_ref());
+        let found = python::diagnose(
+            probe,
+            &mut job.python,
+            &job.dir,
+            &cx.python_functions,
+            origin,
+        );
         cx.diags.extend(found);
     }
     if cx.diags.is_empty() {

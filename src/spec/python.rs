@@ -51,14 +51,28 @@ pub fn settings(raw: Option<&RawPython>, dir: &Path) -> PythonSettings {
     PythonSettings { interpreter, path }
 }
 
+/// Where the interpreter of `[python]` comes from, for messages.
+pub fn origin(raw: Option<&RawPython>) -> &'static str {
+    if raw.and_then(|p| p.interpreter.as_ref()).is_some() {
+        "named by `[python] interpreter`"
+    } else if std::env::var(PYTHON_ENV).is_ok_and(|s| !s.is_empty()) {
+        "named by $JOBFILE_PYTHON"
+    } else {
+        "the default"
+    }
+}
+
 /// Probes the interpreter for the modules of `functions` (each with the
-/// place of its `python` key) and reports what is wrong there.
+/// place of its `python` key) and reports what is wrong there: a missing
+/// module at its function's `python` key, and an interpreter that cannot
+/// run or is too old at the first function's (`origin` says where the
+/// interpreter was named).
 pub fn diagnose(
     probe: PythonProbe,
     settings: &mut PythonSettings,
     dir: &Path,
     functions: &[(String, DocPath)],
-    interpreter_key: Option<DocPath>,
+    origin: &str,
 ) -> Vec<Diagnostic> {
     let Some((_, first)) = functions.first() else {
         return Vec::new();
@@ -66,14 +80,17 @@ pub fn diagnose(
     let mut modules: Vec<String> = functions.iter().map(|(m, _)| m.clone()).collect();
     modules.sort();
     modules.dedup();
-    let at = interpreter_key.unwrap_or_else(|| first.clone());
+    let at = first.clone();
     let report = match probe(settings, dir, &modules) {
         Ok(report) => report,
         Err(e) => {
             return vec![
                 Diagnostic::at(
                     at,
-                    format!("cannot run the Python interpreter `{}`: {e}", settings.interpreter),
+                    format!(
+                        "cannot run the Python interpreter `{}` ({origin}): {e}",
+                        settings.interpreter
+                    ),
                 )
                 .with_help(format!(
                     "install Python {}.{} or newer, or name an interpreter with `[python] interpreter = \"...\"` or ${PYTHON_ENV}",
@@ -91,7 +108,7 @@ pub fn diagnose(
             Diagnostic::at(
                 at,
                 format!(
-                    "`{}` is Python {major}.{minor}.{micro}: Python functions need Python {}.{} or newer",
+                    "`{}` ({origin}) is Python {major}.{minor}.{micro}: Python functions need Python {}.{} or newer",
                     settings.interpreter, MIN_VERSION.0, MIN_VERSION.1
                 ),
             )
