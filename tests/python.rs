@@ -282,17 +282,18 @@ function = "paths"
         .iter()
         .map(|p| canon(std::path::Path::new(p)))
         .collect();
-    for folder in [
-        job.dir.path().to_owned(),
+    // `[python] path` first, in its order, then the job file's folder.
+    let want: Vec<_> = [
         job.file("src"),
         job.file("more/lib"),
-    ] {
-        assert!(
-            first.contains(&canon(&folder)),
-            "{} is not first on sys.path: {paths:?}",
-            folder.display()
-        );
-    }
+        job.dir.path().to_owned(),
+    ]
+    .iter()
+    .map(|f| canon(f))
+    .collect();
+    assert_eq!(first, want, "sys.path: {paths:?}");
+    // Not the working folder (""): a call's `cwd` must not change imports.
+    assert!(!paths.iter().any(|p| p.is_empty()), "sys.path: {paths:?}");
 }
 
 // ----- values that are not JSON -----

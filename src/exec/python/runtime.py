@@ -492,7 +492,12 @@ def _prepare_serving():
 
 
 def _setup_path(config):
-    for p in reversed([config["dir"]] + config.get("path", [])):
+    # `[python] path` first, then the job file's folder. `python3 -c` also
+    # puts the working folder first (as ""): gone, or a call's `cwd` would
+    # change where later imports are found.
+    while "" in sys.path:
+        sys.path.remove("")
+    for p in reversed(config.get("path", []) + [config["dir"]]):
         if p in sys.path:
             sys.path.remove(p)
         sys.path.insert(0, p)
