@@ -25,12 +25,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFlags, PollTimeout};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 use super::capture::Pipe;
+use super::readiness::{poll_in, poll_timeout};
 
 /// Bytes of stdout, and of stderr, kept by default (16 MiB each).
 pub const DEFAULT_CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
@@ -448,38 +449,23 @@ impl Supervisor<'_> {
             let running = exited_at.is_none();
             let watch_fd = watch.filter(|_| running && watching && self.kill_at.is_none());
             let pid_fd = pidfd.as_ref().filter(|_| running).map(|fd| fd.as_fd());
-            let mut fds = Vec::with_capacity(4);
-            let mut slots = [None; 4];
-            for (slot, fd) in [
+            let fds = [
                 self.out.fd.as_ref().map(|f| f.as_fd()),
                 self.err.fd.as_ref().map(|f| f.as_fd()),
                 pid_fd,
                 watch_fd,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if let Some(fd) = fd {
-                    slots[slot] = Some(fds.len());
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                }
-            }
-            if fds.is_empty() && timeout == PollTimeout::NONE {
+            ];
+            if fds.iter().all(Option::is_none) && timeout == PollTimeout::NONE {
                 // Nothing to wait for: cannot happen, as the pidfd (or the
                 // tick) is there until the main process has exited, and
                 // after that the linger bounds the wait. Guard anyway.
                 return Ok(exited_at.is_some());
             }
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
+            let ready = match poll_in(fds, timeout) {
+                Ok(ready) => ready,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
-            }
-            let ready: [PollFlags; 4] = slots.map(|slot| {
-                slot.and_then(|i| fds[i].revents())
-                    .unwrap_or(PollFlags::empty())
-            });
-            drop(fds);
+            };
 
             if !ready[0].is_empty() {
                 self.out.read_once(&mut self.outcome.truncated, events);
@@ -595,16 +581,6 @@ fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: the kernel has just returned this fd, open and owned by no one
     // else; it is created close-on-exec.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-/// Converts a wait into a poll timeout in whole milliseconds, rounded up so
-/// that the deadline has passed when poll returns.
-fn poll_timeout(d: Duration) -> PollTimeout {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    i32::try_from(ms)
-        .ok()
-        .and_then(|ms| PollTimeout::try_from(ms).ok())
-        .unwrap_or(PollTimeout::MAX)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod command;
 mod fork_server;
 mod output_capture;
 pub mod protocol;
+mod readiness;
 mod worker;
 
 pub use builtins::{Builtin, CallContext, Registry, builtin_names, install_registry, registry};

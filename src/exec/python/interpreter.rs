@@ -30,6 +30,7 @@ use super::setup::PythonSetup;
 use crate::exec::capture::Pipe;
 use crate::exec::command::{Control, DEFAULT_CAPTURE_LIMIT, Events, Stream};
 use crate::exec::protocol::{Invocation, Outcome};
+use crate::exec::readiness::{poll_in, poll_timeout};
 use crate::exec::worker::signal_name;
 
 /// How long the pipes are still read after an interpreter died, when
@@ -427,31 +428,17 @@ impl Interpreter {
             fn pipe(p: &Pipe, marked: bool) -> Option<BorrowedFd<'_>> {
                 p.fd.as_ref().filter(|_| !marked).map(|f| f.as_fd())
             }
-            let mut fds = Vec::with_capacity(4);
-            let mut slots = [None; 4];
-            for (slot, fd) in [
+            let fds = [
                 Some(self.ctrl.as_fd()),
                 pipe(&self.out, marked),
                 pipe(&self.err, marked),
                 watch_fd,
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if let Some(fd) = fd {
-                    slots[slot] = Some(fds.len());
-                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                }
-            }
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
+            ];
+            let ready = match poll_in(fds, timeout) {
+                Ok(ready) => ready,
+                Err(Errno::EINTR) => [PollFlags::empty(); 4],
                 Err(_) => return End::Died,
-            }
-            let ready: [PollFlags; 4] = slots.map(|s| {
-                s.and_then(|i| fds[i].revents())
-                    .unwrap_or(PollFlags::empty())
-            });
-            drop(fds);
+            };
             if !ready[1].is_empty() {
                 self.out.read_once(&mut outcome.truncated, events);
             }
@@ -756,13 +743,4 @@ fn spawn(
             setup.interpreter
         )
     })
-}
-
-/// Converts a wait into a poll timeout in whole milliseconds, rounded up.
-fn poll_timeout(d: Duration) -> PollTimeout {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    i32::try_from(ms)
-        .ok()
-        .and_then(|ms| PollTimeout::try_from(ms).ok())
-        .unwrap_or(PollTimeout::MAX)
 }

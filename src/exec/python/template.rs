@@ -135,11 +135,6 @@ impl Template {
         &self.socket
     }
 
-    /// The template's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Stops the template and every interpreter it made: SIGTERM, then
     /// SIGKILL if it has not ended within a moment.
     pub fn stop(mut self) {
