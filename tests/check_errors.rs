@@ -4,27 +4,14 @@
 //! Each `tests/fixtures/bad/*.toml` starts with `# expect: LINE:COL what`
 //! lines (see the README there); the table test runs the binary on each.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_jobfile");
+use std::path::{Path, PathBuf};
+
+use common::jobfile;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `jobfile ARGS...` from the crate root, with colours off.
-fn jobfile(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the jobfile binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The bad fixtures, as paths relative to the crate root, sorted.
@@ -75,8 +62,8 @@ fn every_bad_fixture_reports_exactly_its_errors() {
         let text = std::fs::read_to_string(root().join(file)).expect("fixture is readable");
         let expected = expected_positions(&text);
         assert!(!expected.is_empty(), "{file} has no `# expect:` line");
-        let out = jobfile(&["check", file]);
-        let err = stderr(&out);
+        let out = jobfile(["check", file]).dir(root()).output();
+        let err = &out.stderr;
         let mut problems = Vec::new();
         if out.status.code() != Some(2) {
             problems.push(format!("exit status {:?}, expected 2", out.status.code()));
@@ -90,7 +77,7 @@ fn every_bad_fixture_reports_exactly_its_errors() {
                 problems.push(format!("no error at {pos}"));
             }
         }
-        let found = diagnostics(&err);
+        let found = diagnostics(err);
         if found.len() != expected.len() {
             problems.push(format!(
                 "{} errors reported, {} expected",
@@ -107,10 +94,12 @@ fn every_bad_fixture_reports_exactly_its_errors() {
 
 #[test]
 fn three_errors_are_all_reported_in_one_run() {
-    let out = jobfile(&["check", "tests/fixtures/bad/three-errors.toml"]);
-    let err = stderr(&out);
+    let out = jobfile(["check", "tests/fixtures/bad/three-errors.toml"])
+        .dir(root())
+        .output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert_eq!(diagnostics(&err).len(), 3, "{err}");
+    assert_eq!(diagnostics(err).len(), 3, "{err}");
     for pos in ["7:1", "11:11", "14:12"] {
         assert!(
             err.contains(&format!("three-errors.toml:{pos}\n")),
@@ -144,8 +133,10 @@ fn rendered_errors() {
         "37-product-not-array",
         "three-errors",
     ] {
-        let out = jobfile(&["check", &format!("tests/fixtures/bad/{name}.toml")]);
-        insta::assert_snapshot!(name, stderr(&out));
+        let out = jobfile(["check", &format!("tests/fixtures/bad/{name}.toml")])
+            .dir(root())
+            .output();
+        insta::assert_snapshot!(name, out.stderr);
     }
 }
 
@@ -156,28 +147,34 @@ fn good_job() -> PathBuf {
 #[test]
 fn a_good_file_is_checked_silently() {
     let good = good_job();
-    let out = jobfile(&["check", &good.to_string_lossy()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = jobfile(["check", &good.to_string_lossy()])
+        .dir(root())
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
-    assert!(out.stderr.is_empty(), "stderr: {}", stderr(&out));
+    assert!(out.stderr.is_empty(), "stderr: {}", out.stderr);
 }
 
 #[test]
 fn several_files_are_checked_in_one_call() {
     let good = good_job();
     let good = good.to_string_lossy();
-    let all_good = jobfile(&["check", &good, "jobs/seed-queue.toml", &good]);
-    assert_eq!(all_good.status.code(), Some(0), "{}", stderr(&all_good));
+    let all_good = jobfile(["check", &good, "jobs/seed-queue.toml", &good])
+        .dir(root())
+        .output();
+    assert_eq!(all_good.status.code(), Some(0), "{}", all_good.stderr);
     assert!(all_good.stderr.is_empty());
 
-    let out = jobfile(&[
+    let out = jobfile([
         "check",
         &good,
         "tests/fixtures/bad/14-unknown-function.toml",
         "jobs/seed-queue.toml",
         "tests/fixtures/bad/three-errors.toml",
-    ]);
-    let err = stderr(&out);
+    ])
+    .dir(root())
+    .output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains(" --> tests/fixtures/bad/14-unknown-function.toml:8:12\n"),
@@ -191,14 +188,16 @@ fn several_files_are_checked_in_one_call() {
             "{err}"
         );
     }
-    assert_eq!(diagnostics(&err).len(), 4, "{err}");
+    assert_eq!(diagnostics(err).len(), 4, "{err}");
     assert!(!err.contains("seed-queue"), "{err}");
 }
 
 #[test]
 fn a_missing_file_is_a_clear_error() {
-    let out = jobfile(&["check", "tests/fixtures/no-such-job.toml"]);
-    let err = stderr(&out);
+    let out = jobfile(["check", "tests/fixtures/no-such-job.toml"])
+        .dir(root())
+        .output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.starts_with("error: cannot read job file tests/fixtures/no-such-job.toml: "),
@@ -208,12 +207,14 @@ fn a_missing_file_is_a_clear_error() {
     assert!(!err.contains("panicked"), "{err}");
 
     // The other files are still checked.
-    let out = jobfile(&[
+    let out = jobfile([
         "check",
         "tests/fixtures/no-such-job.toml",
         "tests/fixtures/bad/14-unknown-function.toml",
-    ]);
-    let err = stderr(&out);
+    ])
+    .dir(root())
+    .output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("14-unknown-function.toml:8:12"), "{err}");
 }

@@ -6,9 +6,8 @@
 mod common;
 
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Command, Output, Stdio};
 
-use common::{Job, bin, repo_path};
+use common::{Job, RunOutput, jobfile, repo_path};
 
 /// A pipe whose read end is already closed: every write to the other end
 /// fails with `EPIPE`, as when `head` has read all it wanted.
@@ -23,36 +22,6 @@ fn closed_pipe() -> OwnedFd {
     write
 }
 
-/// `jobfile ARGS...` with its standard output on a closed pipe.
-fn run_into_closed_pipe(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(closed_pipe()))
-        .stderr(Stdio::piped())
-        .output()
-        .expect("start jobfile")
-}
-
-/// `jobfile ARGS...` with extra environment variables, waited for.
-fn jobfile(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(bin());
-    c.args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("start jobfile")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn printing_into_a_closed_pipe_is_quiet() {
     let job = repo_path("jobs/seed-map-square.toml");
@@ -63,8 +32,8 @@ fn printing_into_a_closed_pipe_is_quiet() {
         vec!["plan", job, "--format", "json"],
         vec!["run", job, "--dry-run"],
     ] {
-        let out = run_into_closed_pipe(&args);
-        assert_eq!(stderr(&out), "", "jobfile {args:?} wrote to stderr");
+        let out = jobfile(&args).stdout(closed_pipe()).output();
+        assert_eq!(out.stderr, "", "jobfile {args:?} wrote to stderr");
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -78,8 +47,10 @@ fn printing_into_a_closed_pipe_is_quiet() {
 fn a_run_into_a_closed_pipe_stops_quietly_with_status_1() {
     let job = repo_path("jobs/seed-map-square.toml");
     for format in ["jsonl", "json", "csv", "text"] {
-        let out = run_into_closed_pipe(&["run", job.to_str().unwrap(), "--format", format]);
-        assert_eq!(stderr(&out), "", "--format {format}");
+        let out = jobfile(["run", job.to_str().unwrap(), "--format", format])
+            .stdout(closed_pipe())
+            .output();
+        assert_eq!(out.stderr, "", "--format {format}");
         // The results could not be written: status 1, as documented.
         assert_eq!(out.status.code(), Some(1), "--format {format}");
     }
@@ -120,18 +91,15 @@ fn color_follows_the_choice_and_the_conventional_variables() {
     let check = |args: &[&str], env: &[(&str, &str)]| {
         let mut all = vec!["check", path];
         all.extend_from_slice(args);
-        let mut c = Command::new(bin());
-        c.args(&all)
+        let out = jobfile(&all)
             .env_remove("NO_COLOR")
-            .env_remove("CLICOLOR_FORCE");
-        c.env_remove("JOBFILE_COLOR").stdin(Stdio::null());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        assert!(stderr(&out).contains("processes"), "{}", stderr(&out));
-        stderr(&out).contains("\x1b[")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("JOBFILE_COLOR")
+            .envs(env)
+            .output();
+        assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains("processes"), "{}", out.stderr);
+        out.stderr.contains("\x1b[")
     };
     // stderr is a pipe here: auto means no colour.
     assert!(!check(&[], &[]));
@@ -152,18 +120,22 @@ fn color_follows_the_choice_and_the_conventional_variables() {
         &[("JOBFILE_COLOR", "always")]
     ));
     // `--color` comes before the subcommand too.
-    let out = jobfile(&["--color", "always", "check", path], &[]);
-    assert!(stderr(&out).contains("\x1b["), "{}", stderr(&out));
+    let out = jobfile(["--color", "always", "check", path]).output();
+    assert!(out.stderr.contains("\x1b["), "{}", out.stderr);
     // clap's own errors follow the choice too.
-    let out = jobfile(&["--color", "always", "run"], &[]);
+    let out = jobfile(["--color", "always", "run"]).output();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("\x1b["), "{}", stderr(&out));
-    let out = jobfile(&["--color=never", "run"], &[("CLICOLOR_FORCE", "1")]);
-    assert!(!stderr(&out).contains("\x1b["), "{}", stderr(&out));
+    assert!(out.stderr.contains("\x1b["), "{}", out.stderr);
+    let out = jobfile(["--color=never", "run"])
+        .envs(&[("CLICOLOR_FORCE", "1")])
+        .output();
+    assert!(!out.stderr.contains("\x1b["), "{}", out.stderr);
     // A bad choice is a command-line error.
-    let out = jobfile(&["check", path], &[("JOBFILE_COLOR", "sometimes")]);
+    let out = jobfile(["check", path])
+        .envs(&[("JOBFILE_COLOR", "sometimes")])
+        .output();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("sometimes"), "{}", stderr(&out));
+    assert!(out.stderr.contains("sometimes"), "{}", out.stderr);
 }
 
 /// Two tasks on a pool of 2 where `a` ends only after `b` has: in
@@ -192,18 +164,18 @@ fn option_variables_are_read_and_the_command_line_wins() {
         let _ = std::fs::remove_file(job.file("b.done"));
         let mut all = vec!["run", path];
         all.extend_from_slice(args);
-        jobfile(&all, env)
+        jobfile(&all).envs(env).output()
     };
-    let ids = |o: &Output| -> Vec<String> {
-        common::parse_jsonl(&stdout(o))
+    let ids = |o: &RunOutput| -> Vec<String> {
+        common::parse_jsonl(&o.stdout)
             .iter()
             .map(|r| r.task().to_string())
             .collect()
     };
     // JOBFILE_FORMAT
     let out = run(&[], &[("JOBFILE_FORMAT", "csv")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("task,"), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.starts_with("task,"), "{}", out.stdout);
     let out = run(&["--format", "jsonl"], &[("JOBFILE_FORMAT", "csv")]);
     assert_eq!(ids(&out), ["a", "b"]);
     // JOBFILE_ORDER
@@ -223,15 +195,15 @@ fn option_variables_are_read_and_the_command_line_wins() {
     ] {
         let out = run(&[], &[(var, bad)]);
         assert_eq!(out.status.code(), Some(2), "{var}={bad}");
-        assert!(stderr(&out).contains(bad), "{var}={bad}: {}", stderr(&out));
-        assert!(stdout(&out).is_empty());
+        assert!(out.stderr.contains(bad), "{var}={bad}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
     }
     // JOBFILE_PROGRESS=always draws a bar on stderr even off a terminal;
     // never draws none.
     let out = run(&[], &[("JOBFILE_PROGRESS", "always")]);
-    assert!(stderr(&out).contains(" done, "), "{}", stderr(&out));
+    assert!(out.stderr.contains(" done, "), "{}", out.stderr);
     let out = run(&["--progress", "never"], &[("JOBFILE_PROGRESS", "always")]);
-    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
 
 /// The CPUs this process may use, as `-j 0` counts them.
@@ -276,9 +248,9 @@ map = {{ range = [0, {n}] }}
 fn slots(job: &Job, n: usize, args: &[&str], env: &[(&str, &str)]) -> Vec<usize> {
     let mut all = vec!["run", job.path.to_str().unwrap(), "--format", "jsonl"];
     all.extend_from_slice(args);
-    let out = jobfile(&all, env);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let records = common::parse_jsonl(&stdout(&out));
+    let out = jobfile(&all).envs(env).output();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let records = common::parse_jsonl(&out.stdout);
     assert_eq!(records.len(), n);
     records
         .iter()
@@ -329,12 +301,12 @@ fn jobs_zero_and_shares_count_the_usable_cpus() {
     let job = bad_job();
     for bad in ["x", "-1", "0%", "1.5", "%", "12q"] {
         let jobs = format!("--jobs={bad}");
-        let out = jobfile(&["run", job.path.to_str().unwrap(), &jobs], &[]);
+        let out = jobfile(["run", job.path.to_str().unwrap(), &jobs]).output();
         assert_eq!(out.status.code(), Some(2), "-j {bad}");
         assert!(
-            stderr(&out).contains("expected a number of processes"),
+            out.stderr.contains("expected a number of processes"),
             "-j {bad}: {}",
-            stderr(&out)
+            out.stderr
         );
     }
 }
@@ -560,9 +532,9 @@ function = "overridden"
 
 #[test]
 fn the_man_page_describes_the_commands() {
-    let out = jobfile(&["man"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let page = stdout(&out);
+    let out = jobfile(["man"]).output();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let page = &out.stdout;
     assert!(
         page.starts_with(".ie") || page.contains(".TH jobfile"),
         "{page}"
@@ -570,9 +542,9 @@ fn the_man_page_describes_the_commands() {
     for word in ["run", "check", "plan", "schema", "\\-\\-color"] {
         assert!(page.contains(word), "{word} missing");
     }
-    let out = run_into_closed_pipe(&["man"]);
+    let out = jobfile(["man"]).stdout(closed_pipe()).output();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stderr(&out), "");
+    assert_eq!(out.stderr, "");
 }
 
 #[test]
@@ -588,13 +560,7 @@ fn a_closed_stderr_does_not_panic() {
         (vec!["check", bad.path.to_str().unwrap()], 2),
         (vec!["run", bad.path.to_str().unwrap()], 2),
     ] {
-        let out = Command::new(bin())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(closed_pipe()))
-            .output()
-            .expect("start jobfile");
+        let out = jobfile(&args).stderr(closed_pipe()).output();
         assert_eq!(out.status.code(), Some(code), "jobfile {args:?}");
     }
 }

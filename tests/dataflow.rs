@@ -349,9 +349,12 @@ id = "show"
 function = "show"
 "#,
     );
-    let out = job.run(&["--set", "width=400", "--reproducible"]);
+    let plain = job.run(&["--reproducible"]);
+    plain.assert_code(0);
+    assert_eq!(record(&plain.task_records(), "show").value(), "w=200");
+    let out = job.run(&["--set", "width=400 px", "--reproducible"]);
     out.assert_code(0);
-    assert_eq!(record(&out.task_records(), "show").value(), "w=400");
+    assert_eq!(record(&out.task_records(), "show").value(), "w=400 px");
     let bad = job.run(&["--set", "widht=400"]);
     bad.assert_code(2);
     assert!(

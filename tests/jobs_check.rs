@@ -1,7 +1,11 @@
 //! Every example job in `jobs/` passes `jobfile check`.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
+
+use common::jobfile;
 
 #[test]
 fn every_example_job_checks() {
@@ -15,18 +19,13 @@ fn every_example_job_checks() {
     assert!(jobs.len() >= 10, "only {} jobs found", jobs.len());
     let mut failures = Vec::new();
     for job in &jobs {
-        let out = Command::new(env!("CARGO_BIN_EXE_jobfile"))
-            .arg("check")
-            .arg(job)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("the jobfile binary runs");
+        let out = jobfile([OsStr::new("check"), job.as_os_str()]).output();
         if out.status.code() != Some(0) || !out.stderr.is_empty() {
             failures.push(format!(
                 "{} (exit {:?}):\n{}",
                 job.display(),
                 out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
+                out.stderr
             ));
         }
     }

@@ -1,37 +1,26 @@
 //! The task graph as `jobfile plan --format json` shows it.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{RunOutput, jobfile};
 use serde_json::{Value, json};
 
-fn jobfile(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jobfile"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the jobfile binary runs")
-}
-
 /// Writes `text` as `job.toml` in a scratch folder and runs `jobfile ARGS job.toml ...`.
-fn run_on(text: &str, args: &[&str]) -> Output {
+fn run_on(text: &str, args: &[&str]) -> RunOutput {
     let dir = tempfile::tempdir().expect("a scratch folder");
     std::fs::write(dir.path().join("job.toml"), text).expect("job written");
     let mut all = vec![args[0], "job.toml"];
     all.extend(&args[1..]);
-    jobfile(&all, dir.path())
+    jobfile(&all).dir(dir.path()).output()
 }
 
 fn plan(text: &str) -> Value {
     let out = run_on(text, &["plan", "--format", "json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("plan prints JSON")
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("plan prints JSON")
 }
 
 /// The `after` list of task `id`, as (task, kind) pairs.
@@ -214,7 +203,7 @@ map = { stream = "second" }
 "#,
         &["check"],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("dependency cycle: `first` -> `third` -> `second` -> `first`"),
@@ -249,7 +238,7 @@ function = "noop"
 "#,
         &["check"],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
@@ -269,7 +258,7 @@ function = "noop"
 "#,
         &["check"],
     );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("dependency cycle: `gate` -> `after-gate` -> `gate`"),
@@ -324,9 +313,11 @@ map = { range = [0, 10000000] }
 fn plan_renderings_of_the_ci_pipeline_are_stable() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
     for format in ["text", "json", "dot"] {
-        let out = jobfile(&["plan", "ci-pipeline.toml", "--format", format], &dir);
+        let out = jobfile(["plan", "ci-pipeline.toml", "--format", format])
+            .dir(&dir)
+            .output();
         assert_eq!(out.status.code(), Some(0));
-        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        let text = out.stdout;
         insta::assert_snapshot!(format!("ci-pipeline-{format}"), text);
     }
 }

@@ -8,8 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::json;
@@ -21,40 +20,6 @@ fn py_job(toml: &str, files: &[(&str, &str)]) -> Job {
         job.write(name, text);
     }
     job
-}
-
-/// `jobfile check PATH` with `env` set (and `JOBFILE_PYTHON` removed unless
-/// given), colours off; killed, and the test failed, after [`RUN_LIMIT`].
-fn check(path: &Path, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(bin());
-    command
-        .arg("check")
-        .arg(path)
-        .env("NO_COLOR", "1")
-        .env_remove("JOBFILE_PYTHON")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("the jobfile binary runs");
-    let started = Instant::now();
-    while child.try_wait().expect("wait for jobfile check").is_none() {
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("jobfile check did not end within {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child
-        .wait_with_output()
-        .expect("the output of jobfile check")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The `error:` headlines, each with the `file:line:col` under it.
@@ -74,10 +39,10 @@ fn errors(text: &str) -> Vec<(String, String)> {
     found
 }
 
-fn assert_check_fails(out: &Output, expected: &[(&str, &str)]) {
-    let text = stderr(out);
+fn assert_check_fails(out: &RunOutput, expected: &[(&str, &str)]) {
+    let text = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{text}");
-    let found = errors(&text);
+    let found = errors(text);
     for (at, words) in expected {
         assert!(
             found
@@ -111,9 +76,9 @@ fn check_is_silent_on_a_good_job_and_runs_no_module() {
             ("pkg/sub.py", marking_module("sub").as_str()),
         ],
     );
-    let out = check(&job.path, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stderr(&out), "");
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr, "");
     assert!(out.stdout.is_empty());
     for name in ["beside", "inner", "pkg", "sub"] {
         let file = if name == "inner" {
@@ -136,7 +101,7 @@ fn check_reports_a_missing_module_at_its_python_key() {
             ("pkg/__init__.py", marking_module("pkg").as_str()),
         ],
     );
-    let out = check(&job.path, &[]);
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
     assert_check_fails(
         &out,
         &[
@@ -145,7 +110,7 @@ fn check_reports_a_missing_module_at_its_python_key() {
             ("9:10", "here.deeper"),
         ],
     );
-    let text = stderr(&out);
+    let text = &out.stderr;
     // The line itself is shown.
     assert!(text.contains("python = \"nosuch:work\""), "{text}");
     assert!(!job.file("imported-here").exists(), "check ran here.py");
@@ -175,7 +140,7 @@ fn check_reports_every_bad_module_name_pair_at_once() {
         "version = 1\n[functions.a]\npython = \"nocolon\"\n[functions.b]\npython = \"mod:\"\n[functions.c]\npython = \":name\"\n[functions.d]\npython = \"mod:1bad\"\n[functions.e]\npython = \"bad-module:f\"\n[functions.f]\npython = \"mod:a..b\"\n",
         &[("mod.py", "def f():\n    pass\n")],
     );
-    let out = check(&job.path, &[]);
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
     assert_check_fails(
         &out,
         &[
@@ -195,7 +160,7 @@ fn check_rejects_returns_on_a_python_function() {
         "version = 1\n[functions.work]\npython = \"mod:work\"\nreturns = \"json\"\n[[task]]\nfunction = \"work\"\n",
         &[("mod.py", "def work():\n    return 1\n")],
     );
-    let out = check(&job.path, &[]);
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
     assert_check_fails(&out, &[("4:1", "`returns` on the Python function `work`")]);
 }
 
@@ -205,14 +170,14 @@ fn check_reports_a_missing_interpreter_at_the_python_key() {
         "version = 1\n[python]\ninterpreter = \"/nonexistent/python3\"\n[functions.work]\npython = \"mod:work\"\n[[task]]\nfunction = \"work\"\n",
         &[("mod.py", "def work():\n    return 1\n")],
     );
-    let out = check(&job.path, &[]);
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
     assert_check_fails(&out, &[("5:10", "/nonexistent/python3")]);
     assert!(
-        stderr(&out).contains("named by `[python] interpreter`"),
+        out.stderr.contains("named by `[python] interpreter`"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
-    let text = stderr(&out);
+    let text = &out.stderr;
     assert!(text.contains("help:"), "{text}");
     // And run refuses it too, before anything starts.
     let run = job.run(&[]);
@@ -231,15 +196,23 @@ fn check_reports_a_missing_jobfile_python_at_the_first_python_key() {
         "version = 1\n[functions.square]\nbuiltin = \"square\"\n[functions.work]\npython = \"mod:work\"\n[[task]]\nfunction = \"work\"\n",
         &[("mod.py", "def work():\n    return 1\n")],
     );
-    let out = check(&job.path, &[("JOBFILE_PYTHON", "/nonexistent")]);
+    let out = job
+        .command("check")
+        .env_remove("JOBFILE_PYTHON")
+        .envs(&[("JOBFILE_PYTHON", "/nonexistent")])
+        .output();
     assert_check_fails(&out, &[("5:10", "/nonexistent")]);
     // `[python] interpreter` wins over the variable.
     let job2 = py_job(
         "version = 1\n[python]\ninterpreter = \"python3\"\n[functions.work]\npython = \"mod:work\"\n[[task]]\nfunction = \"work\"\n",
         &[("mod.py", "def work():\n    return 1\n")],
     );
-    let out = check(&job2.path, &[("JOBFILE_PYTHON", "/nonexistent")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = job2
+        .command("check")
+        .env_remove("JOBFILE_PYTHON")
+        .envs(&[("JOBFILE_PYTHON", "/nonexistent")])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
 }
 
 #[test]
@@ -248,8 +221,12 @@ fn a_job_without_python_functions_needs_no_interpreter() {
         "version = 1\n[python]\ninterpreter = \"/nonexistent\"\n[functions.square]\nbuiltin = \"square\"\n[[task]]\nfunction = \"square\"\nargs = [3]\n",
         &[],
     );
-    let out = check(&job.path, &[("JOBFILE_PYTHON", "/nonexistent")]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = job
+        .command("check")
+        .env_remove("JOBFILE_PYTHON")
+        .envs(&[("JOBFILE_PYTHON", "/nonexistent")])
+        .output();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
 }
 
 #[test]
@@ -279,14 +256,14 @@ fn check_reports_an_interpreter_older_than_3_8_and_one_that_is_not_python() {
         )
     };
     let job = job_with(&old);
-    let out = check(&job.path, &[]);
-    let text = stderr(&out);
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
+    let text = &out.stderr;
     assert_check_fails(&out, &[("5:10", "3.6.15")]);
     assert!(text.contains("3.8"), "{text}");
 
     let job = job_with(&not);
-    let out = check(&job.path, &[]);
-    let text = stderr(&out);
+    let out = job.command("check").env_remove("JOBFILE_PYTHON").output();
+    let text = &out.stderr;
     assert_check_fails(&out, &[("5:10", "not-python")]);
     assert!(text.contains("this is no python"), "{text}");
 }
@@ -321,8 +298,8 @@ function = "fine"
         ],
     );
     // check cannot see it: the module is there.
-    let checked = check(&job.path, &[]);
-    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    let checked = job.command("check").env_remove("JOBFILE_PYTHON").output();
+    assert_eq!(checked.status.code(), Some(0), "{}", checked.stderr);
     let out = job.run(&[]);
     out.assert_code(1);
     let records = out.records();

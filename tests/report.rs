@@ -6,23 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
-
-/// `jobfile ARGS...` from `cwd`, waited for.
-fn jobfile(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("start jobfile")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// The summary card of `status`, as the page writes it.
 fn card(n: u64, status: &str) -> String {
@@ -50,13 +35,13 @@ fn assert_all_statuses_page(page: &str) {
 fn a_report_of_a_finished_run_sits_beside_its_results() {
     let dir = tempfile::tempdir().unwrap();
     all_statuses(dir.path(), "all.jsonl", &[]).assert_code(1);
-    let o = jobfile(dir.path(), &["report", "all.jsonl"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = jobfile(["report", "all.jsonl"]).dir(dir.path()).output();
+    assert!(o.status.success(), "{}", o.stderr);
     assert!(
-        stderr(&o).starts_with("jobfile: wrote all.html (7 records, ")
-            && stderr(&o).ends_with(" kB)\n"),
+        o.stderr.starts_with("jobfile: wrote all.html (7 records, ")
+            && o.stderr.ends_with(" kB)\n"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
     let page = std::fs::read_to_string(dir.path().join("all.html")).unwrap();
     assert_all_statuses_page(&page);
@@ -72,11 +57,10 @@ fn a_report_of_a_finished_run_sits_beside_its_results() {
 fn json_results_and_a_page_in_new_folders() {
     let dir = tempfile::tempdir().unwrap();
     all_statuses(dir.path(), "all.json", &["--format", "json"]).assert_code(1);
-    let o = jobfile(
-        dir.path(),
-        &["report", "all.json", "-o", "pages/deep/all.html"],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = jobfile(["report", "all.json", "-o", "pages/deep/all.html"])
+        .dir(dir.path())
+        .output();
+    assert!(o.status.success(), "{}", o.stderr);
     let page = std::fs::read_to_string(dir.path().join("pages/deep/all.html")).unwrap();
     assert_all_statuses_page(&page);
 }
@@ -94,8 +78,8 @@ fn run_report_writes_the_same_summary_as_report() {
     let from_run = std::fs::read_to_string(&page).unwrap();
     assert_all_statuses_page(&from_run);
     assert!(from_run.contains("<title>all-statuses · jobfile report</title>"));
-    let o = jobfile(dir.path(), &["report", "all.jsonl"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = jobfile(["report", "all.jsonl"]).dir(dir.path()).output();
+    assert!(o.status.success(), "{}", o.stderr);
     let from_file = std::fs::read_to_string(dir.path().join("all.html")).unwrap();
     let cards = |p: &str| {
         let at = p.find("<div class=\"cards\">").unwrap();
@@ -195,17 +179,20 @@ fn run_report_to_a_bad_path_runs_nothing() {
 #[test]
 fn a_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let o = jobfile(dir.path(), &["report", "nothere.jsonl"]);
+    let o = jobfile(["report", "nothere.jsonl"])
+        .dir(dir.path())
+        .output();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).starts_with("error: cannot read nothere.jsonl: No such file or directory"),
+        o.stderr
+            .starts_with("error: cannot read nothere.jsonl: No such file or directory"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
     assert!(!dir.path().join("nothere.html").exists());
-    let o = jobfile(dir.path(), &["report", "."]);
+    let o = jobfile(["report", "."]).dir(dir.path()).output();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("it is a folder"), "{}", stderr(&o));
+    assert!(o.stderr.contains("it is a folder"), "{}", o.stderr);
 }
 
 #[test]
@@ -242,9 +229,9 @@ fn a_file_that_is_not_results_is_an_error() {
     ];
     for (name, text, expected) in cases {
         std::fs::write(dir.path().join(name), text).unwrap();
-        let o = jobfile(dir.path(), &["report", name]);
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
-        assert!(stderr(&o).starts_with(expected), "{name}: {}", stderr(&o));
+        let o = jobfile(["report", name]).dir(dir.path()).output();
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", o.stderr);
+        assert!(o.stderr.starts_with(expected), "{name}: {}", o.stderr);
         let html = Path::new(name).with_extension("html");
         assert!(!dir.path().join(html).exists(), "{name}: no page");
     }
@@ -258,14 +245,16 @@ fn the_page_never_replaces_the_results() {
         "{\"task\":\"a\",\"status\":\"ok\"}\n",
     )
     .unwrap();
-    let o = jobfile(dir.path(), &["report", "r.html"]);
+    let o = jobfile(["report", "r.html"]).dir(dir.path()).output();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("would replace the results file"),
+        o.stderr.contains("would replace the results file"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
-    let o = jobfile(dir.path(), &["report", "r.html", "-o", "./r.html"]);
+    let o = jobfile(["report", "r.html", "-o", "./r.html"])
+        .dir(dir.path())
+        .output();
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -273,9 +262,9 @@ fn the_page_never_replaces_the_results() {
 fn an_empty_file_gives_a_page_that_says_so() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("empty.jsonl"), "").unwrap();
-    let o = jobfile(dir.path(), &["report", "empty.jsonl"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("warning: empty.jsonl holds no records"));
+    let o = jobfile(["report", "empty.jsonl"]).dir(dir.path()).output();
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(o.stderr.contains("warning: empty.jsonl holds no records"));
     let page = std::fs::read_to_string(dir.path().join("empty.html")).unwrap();
     assert!(page.contains("This results file holds no records"));
     assert!(page.contains(&card(0, "ok")));
@@ -286,9 +275,12 @@ fn an_empty_file_gives_a_page_that_says_so() {
 fn reproducible_results_give_summary_and_failures_without_a_timeline() {
     let dir = tempfile::tempdir().unwrap();
     all_statuses(dir.path(), "rep.jsonl", &["--reproducible"]).assert_code(1);
-    let o = jobfile(dir.path(), &["report", "rep.jsonl"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("have no timing (written with --reproducible)"));
+    let o = jobfile(["report", "rep.jsonl"]).dir(dir.path()).output();
+    assert!(o.status.success(), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("have no timing (written with --reproducible)")
+    );
     let page = std::fs::read_to_string(dir.path().join("rep.html")).unwrap();
     assert_all_statuses_page(&page);
     assert!(page.contains("they were written with <code>--reproducible</code>"));
@@ -304,19 +296,21 @@ fn completions_for_each_shell() {
         ("zsh", "#compdef jobfile"),
         ("fish", "complete -c jobfile"),
     ] {
-        let o = jobfile(dir.path(), &["completions", shell]);
-        assert!(o.status.success(), "{shell}: {}", stderr(&o));
-        let script = String::from_utf8(o.stdout).unwrap();
+        let o = jobfile(["completions", shell]).dir(dir.path()).output();
+        assert!(o.status.success(), "{shell}: {}", o.stderr);
+        let script = o.stdout;
         assert!(script.contains(marker), "{shell}");
         for word in ["report", "completions", "reproducible"] {
             assert!(script.contains(word), "{shell} completes {word}");
         }
     }
-    let o = jobfile(dir.path(), &["completions", "powershell"]);
+    let o = jobfile(["completions", "powershell"])
+        .dir(dir.path())
+        .output();
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("possible values: bash, zsh, fish"),
+        o.stderr.contains("possible values: bash, zsh, fish"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
 }

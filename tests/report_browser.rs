@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -200,11 +201,7 @@ fn reproducible_results_still_show_the_failures() {
         &["-o", results.to_str().unwrap(), "--reproducible"],
     )
     .assert_code(1);
-    let out = Command::new(bin())
-        .arg("report")
-        .arg(&results)
-        .output()
-        .unwrap();
+    let out = jobfile([OsStr::new("report"), results.as_os_str()]).output();
     assert!(out.status.success());
     let seen = browse(&dir.path().join("rep.html"), &[]);
     assert_clean(&seen);

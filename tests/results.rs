@@ -527,13 +527,7 @@ function = "noop"
 map = { range = [0, 5000000] }
 "#,
     );
-    let mut child = Command::new(bin())
-        .arg("run")
-        .arg(&job.path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, _) = job.command("run").child();
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)

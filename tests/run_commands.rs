@@ -47,28 +47,6 @@ kwargs = { name = "Ann Lee" }
 }
 
 #[test]
-fn set_overrides_a_var() {
-    let job = Job::new(
-        r#"
-version = 1
-[vars]
-width = "200"
-[functions.show]
-command = ["echo", "w={vars.width}"]
-[[task]]
-id = "show"
-function = "show"
-"#,
-    );
-    let plain = job.run(&[]);
-    plain.assert_code(0);
-    assert_eq!(record(&plain.records(), "show").value(), &json!("w=200"));
-    let set = job.run(&["--set", "width=400 px"]);
-    set.assert_code(0);
-    assert_eq!(record(&set.records(), "show").value(), &json!("w=400 px"));
-}
-
-#[test]
 fn values_that_are_not_strings_are_written_as_compact_json() {
     let job = Job::new(
         r#"

@@ -109,16 +109,24 @@ fn assert_nothing_of_the_run_survives(out: &RunOutput, job: &Job, tree: &[Proc],
     assert!(!job.file("started-later").exists(), "later started");
 }
 
-#[test]
-fn sigint_stops_the_run_writes_finished_records_and_exits_130() {
-    let (out, job, tree, marker) = interrupt(libc::SIGINT, &["-o", "out.jsonl"]);
-    out.assert_code(130);
+/// SIGINT and SIGTERM alike, with the results in a file or on standard
+/// output: the run stops within 10 s, exits 128 + the signal's number,
+/// writes every finished record whole and in order, and leaves nothing
+/// running.
+fn stops_cleanly(signal: i32, to_file: bool) {
+    let args: &[&str] = if to_file { &["-o", "out.jsonl"] } else { &[] };
+    let (out, job, tree, marker) = interrupt(signal, args);
+    out.assert_code(128 + signal);
     assert!(
         out.elapsed < Duration::from_secs(10),
         "took {:?}",
         out.elapsed
     );
-    let text = std::fs::read_to_string(job.file("out.jsonl")).unwrap();
+    let text = if to_file {
+        std::fs::read_to_string(job.file("out.jsonl")).unwrap()
+    } else {
+        out.stdout.clone()
+    };
     assert!(
         text.is_empty() || text.ends_with('\n'),
         "a record cut short: {text:?}"
@@ -127,25 +135,22 @@ fn sigint_stops_the_run_writes_finished_records_and_exits_130() {
     assert_nothing_of_the_run_survives(&out, &job, &tree, &marker);
 }
 
-#[test]
-fn sigterm_stops_the_run_writes_finished_records_and_exits_143() {
-    let (out, job, tree, marker) = interrupt(libc::SIGTERM, &["-o", "out.jsonl"]);
-    out.assert_code(143);
-    let text = std::fs::read_to_string(job.file("out.jsonl")).unwrap();
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "a record cut short: {text:?}"
-    );
-    assert_interrupted_records(&parse_jsonl(&text), false);
-    assert_nothing_of_the_run_survives(&out, &job, &tree, &marker);
+macro_rules! stop_tests {
+    ($($name:ident: $signal:expr, $to_file:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                stops_cleanly($signal, $to_file);
+            }
+        )*
+    };
 }
 
-#[test]
-fn sigterm_with_results_on_stdout() {
-    let (out, job, tree, marker) = interrupt(libc::SIGTERM, &[]);
-    out.assert_code(143);
-    assert_interrupted_records(&out.records(), false);
-    assert_nothing_of_the_run_survives(&out, &job, &tree, &marker);
+stop_tests! {
+    sigint_with_results_in_a_file_exits_130: libc::SIGINT, true;
+    sigint_with_results_on_stdout_exits_130: libc::SIGINT, false;
+    sigterm_with_results_in_a_file_exits_143: libc::SIGTERM, true;
+    sigterm_with_results_on_stdout_exits_143: libc::SIGTERM, false;
 }
 
 #[test]

@@ -1,20 +1,20 @@
 //! `schemas/job.schema.json` is exactly what `jobfile schema` prints, and
 //! every example job is valid against it and points editors at it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::jobfile;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn schema_output() -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_jobfile"))
-        .arg("schema")
-        .output()
-        .expect("the jobfile binary runs");
+    let out = jobfile(["schema"]).output();
     assert_eq!(out.status.code(), Some(0));
-    String::from_utf8(out.stdout).expect("the schema is UTF-8")
+    out.stdout
 }
 
 fn example_jobs() -> Vec<PathBuf> {

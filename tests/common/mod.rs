@@ -1,5 +1,5 @@
-//! Helpers shared by the `run_*` integration tests: run the built `jobfile`
-//! binary on a job file, parse its JSON-lines results, turn `started` and
+//! Helpers shared by the integration tests: run the built `jobfile` binary
+//! ([`jobfile`], the one way to start it; [`Job::run`] for a job file), parse its JSON-lines results, turn `started` and
 //! `duration_ms` into intervals, and scan `/proc` for processes a run left
 //! behind.
 //!
@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -96,9 +97,15 @@ impl Job {
         std::fs::write(path, contents).unwrap();
     }
 
+    /// `jobfile SUBCOMMAND job.toml`, from the current folder, to be
+    /// given more arguments and run.
+    pub fn command(&self, subcommand: &str) -> Cli {
+        jobfile([OsStr::new(subcommand), self.path.as_os_str()])
+    }
+
     /// `jobfile run job.toml ARGS...`, waited for.
     pub fn run(&self, args: &[&str]) -> RunOutput {
-        run_file(&self.path, args)
+        self.command("run").args(args).output()
     }
 
     /// `jobfile run job.toml ARGS...` from the folder `cwd`, waited for.
@@ -114,11 +121,108 @@ impl Job {
 
 /// `jobfile run PATH ARGS...` from the current folder, waited for.
 pub fn run_file(path: &Path, args: &[&str]) -> RunOutput {
-    let cwd = std::env::current_dir().unwrap();
-    Running::start(path, args, &cwd).wait()
+    jobfile([OsStr::new("run"), path.as_os_str()])
+        .args(args)
+        .output()
 }
 
-/// A `jobfile run` that is still going.
+/// `jobfile ARGS...` as every test starts it: from the current folder
+/// unless [`Cli::dir`] says otherwise, with colours off, standard input
+/// empty, both outputs captured, the run's [`MARKER_VAR`] set, and a
+/// [`RUN_LIMIT`] after which it is killed and the test fails.
+pub fn jobfile<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Cli {
+    let mut command = Command::new(bin());
+    command
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Cli { command }
+}
+
+/// A `jobfile` command line being built; see [`jobfile`].
+pub struct Cli {
+    command: Command,
+}
+
+impl Cli {
+    /// More arguments.
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Cli {
+        self.command.args(args);
+        self
+    }
+
+    /// Runs from `dir`.
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Cli {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Cli {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Sets each of `vars`.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Cli {
+        for (k, v) in vars {
+            self.command.env(k, v);
+        }
+        self
+    }
+
+    /// Removes an environment variable (`NO_COLOR` included).
+    pub fn env_remove(mut self, key: &str) -> Cli {
+        self.command.env_remove(key);
+        self
+    }
+
+    /// Standard output goes to `to` instead of being captured.
+    pub fn stdout(mut self, to: impl Into<Stdio>) -> Cli {
+        self.command.stdout(to);
+        self
+    }
+
+    /// Standard error goes to `to` instead of being captured.
+    pub fn stderr(mut self, to: impl Into<Stdio>) -> Cli {
+        self.command.stderr(to);
+        self
+    }
+
+    /// Started and left running, its captured outputs read as they come.
+    pub fn spawn(self) -> Running {
+        let (mut child, marker) = self.child();
+        let stdout = child.stdout.take().map(read_all);
+        let stderr = child.stderr.take().map(read_all);
+        Running {
+            child,
+            marker,
+            started: Instant::now(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Started, with its pipes left to the caller, and its marker.
+    pub fn child(mut self) -> (Child, String) {
+        let marker = unique_marker("run");
+        let child = self
+            .command
+            .env(MARKER_VAR, &marker)
+            .spawn()
+            .expect("start jobfile");
+        (child, marker)
+    }
+
+    /// Run to its end.
+    pub fn output(self) -> RunOutput {
+        self.spawn().wait()
+    }
+}
+
+/// A `jobfile` that is still going.
 pub struct Running {
     pub child: Child,
     pub marker: String,
@@ -129,28 +233,10 @@ pub struct Running {
 
 impl Running {
     fn start(path: &Path, args: &[&str], cwd: &Path) -> Running {
-        let marker = unique_marker("run");
-        let mut child = Command::new(bin())
-            .arg("run")
-            .arg(path)
+        jobfile([OsStr::new("run"), path.as_os_str()])
             .args(args)
-            .current_dir(cwd)
-            .env(MARKER_VAR, &marker)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .dir(cwd)
             .spawn()
-            .expect("start jobfile");
-        let stdout = child.stdout.take().map(read_all);
-        let stderr = child.stderr.take().map(read_all);
-        Running {
-            child,
-            marker,
-            started: Instant::now(),
-            stdout,
-            stderr,
-        }
     }
 
     /// The engine's process id.
@@ -176,13 +262,14 @@ impl Running {
             if self.started.elapsed() > RUN_LIMIT {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                panic!("jobfile run did not end within {RUN_LIMIT:?}: a hang");
+                panic!("jobfile did not end within {RUN_LIMIT:?}: a hang");
             }
             std::thread::sleep(Duration::from_millis(10));
         };
         let elapsed = self.started.elapsed();
-        let stdout = self.stdout.take().unwrap().join().unwrap();
-        let stderr = self.stderr.take().unwrap().join().unwrap();
+        let stdout = self.stdout.take().map(|h| h.join().unwrap());
+        let stderr = self.stderr.take().map(|h| h.join().unwrap());
+        let (stdout, stderr) = (stdout.unwrap_or_default(), stderr.unwrap_or_default());
         RunOutput::new(status, stdout, stderr, self.marker.clone(), elapsed)
     }
 }
