@@ -9,5 +9,6 @@ pub mod cli;
 pub mod exec;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod shared;
 pub mod spec;
