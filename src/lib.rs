@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod exec;
+pub mod job_file;
 pub mod plan;
 pub mod report;
 pub mod results;

@@ -1,0 +1,31 @@
+//! A task's `args` and `kwargs`: each a plain value, or a result reference
+//! `{ result = "ID" }`, task ID's value, which this task then waits for.
+
+use serde_json::Value;
+
+use super::super::doc_path::DocPath;
+use super::super::job::Arg;
+use super::checker::Checker;
+use super::ids::KnownIds;
+
+impl Checker<'_> {
+    /// One argument at `at`; a reference to an unknown task is reported
+    /// and stands in as `null`.
+    pub(super) fn arg(&mut self, known: &KnownIds<'_>, value: &Value, at: DocPath) -> Arg {
+        match result_ref(value) {
+            Some(name) => match self.resolve_task(known, name, at.key("result"), "result") {
+                Some(dep) => Arg::Result(dep),
+                None => Arg::Value(Value::Null),
+            },
+            None => Arg::Value(value.clone()),
+        }
+    }
+}
+
+/// The id in `{ result = "ID" }`, when `v` is one.
+fn result_ref(v: &Value) -> Option<&str> {
+    match v {
+        Value::Object(o) if o.len() == 1 => o.get("result")?.as_str(),
+        _ => None,
+    }
+}

@@ -1,0 +1,33 @@
+//! A task's `inputs` and `outputs`: globs that may hold the placeholders
+//! of a command, filled for each unit.
+
+use super::super::doc_path::DocPath;
+use super::super::template::{Part, Template};
+use super::checker::Checker;
+
+impl Checker<'_> {
+    /// The patterns of `inputs` or `outputs` at `path`, parsed.
+    pub(super) fn unit_files(&mut self, patterns: &[String], path: &DocPath) -> Vec<Template> {
+        let mut out = Vec::with_capacity(patterns.len());
+        for (i, pattern) in patterns.iter().enumerate() {
+            let at = path.index(i);
+            let Some(t) = self.template(pattern, at.clone()) else {
+                out.push(Template::empty());
+                continue;
+            };
+            // The literal text is the glob; placeholders are filled with
+            // escaped values, so they never add wildcards.
+            let literal: String = t
+                .parts()
+                .iter()
+                .map(|p| match p {
+                    Part::Literal(s) => s.as_str(),
+                    _ => "x",
+                })
+                .collect();
+            self.valid_glob(&literal, pattern, at);
+            out.push(t);
+        }
+        out
+    }
+}

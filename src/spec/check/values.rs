@@ -1,0 +1,62 @@
+//! Plain values of the file: durations, whole numbers with a lower bound,
+//! and how a value is named and shown in a message.
+
+use serde_json::Value;
+
+use super::super::diagnostic::Diagnostic;
+use super::super::doc_path::DocPath;
+use super::super::duration::{DURATION_HELP, parse_duration};
+use super::checker::Checker;
+
+impl Checker<'_> {
+    /// A duration such as `"30s"`, reported at `path` when it does not parse.
+    pub(super) fn duration(
+        &mut self,
+        text: Option<&str>,
+        path: &DocPath,
+    ) -> Option<std::time::Duration> {
+        let text = text?;
+        match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.diags
+                    .push(Diagnostic::at(path.clone(), e).with_help(DURATION_HELP));
+                None
+            }
+        }
+    }
+
+    /// A whole number of at least `min`, reported at `path` when it is not.
+    pub(super) fn count(&mut self, n: i64, path: &DocPath, min: i64, what: &str) -> Option<u32> {
+        if n < min || n > u32::MAX as i64 {
+            self.diags.push(Diagnostic::at(
+                path.clone(),
+                format!("`{what} = {n}`: expected a whole number of at least {min}"),
+            ));
+            return None;
+        }
+        u32::try_from(n).ok()
+    }
+}
+
+/// What kind of value `v` is, for a message: "a table", "a number"...
+pub(super) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// `v` as compact JSON, cut at 40 characters.
+pub(super) fn compact(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        format!("{}...", s.chars().take(37).collect::<String>())
+    } else {
+        s
+    }
+}
