@@ -13,3 +13,4 @@ pub mod report;
 pub mod results;
 pub mod shared;
 pub mod spec;
+pub mod suggest;

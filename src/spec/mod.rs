@@ -13,11 +13,11 @@ mod load;
 mod map_source;
 pub mod python;
 mod raw;
-mod suggest;
 pub mod template;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::suggest::closest;
 pub use check::{CheckOptions, task_diagnostic};
 pub use diagnostic::{Diagnostic, Located};
 pub use duration::parse_duration;
@@ -25,8 +25,8 @@ pub use file_sources::{GlobError, glob_matches, open_lines};
 pub use job::*;
 pub use python::{PythonProbe, PythonReport};
 pub use raw::RawJob;
-pub use suggest::closest;
 
+use crate::suggest;
 use diagnostic::Location;
 use doc_path::span_of;
 
