@@ -29,3 +29,31 @@ fn result_ref(v: &Value) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, errors};
+
+    #[test]
+    fn result_references_resolve_in_args_and_kwargs_alike() {
+        let text = "version = 1\n\
+            [[task]]\nid = \"a\"\nfunction = \"noop\"\n\
+            [[task]]\nfunction = \"echo\"\n\
+            args = [{ result = \"a\" }, { result = \"b\" }]\n\
+            kwargs = { x = { result = \"c\" }, y = { result = \"a\" } }\n";
+        assert_eq!(
+            errors(text),
+            [
+                at("unknown task id `b` in `result`", 7, 38),
+                at("unknown task id `c` in `result`", 8, 27),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_table_with_more_than_result_is_a_plain_value() {
+        let text = "version = 1\n[[task]]\nfunction = \"echo\"\n\
+            args = [{ result = \"nosuch\", other = 1 }]\n";
+        assert_eq!(errors(text), []);
+    }
+}

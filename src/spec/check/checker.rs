@@ -139,3 +139,28 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, errors};
+
+    #[test]
+    fn only_version_1_is_read() {
+        assert_eq!(
+            errors("version = 2\n"),
+            [at(
+                "unsupported `version = 2`: expected `version = 1`",
+                1,
+                11
+            )]
+        );
+    }
+
+    #[test]
+    fn a_good_job_has_no_error() {
+        assert_eq!(
+            errors("version = 1\n[[task]]\nfunction = \"square\"\nargs = [3]\n"),
+            []
+        );
+    }
+}

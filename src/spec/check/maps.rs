@@ -149,3 +149,125 @@ impl Checker<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, errors, errors_in};
+
+    fn task(map: &str) -> String {
+        format!("version = 1\n[[task]]\nid = \"t\"\nfunction = \"echo\"\nmap = {map}\n")
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            errors(&task("{ range = [1] }")),
+            [at(
+                "a range has 2 or 3 numbers, [start, stop] or [start, stop, step]; found 1",
+                5,
+                17
+            )]
+        );
+        assert_eq!(
+            errors(&task("{ range = [0, 10, 0] }")),
+            [at("a range's step must not be 0", 5, 25)]
+        );
+        assert_eq!(errors(&task("{ range = [10, 0, -3] }")), []);
+    }
+
+    #[test]
+    fn a_product_maps_over_arrays() {
+        assert_eq!(
+            errors(&task("{ product = { a = [1], b = 2 } }")),
+            [at(
+                "`product.b` must be an array of values, found a number",
+                5,
+                34
+            )]
+        );
+    }
+
+    #[test]
+    fn a_bad_glob_is_reported_once() {
+        assert_eq!(
+            errors(&task("{ glob = \"a[\" }")),
+            [at("`a[` is not a valid glob: invalid range pattern", 5, 16)]
+        );
+    }
+
+    #[test]
+    fn result_and_stream_name_a_task() {
+        assert_eq!(
+            errors(&task("{ result = \"nosuch\" }")),
+            [at("unknown task id `nosuch` in `map.result`", 5, 18)]
+        );
+        assert_eq!(
+            errors(&task("{ stream = \"nosuch\" }")),
+            [at("unknown task id `nosuch` in `map.stream`", 5, 18)]
+        );
+    }
+
+    #[test]
+    fn a_glob_that_matches_nothing_is_an_error() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        assert_eq!(
+            errors_in(dir.path(), &task("{ glob = \"in/*.txt\" }"), &[]),
+            [at(
+                "`in/*.txt` matches no file: task `t` would have no item",
+                5,
+                16
+            )]
+        );
+        std::fs::create_dir(dir.path().join("in")).expect("a folder");
+        std::fs::write(dir.path().join("in/a.txt"), "").expect("a file");
+        assert_eq!(
+            errors_in(dir.path(), &task("{ glob = \"in/*.txt\" }"), &[]),
+            []
+        );
+    }
+
+    #[test]
+    fn a_missing_lines_file_is_an_error_and_an_empty_one_is_not() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let missing = dir.path().join("items.txt");
+        assert_eq!(
+            errors_in(dir.path(), &task("{ lines = \"items.txt\" }"), &[]),
+            [at(
+                &format!(
+                    "cannot read the lines of task `t`'s map from {}: No such file or directory",
+                    missing.display()
+                ),
+                5,
+                17
+            )]
+        );
+        std::fs::write(&missing, "").expect("a file");
+        assert_eq!(
+            errors_in(dir.path(), &task("{ lines = \"items.txt\" }"), &[]),
+            []
+        );
+    }
+
+    #[test]
+    fn the_files_of_a_task_that_waits_are_looked_at_when_it_starts() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let text = "version = 1\n\
+            [[task]]\nid = \"make\"\nfunction = \"noop\"\n\
+            [[task]]\nfunction = \"echo\"\nafter = [\"make\"]\nmap = { glob = \"out/*\" }\n\
+            [[task]]\nfunction = \"echo\"\nargs = [{ result = \"make\" }]\nmap = { lines = \"list\" }\n\
+            [[task]]\nfunction = \"noop\"\nmode = \"blocking\"\n\
+            [[task]]\nfunction = \"echo\"\nmap = { glob = \"later/*\" }\n";
+        assert_eq!(errors_in(dir.path(), text, &[]), []);
+        // The blocking task itself waits for nothing.
+        let text = "version = 1\n[[task]]\nfunction = \"echo\"\nmode = \"blocking\"\n\
+            map = { glob = \"out/*\" }\n";
+        assert_eq!(
+            errors_in(dir.path(), text, &[]),
+            [at(
+                "`out/*` matches no file: task `echo-0` would have no item",
+                5,
+                16
+            )]
+        );
+    }
+}

@@ -213,3 +213,76 @@ fn missing_value(
         Part::Var(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, errors, help};
+
+    const ECHO: &str = "version = 1\n[vars]\nout = \"o\"\n[functions.f]\n\
+        command = [\"echo\", \"{0}\", \"{n}\", \"{item.stem}\", \"{vars.out}\", \"{vars.dir}\"]\n";
+
+    #[test]
+    fn each_placeholder_needs_a_value() {
+        let text = format!("{ECHO}[[task]]\nid = \"t\"\nfunction = \"f\"\n");
+        assert_eq!(
+            errors(&text),
+            [
+                at("placeholder `{0}` has no value in task `t`", 5, 20),
+                at("placeholder `{n}` has no value in task `t`", 5, 27),
+                at("placeholder `{item.stem}` has no value in task `t`", 5, 34),
+                at("placeholder `{vars.dir}` has no value in task `t`", 5, 63),
+            ]
+        );
+    }
+
+    #[test]
+    fn one_item_of_a_static_map_is_enough_to_show_the_problem() {
+        let text = "version = 1\n[functions.f]\ncommand = [\"echo\", \"{0}\", \"{n}\"]\n\
+            [[task]]\nid = \"t\"\nfunction = \"f\"\nkwargs = { n = 1 }\n\
+            map = [[1], [2, 3], [], []]\n";
+        assert_eq!(
+            errors(text),
+            [at(
+                "placeholder `{0}` has no value in task `t`, map item 2 ([])",
+                3,
+                20
+            )]
+        );
+        assert_eq!(
+            help(text).as_deref(),
+            Some("task `t`, map item 2 ([]) passes 0 positional args")
+        );
+    }
+
+    #[test]
+    fn a_callback_gets_one_positional_arg() {
+        let text = "version = 1\n[functions.tell]\ncommand = [\"echo\", \"{0}\", \"{1}\"]\n\
+            [[task]]\nid = \"t\"\nfunction = \"noop\"\ncallback = \"tell\"\n";
+        assert_eq!(
+            errors(text),
+            [at(
+                "placeholder `{1}` has no value in the callback of task `t`",
+                3,
+                27
+            )]
+        );
+    }
+
+    #[test]
+    fn outputs_take_the_placeholders_of_a_unit() {
+        let text = "version = 1\n[[task]]\nid = \"t\"\nfunction = \"noop\"\n\
+            outputs = [\"{item}.out\"]\n";
+        assert_eq!(
+            errors(text),
+            [at(
+                "placeholder `{item}` has no value in `outputs` of task `t`",
+                5,
+                12
+            )]
+        );
+        assert_eq!(
+            help(text).as_deref(),
+            Some("task `t` has no `map`, so there is no item")
+        );
+    }
+}

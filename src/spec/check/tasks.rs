@@ -138,3 +138,65 @@ impl Checker<'_> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, errors, help};
+
+    #[test]
+    fn an_unknown_pool_lists_the_declared_ones() {
+        let text = "version = 1\n[pools.gpu]\nprocesses = 1\n\
+            [[task]]\nfunction = \"noop\"\npool = \"fast\"\n";
+        assert_eq!(errors(text), [at("unknown pool `fast`", 6, 8)]);
+        assert_eq!(
+            help(text).as_deref(),
+            Some("declared pools: `default` or `gpu`")
+        );
+    }
+
+    #[test]
+    fn chunksize_needs_a_map() {
+        assert_eq!(
+            errors("version = 1\n[[task]]\nfunction = \"noop\"\nchunksize = 2\n"),
+            [at("`chunksize` applies only to a task with a `map`", 4, 1)]
+        );
+        assert_eq!(
+            errors("version = 1\n[[task]]\nfunction = \"noop\"\nmap = [1]\nchunksize = 0\n"),
+            [at(
+                "`chunksize = 0`: expected a whole number of at least 1",
+                5,
+                13
+            )]
+        );
+    }
+
+    #[test]
+    fn callbacks_are_functions() {
+        let text = "version = 1\n[[task]]\nfunction = \"noop\"\n\
+            callback = \"nop\"\nerror_callback = \"ecko\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                at("unknown function `nop` in `callback`", 4, 12),
+                at("unknown function `ecko` in `error_callback`", 5, 18),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_task_overrides_with_its_own_timeout_and_retries() {
+        assert_eq!(
+            errors(
+                "version = 1\n[[task]]\nfunction = \"noop\"\ntimeout = \"soon\"\nretries = -2\n"
+            ),
+            [
+                at("`soon` is not a duration (expected number at 0)", 4, 11),
+                at(
+                    "`retries = -2`: expected a whole number of at least 0",
+                    5,
+                    11
+                ),
+            ]
+        );
+    }
+}

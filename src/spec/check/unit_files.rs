@@ -31,3 +31,32 @@ impl Checker<'_> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{at, errors};
+
+    #[test]
+    fn inputs_and_outputs_are_globs_with_placeholders() {
+        let text = "version = 1\n[[task]]\nfunction = \"echo\"\nmap = [\"a\"]\n\
+            inputs = [\"{item}[\", \"ok/*.txt\"]\noutputs = [\"out/{item.stem\"]\n";
+        assert_eq!(
+            errors(text),
+            [
+                at(
+                    "`{item}[` is not a valid glob: invalid range pattern",
+                    5,
+                    11
+                ),
+                at("an unclosed `{`: write `{{` for a literal brace", 6, 12),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_placeholder_never_makes_a_glob_invalid() {
+        let text = "version = 1\n[[task]]\nfunction = \"echo\"\nmap = [\"[x\"]\n\
+            inputs = [\"{item}\"]\n";
+        assert_eq!(errors(text), []);
+    }
+}

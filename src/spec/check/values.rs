@@ -60,3 +60,35 @@ pub(super) fn compact(v: &Value) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::testing::{at, errors};
+    use super::*;
+
+    #[test]
+    fn durations_and_counts() {
+        assert_eq!(
+            errors("version = 1\n[pool]\ntimeout = \"soon\"\nprocesses = -1\n"),
+            [
+                at("`soon` is not a duration (expected number at 0)", 3, 11),
+                at(
+                    "`processes = -1`: expected a whole number of at least 1",
+                    4,
+                    13
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(compact(&json!([1, 2])), "[1,2]");
+        let long = compact(&json!("x".repeat(50)));
+        assert_eq!(long.chars().count(), 40);
+        assert!(long.ends_with("..."));
+        assert_eq!(kind_of(&json!({})), "a table");
+    }
+}

@@ -59,3 +59,48 @@ impl Checker<'_> {
         vars
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::testing::{at, errors, errors_in};
+
+    fn with_sets(text: &str, sets: &[(&str, &str)]) -> Vec<(String, usize, usize)> {
+        errors_in(Path::new("."), text, sets)
+    }
+
+    #[test]
+    fn a_var_is_a_string_number_or_boolean() {
+        assert_eq!(
+            errors("version = 1\n[vars]\nok = 1\nbad = [1]\n"),
+            [at("`vars.bad` must be a string, number or boolean", 4, 7)]
+        );
+    }
+
+    #[test]
+    fn an_unknown_set_points_at_the_vars_table() {
+        let text = "version = 1\nname = \"x\"\n\n[vars]\nwidth = \"200\"\n";
+        assert_eq!(
+            with_sets(text, &[("widht", "400"), ("width", "300")]),
+            [at(
+                "`--set widht=...` on the command line: `[vars]` declares no variable `widht`",
+                4,
+                1
+            )]
+        );
+    }
+
+    #[test]
+    fn an_unknown_set_without_vars_points_at_the_top() {
+        let text = "version = 1\n[[task]]\nfunction = \"noop\"\n";
+        assert_eq!(
+            with_sets(text, &[("n", "1")]),
+            [at(
+                "`--set n=...` on the command line: `[vars]` declares no variable `n`",
+                1,
+                1
+            )]
+        );
+    }
+}
