@@ -136,12 +136,15 @@ impl Checker<'_> {
                         Diagnostic::at(
                             path.key("lines"),
                             format!(
-                                "cannot read the lines of task `{}`'s map from {}: {why}",
-                                task.id,
-                                file.display()
+                                "cannot read {} for the `map` of task `{}`: {why}",
+                                file.display(),
+                                task.id
                             ),
                         )
-                        .with_help(format!("the file is looked for in {}", self.folder())),
+                        .with_help(format!(
+                            "the file is looked for in {}; an empty one is fine (no items)",
+                            self.folder()
+                        )),
                     );
                 }
             }
@@ -234,7 +237,7 @@ mod tests {
             errors_in(dir.path(), &task("{ lines = \"items.txt\" }"), &[]),
             [at(
                 &format!(
-                    "cannot read the lines of task `t`'s map from {}: No such file or directory",
+                    "cannot read {} for the `map` of task `t`: No such file or directory",
                     missing.display()
                 ),
                 5,
