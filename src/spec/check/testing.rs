@@ -5,13 +5,11 @@ use std::path::Path;
 
 use super::super::{CheckOptions, check_source};
 
-/// The builtins the tests' jobs may name.
-pub(super) const BUILTINS: &[&str] = &["noop", "echo", "sleep", "square", "sum"];
-
-/// The options of every test: a few builtins, no Python probe.
+/// The options of every test: the workers' builtins, from the one list
+/// the command line gives the checker; no Python probe.
 pub(super) fn options(sets: &[(&str, &str)]) -> CheckOptions {
     CheckOptions {
-        builtins: BUILTINS.iter().map(|b| b.to_string()).collect(),
+        builtins: crate::exec::builtin_names(),
         var_overrides: sets
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
