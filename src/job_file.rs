@@ -22,7 +22,7 @@ pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Jo
 /// The dependency cycle among the references that resolved, if any.
 fn cycle_diagnostics(job: &Job) -> Vec<Diagnostic> {
     find_cycle(job)
-        .map(|cycle| cycle_diagnostic(job, &cycle))
+        .and_then(|cycle| cycle_diagnostic(job, &cycle))
         .into_iter()
         .collect()
 }
@@ -30,8 +30,8 @@ fn cycle_diagnostics(job: &Job) -> Vec<Diagnostic> {
 /// A cycle, at the `after` of its first task in the file (at the task's
 /// header when it has no `after`: the cycle is then through results,
 /// streams or a blocking task).
-fn cycle_diagnostic(job: &Job, cycle: &Cycle) -> Diagnostic {
-    let first = cycle.tasks[0];
+fn cycle_diagnostic(job: &Job, cycle: &Cycle) -> Option<Diagnostic> {
+    let first = *cycle.tasks.first()?;
     let task = job.task(first);
     let message = if cycle.tasks.len() == 1 {
         format!("task `{}` depends on itself", task.id)
@@ -41,12 +41,12 @@ fn cycle_diagnostic(job: &Job, cycle: &Cycle) -> Diagnostic {
             .iter()
             .map(|t| format!("`{}`", job.task(*t).id))
             .collect();
-        format!("dependency cycle: {} -> {}", names.join(" -> "), names[0])
+        format!("dependency cycle: {} -> `{}`", names.join(" -> "), task.id)
     };
     let key = (!task.after.is_empty()).then_some("after");
-    spec::task_diagnostic(first, key, message).with_help(
+    Some(spec::task_diagnostic(first, key, message).with_help(
         "a task cannot wait, through `after`, results, streams or a blocking task, for itself",
-    )
+    ))
 }
 
 #[cfg(test)]

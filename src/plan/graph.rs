@@ -213,6 +213,18 @@ mod tests {
     }
 
     #[test]
+    fn a_cycle_is_named_from_its_first_task_in_the_file() {
+        let job = job("version = 1\n\
+             [[task]]\nid = \"free\"\nfunction = \"noop\"\n\
+             [[task]]\nid = \"a\"\nfunction = \"noop\"\nafter = [\"c\"]\n\
+             [[task]]\nid = \"b\"\nfunction = \"noop\"\nargs = [{ result = \"a\" }]\n\
+             [[task]]\nid = \"c\"\nfunction = \"noop\"\nmap = { stream = \"b\" }\n");
+        let cycle = find_cycle(&job).expect("a cycle");
+        assert_eq!(cycle.tasks, [TaskId(1), TaskId(3), TaskId(2)]);
+        assert_eq!(Plan::new(&job).find_cycle(), Some(cycle));
+    }
+
+    #[test]
     fn each_task_waits_for_the_last_blocking_task_before_it() {
         let mut text = String::from("version = 1\n");
         for i in 0..20 {

@@ -83,7 +83,7 @@ impl Checker<'_> {
             name: name.to_string(),
             kind,
             returns: f.returns.unwrap_or_default(),
-            timeout: self.duration(f.timeout.as_deref(), &path.key("timeout")),
+            timeout: self.duration(f.timeout.as_deref(), || path.key("timeout")),
             retries: f
                 .retries
                 .and_then(|r| self.count(r, &path.key("retries"), 0, "retries")),
@@ -169,12 +169,12 @@ impl Checker<'_> {
     }
 
     /// Resolves a function name: declared ones first, then builtins. An
-    /// unknown one is reported at `path`, with the closest declared
+    /// unknown one is reported at `at()`, with the closest declared
     /// function or builtin as a hint.
     pub(super) fn resolve_function(
         &mut self,
         name: &str,
-        path: &DocPath,
+        at: impl FnOnce() -> DocPath,
         what: &str,
     ) -> Option<FunctionId> {
         if let Some(id) = self.function_names.get(name) {
@@ -209,11 +209,7 @@ impl Checker<'_> {
             }
         });
         self.diags.push(
-            Diagnostic::at(
-                path.clone(),
-                format!("unknown function `{name}` in `{what}`"),
-            )
-            .with_help(help),
+            Diagnostic::at(at(), format!("unknown function `{name}` in `{what}`")).with_help(help),
         );
         None
     }

@@ -107,15 +107,16 @@ impl Checker<'_> {
         }
     }
 
-    /// The files of a `glob` or `lines` map of a task that waits for
-    /// nothing: they must be there now, as nothing will make them.
-    pub(super) fn map_files(&mut self, task: &Task, path: &DocPath) {
+    /// The files of a `glob` or `lines` map of a task (at `at`) that waits
+    /// for nothing: they must be there now, as nothing will make them.
+    pub(super) fn map_files(&mut self, task: &Task, at: &DocPath) {
+        let path = || at.key("map");
         match &task.map {
             Some(MapSource::Glob(pattern)) => match glob_matches(pattern, &self.dir) {
                 Ok(_) => {}
                 Err(GlobError::NoMatch { .. }) => self.diags.push(
                     Diagnostic::at(
-                        path.key("glob"),
+                        path().key("glob"),
                         format!(
                             "`{pattern}` matches no file: task `{}` would have no item",
                             task.id
@@ -128,13 +129,13 @@ impl Checker<'_> {
                 ),
                 Err(e) => self
                     .diags
-                    .push(Diagnostic::at(path.key("glob"), e.to_string())),
+                    .push(Diagnostic::at(path().key("glob"), e.to_string())),
             },
             Some(MapSource::Lines(file)) => {
                 if let Err(why) = open_lines(file) {
                     self.diags.push(
                         Diagnostic::at(
-                            path.key("lines"),
+                            path().key("lines"),
                             format!(
                                 "cannot read {} for the `map` of task `{}`: {why}",
                                 file.display(),

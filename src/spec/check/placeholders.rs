@@ -50,6 +50,18 @@ impl Checker<'_> {
     /// Checks that every placeholder of the task's function (and callbacks)
     /// has a value, for every item of a static map.
     pub(super) fn task_placeholders(&mut self, task: &Task, path: &DocPath) {
+        let command = matches!(
+            self.functions[task.function.0].kind,
+            FunctionKind::Command(_)
+        );
+        if command || !task.inputs.is_empty() || !task.outputs.is_empty() {
+            self.unit_shapes(task, path);
+        }
+        self.callback_placeholders(task);
+    }
+
+    /// The units of a task, by what each provides.
+    fn unit_shapes(&mut self, task: &Task, path: &DocPath) {
         let kwargs: Vec<String> = task.kwargs.iter().map(|(k, _)| k.clone()).collect();
         let nargs = task.args.len();
         let who = format!("task `{}`", task.id);
@@ -94,7 +106,6 @@ impl Checker<'_> {
                 self.unit_placeholders(task, path, &shape, &who);
             }
         }
-        self.callback_placeholders(task);
     }
 
     /// The placeholders a unit of `task` fills: its function's, its

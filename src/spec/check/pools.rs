@@ -93,7 +93,7 @@ impl Checker<'_> {
                 .map(u64::from),
             initializer,
             on_failure: p.on_failure.unwrap_or_default(),
-            timeout: self.duration(p.timeout.as_deref(), &path.key("timeout")),
+            timeout: self.duration(p.timeout.as_deref(), || path.key("timeout")),
             retries: p
                 .retries
                 .and_then(|n| self.count(n, &path.key("retries"), 0, "retries"))
@@ -112,7 +112,7 @@ impl Checker<'_> {
 
     fn call(&mut self, call: &RawCall, path: &DocPath) -> Option<Call> {
         let function =
-            self.resolve_function(&call.function, &path.key("function"), "initializer")?;
+            self.resolve_function(&call.function, || path.key("function"), "initializer")?;
         let call = Call {
             function,
             args: call.args.clone(),

@@ -30,7 +30,7 @@ impl Checker<'_> {
             let task = self.task(t, &ids[n], &path, &known, pools);
             let waits = blocked || !task.after.is_empty() || task.result_refs().next().is_some();
             if !waits {
-                self.map_files(&task, &path.key("map"));
+                self.map_files(&task, &path);
             }
             blocked |= task.mode == Mode::Blocking;
             tasks.push(task);
@@ -48,7 +48,7 @@ impl Checker<'_> {
     ) -> Task {
         let mut task = Task::unresolved(id);
         task.mode = t.mode.unwrap_or_default();
-        let function = self.resolve_function(&t.function, &path.key("function"), "function");
+        let function = self.resolve_function(&t.function, || path.key("function"), "function");
         if let Some(name) = &t.pool {
             if let Some(pool) = self.pool_named(name, pools, &path.key("pool")) {
                 task.pool = pool;
@@ -84,14 +84,13 @@ impl Checker<'_> {
         task.callback = t
             .callback
             .as_ref()
-            .and_then(|c| self.resolve_function(c, &path.key("callback"), "callback"));
-        task.error_callback = t
-            .error_callback
-            .as_ref()
-            .and_then(|c| self.resolve_function(c, &path.key("error_callback"), "error_callback"));
-        task.inputs = self.unit_files(&t.inputs, &path.key("inputs"));
-        task.outputs = self.unit_files(&t.outputs, &path.key("outputs"));
-        let timeout = self.duration(t.timeout.as_deref(), &path.key("timeout"));
+            .and_then(|c| self.resolve_function(c, || path.key("callback"), "callback"));
+        task.error_callback = t.error_callback.as_ref().and_then(|c| {
+            self.resolve_function(c, || path.key("error_callback"), "error_callback")
+        });
+        task.inputs = self.unit_files(&t.inputs, path, "inputs");
+        task.outputs = self.unit_files(&t.outputs, path, "outputs");
+        let timeout = self.duration(t.timeout.as_deref(), || path.key("timeout"));
         let retries = t
             .retries
             .and_then(|r| self.count(r, &path.key("retries"), 0, "retries"));

@@ -6,8 +6,18 @@ use super::super::template::{Part, Template};
 use super::checker::Checker;
 
 impl Checker<'_> {
-    /// The patterns of `inputs` or `outputs` at `path`, parsed.
-    pub(super) fn unit_files(&mut self, patterns: &[String], path: &DocPath) -> Vec<Template> {
+    /// The patterns of `inputs` or `outputs` (`key`) of the task at
+    /// `task`, parsed.
+    pub(super) fn unit_files(
+        &mut self,
+        patterns: &[String],
+        task: &DocPath,
+        key: &str,
+    ) -> Vec<Template> {
+        if patterns.is_empty() {
+            return Vec::new();
+        }
+        let path = task.key(key);
         let mut out = Vec::with_capacity(patterns.len());
         for (i, pattern) in patterns.iter().enumerate() {
             let at = path.index(i);

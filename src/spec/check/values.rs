@@ -9,18 +9,19 @@ use super::super::duration::{DURATION_HELP, parse_duration};
 use super::checker::Checker;
 
 impl Checker<'_> {
-    /// A duration such as `"30s"`, reported at `path` when it does not parse.
+    /// A duration such as `"30s"`, reported at `at()` when it does not
+    /// parse. (Places are made only for errors: a big job has many.)
     pub(super) fn duration(
         &mut self,
         text: Option<&str>,
-        path: &DocPath,
+        at: impl FnOnce() -> DocPath,
     ) -> Option<std::time::Duration> {
         let text = text?;
         match parse_duration(text) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.diags
-                    .push(Diagnostic::at(path.clone(), e).with_help(DURATION_HELP));
+                    .push(Diagnostic::at(at(), e).with_help(DURATION_HELP));
                 None
             }
         }
