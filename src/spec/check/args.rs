@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::super::doc_path::DocPath;
 use super::super::job::Arg;
+use super::super::raw::RawTask;
 use super::checker::Checker;
 use super::ids::KnownIds;
 
@@ -20,6 +21,15 @@ impl Checker<'_> {
             None => Arg::Value(value.clone()),
         }
     }
+}
+
+/// Whether a task, as written, reads another task's value (through its
+/// args or kwargs), known or not.
+pub(super) fn reads_a_result(t: &RawTask) -> bool {
+    t.args
+        .iter()
+        .chain(t.kwargs.values())
+        .any(|v| result_ref(v).is_some())
 }
 
 /// The id in `{ result = "ID" }`, when `v` is one.

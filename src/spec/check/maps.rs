@@ -253,6 +253,17 @@ mod tests {
     }
 
     #[test]
+    fn a_task_that_waits_for_an_unknown_task_still_waits() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let text = "version = 1\n[[task]]\nfunction = \"echo\"\nafter = [\"nosuch\"]\n\
+            map = { glob = \"out/*\" }\n";
+        assert_eq!(
+            errors_in(dir.path(), text, &[]),
+            [at("unknown task id `nosuch` in `after`", 4, 10)]
+        );
+    }
+
+    #[test]
     fn the_files_of_a_task_that_waits_are_looked_at_when_it_starts() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let text = "version = 1\n\

@@ -7,6 +7,7 @@ use super::super::job::{Mode, Pool, PoolId, Task};
 use super::super::load::backticked;
 use super::super::raw::{RawJob, RawTask};
 use super::super::suggest::did_you_mean;
+use super::args::reads_a_result;
 use super::checker::Checker;
 use super::ids::KnownIds;
 
@@ -28,7 +29,8 @@ impl Checker<'_> {
             }
             let path = root.index(n);
             let task = self.task(t, &ids[n], &path, &known, pools);
-            let waits = blocked || !task.after.is_empty() || task.result_refs().next().is_some();
+            // As written: a misspelt `after` still says the task waits.
+            let waits = blocked || !t.after.is_empty() || reads_a_result(t);
             if !waits {
                 self.map_files(&task, &path);
             }
