@@ -18,15 +18,14 @@ use crate::spec::{self, Arg, Job, MapSource};
 pub fn run(args: &RunArgs) -> ExitCode {
     let started = Instant::now();
     let color_err = super::stderr_color();
-    let job =
-        match crate::job_file::read_job(&args.job, &super::check_options(&args.set, !args.dry_run))
-        {
-            Ok(job) => job,
-            Err(e) => {
-                super::output::diag_text(&e.render(color_err));
-                return ExitCode::Invalid;
-            }
-        };
+    let opts = super::check_options(&args.set, !args.dry_run);
+    let job = match crate::job_file::read_job(&args.job, &opts) {
+        Ok(job) => job,
+        Err(e) => {
+            super::output::diag_text(&e.render(color_err));
+            return ExitCode::Invalid;
+        }
+    };
     let subset = match args.tasks.is_empty() {
         true => Ok(Default::default()),
         false => super::subset::left_out(&job, &crate::plan::Plan::new(&job), &args.tasks),
