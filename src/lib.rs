@@ -7,7 +7,10 @@
 
 pub mod cli;
 pub mod exec;
+pub mod job_file;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod shared;
 pub mod spec;
+pub mod suggest;

@@ -114,6 +114,89 @@ fn three_errors_are_all_reported_in_one_run() {
     );
 }
 
+/// Six mistakes of six kinds (a cycle, an unknown id, a misspelt builtin,
+/// a glob that matches nothing, a missing `lines` file, a placeholder
+/// with no value): one `check` reports them all, each at its place.
+#[test]
+fn six_mistakes_are_all_reported_in_one_run() {
+    let file = "tests/fixtures/bad/six-mistakes.toml";
+    let out = jobfile(&["check", file]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let found = diagnostics(&err);
+    assert_eq!(
+        found,
+        [
+            "error: dependency cycle: `compile` -> `link` -> `compile`",
+            "error: unknown task id `tset` in `after`",
+            "error: unknown function `squre` in `function`",
+            "error: `no-such-folder/*.txt` matches no file: task `echo-3` would have no item",
+            "error: cannot read tests/fixtures/bad/no-such-list.txt for the `map` of task `lines`: \
+             No such file or directory",
+            "error: placeholder `{1}` has no value in task `test`",
+        ],
+        "{err}"
+    );
+    for pos in ["18:9", "23:21", "27:12", "32:16", "37:17", "40:20"] {
+        assert!(
+            err.contains(&format!(" --> {file}:{pos}\n")),
+            "no error at {pos}:\n{err}"
+        );
+    }
+    assert_eq!(err.matches("did you mean `test`?").count(), 1, "{err}");
+    assert_eq!(err.matches("did you mean `square`?").count(), 1, "{err}");
+    assert!(
+        err.ends_with(&format!("error: {file} has 6 errors; nothing was run\n")),
+        "{err}"
+    );
+}
+
+/// `run` finds the same mistakes before anything runs, and a `--set` of
+/// an undeclared variable besides, shown at the `[vars]` table.
+#[test]
+fn run_reports_every_mistake_and_an_unknown_set_before_anything_runs() {
+    let file = "tests/fixtures/bad/six-mistakes.toml";
+    let out = jobfile(&["run", file, "--set", "levle=3", "--set", "level=3"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(diagnostics(&err).len(), 7, "{err}");
+    assert!(
+        err.contains(
+            "error: `--set levle=...` on the command line: `[vars]` declares no variable `levle`\n \
+             --> tests/fixtures/bad/six-mistakes.toml:9:1\n"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `level`?"), "{err}");
+    assert!(err.ends_with("has 7 errors; nothing was run\n"), "{err}");
+}
+
+/// With no `[vars]` in the file, an unknown `--set` is shown at the top
+/// of the file, and says it came from the command line.
+#[test]
+fn an_unknown_set_without_vars_is_shown_at_the_top() {
+    let good = good_job();
+    let out = jobfile(&["run", &good.to_string_lossy(), "--set", "n=1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(
+            "error: `--set n=...` on the command line: `[vars]` declares no variable `n`\n"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("seed-map-square.toml:1:1\n"), "{err}");
+    assert!(
+        err.contains("help: declare it under `[vars]`, as `n = ...`, to set it"),
+        "{err}"
+    );
+}
+
 /// The full rendering of a few representative errors: one per layer that
 /// finds them (TOML parser, serde shape, checker, graph), with a caret and
 /// a `help:` where one helps.
@@ -131,7 +214,9 @@ fn rendered_errors() {
         "27-dependency-cycle",
         "30-bad-mode",
         "37-product-not-array",
+        "80-cycle-and-unknown-id",
         "three-errors",
+        "six-mistakes",
     ] {
         let out = jobfile(["check", &format!("tests/fixtures/bad/{name}.toml")])
             .dir(root())

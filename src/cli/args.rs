@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::jobs::{Jobs, parse_jobs};
 use crate::plan::PlanFormat;
-use crate::spec::{Format, Order};
+use crate::results::{Format, Order};
 
 /// Run a declarative job file on a pool of forked worker processes.
 #[derive(Debug, Parser)]

@@ -3,11 +3,11 @@
 use super::args::PlanArgs;
 use super::exit::ExitCode;
 use super::output::{diag_text, print_stdout};
-use crate::{plan, spec};
+use crate::plan;
 
 pub fn run(args: &PlanArgs) -> ExitCode {
     let color = super::stderr_color();
-    let job = match spec::read_job(&args.job, &super::check_options(&[], false)) {
+    let job = match crate::job_file::read_job(&args.job, &super::check_options(&[], false)) {
         Ok(job) => job,
         Err(e) => {
             diag_text(&e.render(color));

@@ -18,7 +18,8 @@ use crate::spec::{self, Arg, Job, MapSource};
 pub fn run(args: &RunArgs) -> ExitCode {
     let started = Instant::now();
     let color_err = super::stderr_color();
-    let job = match spec::read_job(&args.job, &super::check_options(&args.set, !args.dry_run)) {
+    let checks = super::check_options(&args.set, !args.dry_run);
+    let job = match crate::job_file::read_job(&args.job, &checks) {
         Ok(job) => job,
         Err(e) => {
             super::output::diag_text(&e.render(color_err));

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::plan::{EdgeKind, Plan};
 use crate::spec::{Job, TaskId};
+use crate::suggest::closest;
 
 /// The tasks left out of a run of `wanted` (ids as written), or the error
 /// for an id the job does not have.
@@ -40,18 +41,13 @@ pub fn left_out(job: &Job, plan: &Plan, wanted: &[String]) -> Result<BTreeSet<Ta
 /// `--task ID` names no task: say so, with the closest id as a hint.
 fn unknown(job: &Job, id: &str) -> String {
     let base = id.split(':').next().unwrap_or(id);
-    let closest = job
-        .tasks
-        .iter()
-        .map(|t| (strsim::levenshtein(base, &t.id), &t.id))
-        .filter(|(d, t)| *d == 0 || *d <= (t.chars().count() / 3).max(2))
-        .min();
+    let closest = closest(base, job.tasks.iter().map(|t| t.id.as_str()));
     let mut message = format!(
         "error: --task `{id}`: no task of that id in {}",
         job.path.display()
     );
     match closest {
-        Some((_, t)) => message.push_str(&format!("\nhelp: did you mean `{t}`?")),
+        Some(t) => message.push_str(&format!("\nhelp: did you mean `{t}`?")),
         None if job.tasks.len() <= 10 => {
             let ids: Vec<String> = job.tasks.iter().map(|t| format!("`{}`", t.id)).collect();
             message.push_str(&format!("\nhelp: its tasks are {}", ids.join(", ")));

@@ -50,7 +50,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Builds the graph of a checked job (which has no cycle).
+    /// Builds the graph of a checked job (which has no cycle: see
+    /// [`find_cycle`]).
     pub fn new(job: &Job) -> Plan {
         let deps = all_edges(job);
         let mut dependents = vec![Vec::new(); job.tasks.len()];
@@ -111,19 +112,29 @@ fn edges(job: &Job, id: TaskId, barrier: Option<TaskId>) -> Vec<Edge> {
     out
 }
 
-/// A dependency cycle, as the ids on it in order, if the job has one.
-pub fn find_cycle(job: &Job) -> Option<Vec<TaskId>> {
+/// Tasks that wait for each other, so none of them can start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle {
+    /// The tasks on the cycle in the direction of "waits for", from the
+    /// first of them in the file; one task when it waits for itself.
+    pub tasks: Vec<TaskId>,
+}
+
+/// A dependency cycle of the job, if it has one. The job need not be
+/// wholly checked: only the references that resolved are edges, so a
+/// cycle is found alongside the file's other errors.
+pub fn find_cycle(job: &Job) -> Option<Cycle> {
     find_cycle_in(&all_edges(job))
 }
 
 impl Plan {
-    /// A dependency cycle of this graph, as the ids on it in order.
-    pub fn find_cycle(&self) -> Option<Vec<TaskId>> {
+    /// A dependency cycle of this graph.
+    pub fn find_cycle(&self) -> Option<Cycle> {
         find_cycle_in(&self.deps)
     }
 }
 
-fn find_cycle_in(deps: &[Vec<Edge>]) -> Option<Vec<TaskId>> {
+fn find_cycle_in(deps: &[Vec<Edge>]) -> Option<Cycle> {
     let n = deps.len();
     // Iterative depth-first search with colours; the stack holds the path.
     #[derive(Clone, Copy, PartialEq)]
@@ -160,7 +171,7 @@ fn find_cycle_in(deps: &[Vec<Edge>]) -> Option<Vec<TaskId>> {
                             .min_by_key(|(_, t)| t.0)
                             .map_or(0, |(i, _)| i);
                         cycle.rotate_left(min);
-                        return Some(cycle);
+                        return Some(Cycle { tasks: cycle });
                     }
                     Colour::Black => {}
                 }
@@ -199,6 +210,18 @@ mod tests {
         assert_eq!(plan.dependents.len(), 2);
         let source = job.tasks[1].map.as_ref().expect("a map");
         assert_eq!(ItemIter::len_hint(source), Some(10_000_000));
+    }
+
+    #[test]
+    fn a_cycle_is_named_from_its_first_task_in_the_file() {
+        let job = job("version = 1\n\
+             [[task]]\nid = \"free\"\nfunction = \"noop\"\n\
+             [[task]]\nid = \"a\"\nfunction = \"noop\"\nafter = [\"c\"]\n\
+             [[task]]\nid = \"b\"\nfunction = \"noop\"\nargs = [{ result = \"a\" }]\n\
+             [[task]]\nid = \"c\"\nfunction = \"noop\"\nmap = { stream = \"b\" }\n");
+        let cycle = find_cycle(&job).expect("a cycle");
+        assert_eq!(cycle.tasks, [TaskId(1), TaskId(3), TaskId(2)]);
+        assert_eq!(Plan::new(&job).find_cycle(), Some(cycle));
     }
 
     #[test]

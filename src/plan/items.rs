@@ -47,7 +47,7 @@ impl ItemIter {
                 step: *step,
             },
             MapSource::Lines(path) => {
-                let file = File::open(path).map_err(|e| {
+                let file = crate::spec::open_lines(path).map_err(|e| {
                     ItemsError(format!(
                         "cannot read map lines from {}: {e}",
                         path.display()
@@ -192,27 +192,7 @@ impl Iterator for ItemIter {
 }
 
 fn glob_items(pattern: &str, dir: &Path) -> Result<Vec<Value>, ItemsError> {
-    let absolute = Path::new(pattern).is_absolute();
-    let full = if absolute {
-        pattern.to_string()
-    } else {
-        format!(
-            "{}/{pattern}",
-            glob::Pattern::escape(&dir.to_string_lossy())
-        )
-    };
-    let paths = glob::glob(&full).map_err(|e| ItemsError(format!("bad glob `{pattern}`: {e}")))?;
-    let mut items = Vec::new();
-    for p in paths {
-        let p = p.map_err(|e| ItemsError(format!("glob `{pattern}`: {e}")))?;
-        let shown = if absolute {
-            p.as_path()
-        } else {
-            p.strip_prefix(dir).unwrap_or(&p)
-        };
-        items.push(shown.to_string_lossy().into_owned());
-    }
-    items.sort();
+    let items = crate::spec::glob_matches(pattern, dir).map_err(|e| ItemsError(e.to_string()))?;
     Ok(items.into_iter().map(Value::String).collect())
 }
 

@@ -4,7 +4,6 @@
 
 mod csv_writer;
 mod destination;
-mod format;
 mod json_writer;
 mod jsonl_writer;
 mod junit_writer;
@@ -23,9 +22,9 @@ mod text_writer;
 mod unit_print;
 mod writer;
 
+pub use crate::results::{Format, UnknownFormat};
 pub use csv_writer::CsvWriter;
 pub use destination::Destination;
-pub use format::{Format, UnknownFormat};
 pub use json_writer::JsonWriter;
 pub use jsonl_writer::JsonlWriter;
 pub use junit_writer::{JunitWriter, Spool};

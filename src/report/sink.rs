@@ -6,7 +6,7 @@ use std::io;
 use super::reorder::ReorderBuffer;
 use super::writer::RecordWriter;
 use super::{Progress, Record, Status};
-use crate::spec::Order;
+use crate::results::Order;
 
 /// The records' way out.
 pub struct Sink {

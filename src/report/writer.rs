@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 
 use super::csv_writer::CsvWriter;
 use super::destination::Destination;
-use super::format::Format;
 use super::json_writer::JsonWriter;
 use super::jsonl_writer::JsonlWriter;
 use super::junit_writer::{JunitWriter, Spool};
 use super::print_file::{PrintingWriter, TalliedOutput, Tally};
 use super::record::Record;
 use super::text_writer::TextWriter;
+use crate::results::Format;
 
 /// Writes result records in one format.
 pub trait RecordWriter: Send {

@@ -30,6 +30,7 @@ use serde_json::{Map, Number, Value};
 use super::error::{SharedError, kind};
 use super::op::SharedOp;
 use super::target::Target;
+use crate::suggest::closest;
 
 /// The named shared values of a run, in declaration order.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -111,7 +112,7 @@ impl SharedStore {
         let Some(position) = self.values.iter().position(|(n, _)| *n == target.name) else {
             return Err(SharedError::UnknownName {
                 name: target.name.clone(),
-                suggestion: suggest(&target.name, self.names()),
+                suggestion: closest(&target.name, self.names()).map(str::to_string),
             });
         };
         let value = &mut self.values[position].1;
@@ -177,17 +178,6 @@ fn integer(number: &Number) -> Option<i128> {
         .as_i64()
         .map(i128::from)
         .or_else(|| number.as_u64().map(i128::from))
-}
-
-/// The declared name closest to `name`, if it is close enough to be a typo.
-fn suggest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<String> {
-    names
-        .map(|candidate| (strsim::damerau_levenshtein(name, candidate), candidate))
-        .filter(|(distance, candidate)| {
-            *distance <= 2 && *distance < candidate.chars().count().max(name.chars().count())
-        })
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate.to_string())
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub use super::raw::{Backend, Format, Mode, OnFailure, Order, Returns};
+pub use super::raw::{Backend, Mode, OnFailure, Returns};
 use super::template::Template;
+pub use crate::results::{Format, Order};
 
 /// Index of a task in [`Job::tasks`], which is also its submission order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml_edit::{Document, Item};
 
+use super::check::default_task_id;
 use super::diagnostic::Diagnostic;
 use super::doc_path::DocPath;
 use super::raw::{RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS};
@@ -232,8 +233,8 @@ fn read_tasks(
             tasks.push(RawTask::default());
             continue;
         }
-        let id =
-            string_key(&t, "id").or_else(|| string_key(&t, "function").map(|f| format!("{f}-{i}")));
+        let id = string_key(&t, "id")
+            .or_else(|| string_key(&t, "function").map(|f| default_task_id(&f, i)));
         match read::<RawTask>(t, &task_path, diagnostics) {
             Some(task) => tasks.push(task),
             None => {

@@ -39,16 +39,19 @@ impl<'de> Deserialize<'de> for RawMap {
     }
 }
 
+/// The sources, for a message: `` `range`, `lines`, ... ``.
+fn sources() -> String {
+    let quoted: Vec<String> = MAP_SOURCES.iter().map(|s| format!("`{s}`")).collect();
+    quoted.join(", ")
+}
+
 struct RawMapVisitor;
 
 impl<'de> Visitor<'de> for RawMapVisitor {
     type Value = RawMap;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(
-            "an array of items, or a table with one of `range`, `lines`, `glob`, \
-             `product`, `result`, `stream`",
-        )
+        write!(f, "an array of items, or a table with one of {}", sources())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawMap, A::Error> {
@@ -61,10 +64,10 @@ impl<'de> Visitor<'de> for RawMapVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMap, A::Error> {
         let Some(key) = map.next_key::<String>()? else {
-            return Err(de::Error::custom(
-                "an empty map table: expected one of `range`, `lines`, `glob`, `product`, \
-                 `result`, `stream`",
-            ));
+            return Err(de::Error::custom(format!(
+                "an empty map table: expected one of {}",
+                sources()
+            )));
         };
         let source = match key.as_str() {
             "range" => RawMap::Range(map.next_value()?),

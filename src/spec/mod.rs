@@ -7,24 +7,26 @@ mod check;
 mod diagnostic;
 mod doc_path;
 mod duration;
+mod file_sources;
 mod job;
 mod load;
 mod map_source;
 pub mod python;
 mod raw;
-mod suggest;
 pub mod template;
 
 use std::path::{Path, PathBuf};
 
-pub use check::CheckOptions;
+pub use crate::suggest::closest;
+pub use check::{CheckOptions, task_diagnostic};
 pub use diagnostic::{Diagnostic, Located};
 pub use duration::parse_duration;
+pub use file_sources::{GlobError, glob_matches, open_lines};
 pub use job::*;
 pub use python::{PythonProbe, PythonReport};
 pub use raw::RawJob;
-pub use suggest::closest;
 
+use crate::suggest;
 use diagnostic::Location;
 use doc_path::span_of;
 
@@ -82,27 +84,48 @@ fn render_all(path: &Path, source: &str, errors: &[Located], color: bool) -> Str
     out
 }
 
-/// Reads and checks the job file at `path`.
+/// Reads and checks the job file at `path` (the spec's checks only: the
+/// graph's are [`crate::job_file::read_job`]'s).
 pub fn read_job(path: &Path, opts: &CheckOptions) -> Result<Job, SpecError> {
+    read_job_then(path, opts, |_| Vec::new())
+}
+
+/// Reads and checks the job file at `path`, then runs `later`, a later
+/// layer's checks, on what could be checked, so that their problems are
+/// reported with the file's own.
+pub fn read_job_then(
+    path: &Path,
+    opts: &CheckOptions,
+    later: impl FnOnce(&Job) -> Vec<Diagnostic>,
+) -> Result<Job, SpecError> {
     let source = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    check_source(path, &source, opts)
+    check_source_then(path, &source, opts, later)
 }
 
-/// Checks job-file text as if read from `path`.
+/// Checks job-file text as if read from `path` (the spec's checks only).
 pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Job, SpecError> {
+    check_source_then(path, source, opts, |_| Vec::new())
+}
+
+/// Checks job-file text as if read from `path`, then runs `later` on the
+/// job as far as it could be checked (every reference that resolved; it
+/// is not run when the text is not a job file at all).
+pub fn check_source_then(
+    path: &Path,
+    source: &str,
+    opts: &CheckOptions,
+    later: impl FnOnce(&Job) -> Vec<Diagnostic>,
+) -> Result<Job, SpecError> {
     let loaded = load::load(source);
     let mut diagnostics = loaded.diagnostics;
     let job = if loaded.parsed && loaded.has_version {
-        match check::check(&loaded.raw, &loaded.unreadable, path, opts) {
-            Ok(job) => Some(job),
-            Err(more) => {
-                diagnostics.extend(more);
-                None
-            }
-        }
+        let (job, more) = check::check(&loaded.raw, &loaded.unreadable, path, opts);
+        diagnostics.extend(more);
+        diagnostics.extend(later(&job));
+        Some(job)
     } else {
         None
     };

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::map_source::{MapSchema, RawMap};
-pub use crate::report::Format;
+use crate::results::{Format, Order};
 
 /// The whole job file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -167,17 +167,6 @@ pub struct RawResults {
     pub format: Option<Format>,
     #[serde(default)]
     pub order: Option<Order>,
-}
-
-/// Order of the records in the results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Order {
-    /// Task order, then item order, whatever the scheduling.
-    #[default]
-    Submission,
-    /// As tasks end.
-    Completion,
 }
 
 /// `[functions.NAME]`: exactly one of `command`, `shell`, `builtin`, `python`.

@@ -1,11 +1,13 @@
-//! The result formats, by name. Choosing a default is the caller's job;
-//! this file only names them.
+//! How results are written: the record format and the record order.
+//!
+//! Named by the job file (`[results]`) and the command line (`--format`,
+//! `--order`), used by the report's writers; so they live here, where
+//! both `spec` and `report` can depend on them.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
 /// A result format (`--format`, `[results].format`).
 #[derive(
     Debug,
@@ -75,6 +77,19 @@ impl FromStr for Format {
             .find(|f| f.as_str() == name)
             .ok_or_else(|| UnknownFormat(name.to_string()))
     }
+}
+
+/// Order of the records in the results.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Task order, then item order, whatever the scheduling.
+    #[default]
+    Submission,
+    /// As tasks end.
+    Completion,
 }
 
 #[cfg(test)]
