@@ -120,10 +120,10 @@ fn three_errors_are_all_reported_in_one_run() {
 #[test]
 fn six_mistakes_are_all_reported_in_one_run() {
     let file = "tests/fixtures/bad/six-mistakes.toml";
-    let out = jobfile(&["check", file]);
-    let err = stderr(&out);
+    let out = jobfile(["check", file]).dir(root()).output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
-    let found = diagnostics(&err);
+    let found = diagnostics(err);
     assert_eq!(
         found,
         [
@@ -156,15 +156,13 @@ fn six_mistakes_are_all_reported_in_one_run() {
 #[test]
 fn run_reports_every_mistake_and_an_unknown_set_before_anything_runs() {
     let file = "tests/fixtures/bad/six-mistakes.toml";
-    let out = jobfile(&["run", file, "--set", "levle=3", "--set", "level=3"]);
-    let err = stderr(&out);
+    let out = jobfile(["run", file, "--set", "levle=3", "--set", "level=3"])
+        .dir(root())
+        .output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(diagnostics(&err).len(), 7, "{err}");
+    assert!(out.stdout.is_empty(), "{}", &out.stdout);
+    assert_eq!(diagnostics(err).len(), 7, "{err}");
     assert!(
         err.contains(
             "error: `--set levle=...` on the command line: `[vars]` declares no variable `levle`\n \
@@ -181,8 +179,10 @@ fn run_reports_every_mistake_and_an_unknown_set_before_anything_runs() {
 #[test]
 fn an_unknown_set_without_vars_is_shown_at_the_top() {
     let good = good_job();
-    let out = jobfile(&["run", &good.to_string_lossy(), "--set", "n=1"]);
-    let err = stderr(&out);
+    let out = jobfile(["run", &good.to_string_lossy(), "--set", "n=1"])
+        .dir(root())
+        .output();
+    let err = &out.stderr;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.starts_with(
