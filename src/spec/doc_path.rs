@@ -7,7 +7,7 @@
 use std::fmt;
 use std::ops::Range;
 
-use toml_edit::{Document, Item, Table, Value};
+use super::toml_tree::{Item, Table, Value};
 
 /// One step of a [`DocPath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,45 +54,6 @@ impl fmt::Display for DocPath {
     }
 }
 
-enum Node<'a> {
-    Item(&'a Item),
-    Table(&'a Table),
-    Value(&'a Value),
-}
-
-impl<'a> Node<'a> {
-    fn span(&self) -> Option<Range<usize>> {
-        match self {
-            Node::Item(i) => i.span(),
-            Node::Table(t) => t.span(),
-            Node::Value(v) => v.span(),
-        }
-    }
-
-    /// The child at `seg`, with the span of its key when it has one.
-    fn child(&self, seg: &Seg) -> Option<(Node<'a>, Option<Range<usize>>)> {
-        match (self, seg) {
-            (Node::Item(Item::Table(t)), Seg::Key(_)) => Node::Table(t).child(seg),
-            (Node::Item(Item::Value(v)), _) => Node::Value(v).child(seg),
-            (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => {
-                a.get(*i).map(|t| (Node::Table(t), None))
-            }
-            (Node::Table(t), Seg::Key(k)) => {
-                let (key, item) = t.get_key_value(k)?;
-                Some((Node::Item(item), key.span()))
-            }
-            (Node::Value(Value::InlineTable(t)), Seg::Key(k)) => {
-                let (key, item) = t.get_key_value(k)?;
-                Some((Node::Item(item), key.span()))
-            }
-            (Node::Value(Value::Array(a)), Seg::Index(i)) => {
-                a.get(*i).map(|v| (Node::Value(v), None))
-            }
-            _ => None,
-        }
-    }
-}
-
 /// What part of the value at a path a diagnostic points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
@@ -102,28 +63,69 @@ pub enum Anchor {
     Key,
 }
 
-/// The span of the value (or key) at `path`; when the path goes further
-/// than the document, the span of the deepest part that exists.
-pub fn span_of(doc: &Document<String>, path: &DocPath, anchor: Anchor) -> Option<Range<usize>> {
-    let mut node = Node::Table(doc.as_table());
-    let mut best: Option<Range<usize>> = None;
-    let mut key_span = None;
-    for seg in &path.0 {
-        match node.child(seg) {
-            Some((child, key)) => {
+/// The child of `item` at `seg`, with the span of its key when it has one.
+fn child<'t, 's>(item: &'t Item<'s>, seg: &Seg) -> Option<(&'t Item<'s>, Option<Range<usize>>)> {
+    match (&item.value, seg) {
+        (Value::Table(t), Seg::Key(k)) => t.get(k).map(|e| (&e.item, Some(e.key_span.clone()))),
+        (Value::Array(a), Seg::Index(i)) => {
+            let i = i.checked_sub(a.taken)?;
+            a.items.get(i).map(|v| (v, None))
+        }
+        _ => None,
+    }
+}
+
+/// The span of the value (or key) at `path` in the document's root table;
+/// when the path goes further than the document, the span of the deepest
+/// part that exists.
+pub fn span_of(root: &Table<'_>, path: &DocPath, anchor: Anchor) -> Option<Range<usize>> {
+    let mut segs = path.0.iter();
+    let (mut node, mut key_span) = match segs.next() {
+        Some(Seg::Key(k)) => {
+            let e = root.get(k)?;
+            (&e.item, Some(e.key_span.clone()))
+        }
+        _ => return None,
+    };
+    let mut best = node.span.clone();
+    for seg in segs {
+        match child(node, seg) {
+            Some((c, key)) => {
                 key_span = key;
-                if let Some(s) = child.span() {
-                    best = Some(s);
-                } else if let Some(k) = &key_span {
-                    best = Some(k.clone());
-                }
-                node = child;
+                best = c.span.clone();
+                node = c;
             }
-            None => return best,
+            None => return Some(best),
         }
     }
     match anchor {
-        Anchor::Key => key_span.or(best),
-        Anchor::Value => best,
+        Anchor::Key => key_span.or(Some(best)),
+        Anchor::Value => Some(best),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::toml_tree::parse;
+
+    #[test]
+    fn spans_of_values_keys_and_headers() {
+        let text = "[pool]\nprocesses = 4\n[[task]]\nargs = [1, { result = \"a\" }]\n";
+        let root = parse(text, None).expect("valid");
+        let at = |p: &DocPath, a| span_of(&root, p, a).map(|s| &text[s]);
+        let pool = DocPath::root().key("pool");
+        assert_eq!(at(&pool, Anchor::Value), Some("[pool]"));
+        assert_eq!(at(&pool.key("processes"), Anchor::Key), Some("processes"));
+        assert_eq!(at(&pool.key("processes"), Anchor::Value), Some("4"));
+        let task = DocPath::root().key("task").index(0);
+        assert_eq!(at(&task, Anchor::Value), Some("[[task]]"));
+        let result = task.key("args").index(1).key("result");
+        assert_eq!(at(&result, Anchor::Value), Some("\"a\""));
+        // Past the document: the deepest part that exists.
+        assert_eq!(
+            at(&task.key("args").index(7), Anchor::Value),
+            Some("[1, { result = \"a\" }]")
+        );
     }
 }

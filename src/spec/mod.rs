@@ -14,6 +14,7 @@ pub mod python;
 mod raw;
 mod suggest;
 pub mod template;
+mod toml_tree;
 
 use std::path::{Path, PathBuf};
 
@@ -113,7 +114,7 @@ pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Jo
                 .iter()
                 .any(|d| matches!(d.location, Location::Path(..)));
             let doc = if needs_doc {
-                toml_edit::Document::parse(source.to_string()).ok()
+                toml_tree::parse(source, None).ok()
             } else {
                 None
             };
