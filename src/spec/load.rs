@@ -303,9 +303,13 @@ impl<'s> Reader<'s> {
             (Value::String(s), "an integer") if s.trim().parse::<i64>().is_ok() => {
                 Some(format!("write `{key} = {}`, without quotes", s.trim()))
             }
-            (Value::Integer(_) | Value::Float(_), e) if e.starts_with("a duration") => Some(
-                format!("durations are strings with a unit: write `{key} = \"{written}s\"`"),
-            ),
+            (Value::Integer(n), e) if e.starts_with("a duration") => Some(format!(
+                "durations are strings with a unit: write `{key} = \"{n}s\"`"
+            )),
+            (Value::Float(f), e) if e.starts_with("a duration") && f.is_finite() => Some(format!(
+                "durations are strings with a unit: write `{key} = \"{}ms\"`",
+                (f * 1000.0).round()
+            )),
             (Value::Integer(_) | Value::Float(_) | Value::Boolean(_), "a string") => {
                 Some(format!("write `{key} = \"{written}\"`, in quotes"))
             }
@@ -954,6 +958,15 @@ mod tests {
                 "write `processes = 4`, without quotes",
                 "durations are strings with a unit: write `timeout = \"30s\"`"
             ]
+        );
+        let h = help("version = 1\n[[task]]\nfunction = \"f\"\ntimeout = 1.5\n");
+        assert_eq!(
+            h,
+            vec!["durations are strings with a unit: write `timeout = \"1500ms\"`"]
+        );
+        assert_eq!(
+            super::super::duration::parse_duration("1500ms"),
+            Ok(std::time::Duration::from_millis(1500))
         );
         let h = help("version = 1\n[[task]]\nfunction = \"f\"\nmode = \"blokcing\"\n");
         assert_eq!(h, vec!["did you mean `blocking`?"]);
