@@ -934,4 +934,62 @@ mod tests {
             }
         });
     }
+
+    /// Any text: an error or a tree, never a panic, and any error span
+    /// lies within the text.
+    #[test]
+    fn never_panics() {
+        use proptest::prelude::*;
+        let punctuation = proptest::collection::vec(
+            proptest::sample::select(
+                &[
+                    "[",
+                    "]",
+                    "[[",
+                    "]]",
+                    "{",
+                    "}",
+                    "=",
+                    ".",
+                    ",",
+                    "\"",
+                    "'",
+                    "\"\"\"",
+                    "\n",
+                    "\r\n",
+                    " ",
+                    "#",
+                    "a",
+                    "task",
+                    "1",
+                    "1.5",
+                    "0x",
+                    "_",
+                    "\\",
+                    "é",
+                    "1979-05-27",
+                    "true",
+                ][..],
+            ),
+            0..40,
+        );
+        proptest!(ProptestConfig::with_cases(3000), |(parts in punctuation, any in ".{0,60}")| {
+            for text in [parts.concat(), any] {
+                let mut on_task = |_: usize, _: Item<'_>| {};
+                if let Err(e) = parse(&text, Some(&mut on_task)) {
+                    prop_assert!(e.span.end <= text.len() && e.span.start <= e.span.end);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn crlf_lines() {
+        let text = "a = 1\r\n[t]\r\nb = \"x\"\r\n";
+        let t = root(text);
+        let Value::Table(sub) = &get(&t, "t").value else {
+            panic!("a table")
+        };
+        assert_eq!(&text[get(sub, "b").span.clone()], "\"x\"");
+    }
 }
