@@ -7,7 +7,9 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::toml_tree::{Item, Table, Value};
+use std::collections::{HashMap, HashSet};
+
+use super::toml_tree::{self, Item, Table, Value};
 
 /// One step of a [`DocPath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +77,42 @@ fn child<'t, 's>(item: &'t Item<'s>, seg: &Seg) -> Option<(&'t Item<'s>, Option<
     }
 }
 
-/// The span of the value (or key) at `path` in the document's root table;
-/// when the path goes further than the document, the span of the deepest
-/// part that exists.
-pub fn span_of(root: &Table<'_>, path: &DocPath, anchor: Anchor) -> Option<Range<usize>> {
+/// The spans of `wanted` in `source`, which is parsed again for them. Of
+/// the `[[task]]` tables, only those a path goes into are kept, so that
+/// showing an error in a big file does not build its whole tree.
+pub fn spans_of<'s>(source: &'s str, wanted: &[(&DocPath, Anchor)]) -> Vec<Option<Range<usize>>> {
+    let tasks: HashSet<usize> = wanted
+        .iter()
+        .filter_map(|(p, _)| match p.0.as_slice() {
+            [Seg::Key(k), Seg::Index(i), ..] if k == "task" => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let mut kept: HashMap<usize, Item<'s>> = HashMap::new();
+    let mut on_task = |i: usize, item: Item<'s>| {
+        if tasks.contains(&i) {
+            kept.insert(i, item);
+        }
+    };
+    let Ok(root) = toml_tree::parse(source, Some(&mut on_task)) else {
+        return vec![None; wanted.len()];
+    };
+    wanted
+        .iter()
+        .map(|(p, anchor)| span_of(&root, &kept, p, *anchor))
+        .collect()
+}
+
+/// The span of the value (or key) at `path` in the document's root table
+/// (with `tasks`, the `[[task]]` tables handed over while parsing); when
+/// the path goes further than the document, the span of the deepest part
+/// that exists.
+pub fn span_of(
+    root: &Table<'_>,
+    tasks: &HashMap<usize, Item<'_>>,
+    path: &DocPath,
+    anchor: Anchor,
+) -> Option<Range<usize>> {
     let mut segs = path.0.iter();
     let (mut node, mut key_span) = match segs.next() {
         Some(Seg::Key(k)) => {
@@ -87,6 +121,13 @@ pub fn span_of(root: &Table<'_>, path: &DocPath, anchor: Anchor) -> Option<Range
         }
         _ => return None,
     };
+    if let (Value::Array(a), Some(Seg::Index(i))) = (&node.value, path.0.get(1)) {
+        if let Some(task) = tasks.get(i).filter(|_| a.of_tables && *i < a.taken) {
+            segs.next();
+            node = task;
+            key_span = None;
+        }
+    }
     let mut best = node.span.clone();
     for seg in segs {
         match child(node, seg) {
@@ -113,7 +154,8 @@ mod tests {
     fn spans_of_values_keys_and_headers() {
         let text = "[pool]\nprocesses = 4\n[[task]]\nargs = [1, { result = \"a\" }]\n";
         let root = parse(text, None).expect("valid");
-        let at = |p: &DocPath, a| span_of(&root, p, a).map(|s| &text[s]);
+        let none = HashMap::new();
+        let at = |p: &DocPath, a| span_of(&root, &none, p, a).map(|s| &text[s]);
         let pool = DocPath::root().key("pool");
         assert_eq!(at(&pool, Anchor::Value), Some("[pool]"));
         assert_eq!(at(&pool.key("processes"), Anchor::Key), Some("processes"));

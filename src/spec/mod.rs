@@ -27,7 +27,7 @@ pub use raw::RawJob;
 pub use suggest::closest;
 
 use diagnostic::Location;
-use doc_path::span_of;
+use doc_path::spans_of;
 
 /// Why a job file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -107,26 +107,31 @@ pub fn check_source(path: &Path, source: &str, opts: &CheckOptions) -> Result<Jo
     } else {
         None
     };
+    // The raw job is not needed past the checks (nor while errors are shown).
+    drop(loaded.raw);
     match job {
         Some(job) if diagnostics.is_empty() => Ok(job),
         _ => {
-            let needs_doc = diagnostics
+            // Spans of the errors found by path, in one more reading.
+            let wanted: Vec<(&doc_path::DocPath, doc_path::Anchor)> = diagnostics
                 .iter()
-                .any(|d| matches!(d.location, Location::Path(..)));
-            let doc = if needs_doc {
-                toml_tree::parse(source, None).ok()
+                .filter_map(|d| match &d.location {
+                    Location::Path(p, anchor) => Some((p, *anchor)),
+                    _ => None,
+                })
+                .collect();
+            let mut spans = if wanted.is_empty() {
+                Vec::new()
             } else {
-                None
-            };
+                spans_of(source, &wanted)
+            }
+            .into_iter();
             let mut errors: Vec<Located> = diagnostics
                 .iter()
                 .map(|d| {
                     let span = match &d.location {
                         Location::Span(s) => s.clone(),
-                        Location::Path(p, anchor) => doc
-                            .as_ref()
-                            .and_then(|doc| span_of(doc, p, *anchor))
-                            .unwrap_or(0..0),
+                        Location::Path(..) => spans.next().flatten().unwrap_or(0..0),
                         Location::File => 0..0,
                     };
                     Located::new(d, span, source)
