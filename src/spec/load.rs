@@ -183,6 +183,11 @@ impl At<'_> {
             _ => None,
         }
     }
+
+    /// Whether this is `NAME.KEY` for a top-level `NAME`.
+    fn is_in_top_level(&self, name: &str) -> bool {
+        matches!(self, At::Key(At::Key(At::Root, n), _) if *n == name)
+    }
 }
 
 impl fmt::Display for At<'_> {
@@ -265,6 +270,13 @@ impl<'s> Reader<'s> {
         let key = at.key().unwrap_or("");
         let written = self.written(item);
         match (&item.value, expected) {
+            (_, "a table") if at.is_in_top_level("pools") => Some(format!(
+                "each named pool is a table of its own, `[pools.NAME]`; the default pool \
+                 is `[pool]`, where `{key}` would go"
+            )),
+            (_, "a table") if at.is_in_top_level("functions") => Some(format!(
+                "each function is a table of its own: `[functions.NAME]`, with `{key}` in it"
+            )),
             (Value::String(s), _) if key == "command" => {
                 let words: Vec<String> = s
                     .split_whitespace()
@@ -967,6 +979,15 @@ mod tests {
         assert_eq!(
             super::super::duration::parse_duration("1500ms"),
             Ok(std::time::Duration::from_millis(1500))
+        );
+        let h = help("version = 1\n[pools]\nprocesses = 4\n[functions]\nshell = \"x\"\n");
+        assert_eq!(
+            h,
+            vec![
+                "each named pool is a table of its own, `[pools.NAME]`; the default pool \
+                 is `[pool]`, where `processes` would go",
+                "each function is a table of its own: `[functions.NAME]`, with `shell` in it"
+            ]
         );
         let h = help("version = 1\n[[task]]\nfunction = \"f\"\nmode = \"blokcing\"\n");
         assert_eq!(h, vec!["did you mean `blocking`?"]);
