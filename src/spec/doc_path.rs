@@ -4,48 +4,86 @@
 //! by its path; the span is looked up in the parsed document only when an
 //! error is rendered.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
-
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::toml_tree::{self, Item, Table, Value};
 
 /// One step of a [`DocPath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seg {
-    Key(String),
+    Key(Box<str>),
     Index(usize),
 }
 
 /// A path from the document root to a value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DocPath(pub Vec<Seg>);
+///
+/// The checker makes one for every value it looks at and keeps almost
+/// none, so a longer path shares its parent rather than copying it: one
+/// step costs one small allocation, whatever the depth.
+#[derive(Clone, Default)]
+pub struct DocPath(Option<Arc<Step>>);
+
+struct Step {
+    parent: DocPath,
+    seg: Seg,
+}
 
 impl DocPath {
     /// The root of the document.
     pub fn root() -> DocPath {
-        DocPath(Vec::new())
+        DocPath(None)
     }
 
     /// This path, one key further.
     pub fn key(&self, k: &str) -> DocPath {
-        let mut p = self.clone();
-        p.0.push(Seg::Key(k.to_string()));
-        p
+        self.then(Seg::Key(k.into()))
     }
 
     /// This path, one array index further.
     pub fn index(&self, i: usize) -> DocPath {
-        let mut p = self.clone();
-        p.0.push(Seg::Index(i));
-        p
+        self.then(Seg::Index(i))
+    }
+
+    fn then(&self, seg: Seg) -> DocPath {
+        DocPath(Some(Arc::new(Step {
+            parent: self.clone(),
+            seg,
+        })))
+    }
+
+    /// The steps from the root.
+    pub fn segs(&self) -> Vec<&Seg> {
+        let mut out = Vec::new();
+        let mut at = &self.0;
+        while let Some(step) = at {
+            out.push(&step.seg);
+            at = &step.parent.0;
+        }
+        out.reverse();
+        out
+    }
+}
+
+impl PartialEq for DocPath {
+    fn eq(&self, other: &DocPath) -> bool {
+        self.segs() == other.segs()
+    }
+}
+
+impl Eq for DocPath {}
+
+impl fmt::Debug for DocPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocPath({self})")
     }
 }
 
 impl fmt::Display for DocPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, seg) in self.0.iter().enumerate() {
+        for (n, seg) in self.segs().into_iter().enumerate() {
             match seg {
                 Seg::Key(k) if n == 0 => write!(f, "{k}")?,
                 Seg::Key(k) => write!(f, ".{k}")?,
@@ -83,8 +121,8 @@ fn child<'t, 's>(item: &'t Item<'s>, seg: &Seg) -> Option<(&'t Item<'s>, Option<
 pub fn spans_of<'s>(source: &'s str, wanted: &[(&DocPath, Anchor)]) -> Vec<Option<Range<usize>>> {
     let tasks: HashSet<usize> = wanted
         .iter()
-        .filter_map(|(p, _)| match p.0.as_slice() {
-            [Seg::Key(k), Seg::Index(i), ..] if k == "task" => Some(*i),
+        .filter_map(|(p, _)| match p.segs().as_slice() {
+            [Seg::Key(k), Seg::Index(i), ..] if &**k == "task" => Some(*i),
             _ => None,
         })
         .collect();
@@ -113,7 +151,8 @@ pub fn span_of(
     path: &DocPath,
     anchor: Anchor,
 ) -> Option<Range<usize>> {
-    let mut segs = path.0.iter();
+    let all = path.segs();
+    let mut segs = all.iter().copied();
     let (mut node, mut key_span) = match segs.next() {
         Some(Seg::Key(k)) => {
             let e = root.get(k)?;
@@ -121,7 +160,7 @@ pub fn span_of(
         }
         _ => return None,
     };
-    if let (Value::Array(a), Some(Seg::Index(i))) = (&node.value, path.0.get(1)) {
+    if let (Value::Array(a), Some(Seg::Index(i))) = (&node.value, all.get(1)) {
         if let Some(task) = tasks.get(i).filter(|_| a.of_tables && *i < a.taken) {
             segs.next();
             node = task;

@@ -350,7 +350,10 @@ impl<'s> Builder<'s, '_> {
         first: &Event,
         input: &mut Cursor<'_>,
     ) -> Option<(Vec<(Cow<'s, str>, ByteSpan)>, (Cow<'s, str>, ByteSpan))> {
-        let mut parts = vec![self.decode_key(first)?];
+        // Most keys have one part: the path stays an empty Vec (no
+        // allocation) until a dot shows there is more.
+        let mut path = Vec::new();
+        let mut key = self.decode_key(first)?;
         loop {
             let more = matches!(
                 (input.peek(0), input.peek(1)),
@@ -362,18 +365,17 @@ impl<'s> Builder<'s, '_> {
             }
             while let Some(event) = input.next() {
                 if event.kind() == EventKind::SimpleKey {
-                    parts.push(self.decode_key(event)?);
+                    let next = self.decode_key(event)?;
+                    path.push(std::mem::replace(&mut key, next));
                     break;
                 }
             }
+            if path.len() as u32 >= MAX_DEPTH {
+                self.fail(key.1, "a key of too many parts".into());
+                return None;
+            }
         }
-        if parts.len() as u32 > MAX_DEPTH {
-            let span = parts.last().map_or(0..0, |p| p.1.clone());
-            self.fail(span, "a key of too many parts".into());
-            return None;
-        }
-        let key = parts.pop()?;
-        Some((parts, key))
+        Some((path, key))
     }
 
     fn decode_key(&mut self, event: &Event) -> Option<(Cow<'s, str>, ByteSpan)> {
@@ -655,6 +657,10 @@ impl<'s> Builder<'s, '_> {
                 }
             }
         }
+        if self.current.entries.capacity() == 0 {
+            // A task's few keys fit without growing.
+            self.current.entries.reserve(8);
+        }
         self.current.implicit = false;
         self.current.dotted = false;
         self.header = Some(header);
@@ -806,6 +812,8 @@ mod tests {
         );
         assert!(error("x = 1979-13-45\n").span.start == 4);
         assert_eq!(error("name = demo\n").span, 7..11);
+        let long_key = format!("{} = 1\n", vec!["a"; 100].join("."));
+        assert!(error(&long_key).message.contains("too many parts"));
         let deep = format!("a = {}{}\n", "[".repeat(200), "]".repeat(200));
         assert!(parse(&deep, None).is_err());
     }
