@@ -63,7 +63,9 @@ pub fn load(source: &str) -> Loaded {
     };
     let mut tasks: Vec<RawTask> = Vec::new();
     // One allocation for the tasks: a header per task is the usual shape.
-    tasks.reserve_exact(source.matches("[[task]]").count());
+    // (A count inflated by headers in strings or comments only costs
+    // address space; if even that is refused, the vector grows as usual.)
+    let _ = tasks.try_reserve_exact(source.matches("[[task]]").count());
     let mut unreadable = Unreadable::default();
     let task_root = At::Key(&At::Root, "task");
     let parsed = {
