@@ -1056,6 +1056,8 @@ map = [[1], [2]]
         );
         assert_eq!(l.raw.task[0].map, Some(RawMap::Range(vec![0, 3])));
         assert_eq!(l.raw.vars["w"], Json::from(2));
+        let l = load("version = 1\n[vars]\nwhen = 1979-05-27T07:32:00Z\n");
+        assert_eq!(l.raw.vars["when"], Json::from("1979-05-27T07:32:00Z"));
     }
 
     /// Every key the schema lists is one the walk reads.
