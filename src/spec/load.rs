@@ -295,7 +295,17 @@ impl<'s> Reader<'s> {
                  `command = [...]` for the program and its arguments"
                     .into(),
             ),
+            (Value::String(_), "a table") if key == "initializer" => Some(format!(
+                "an initializer is a call: write `initializer = {{ function = {written} }}`, \
+                 with `args = [...]` if it takes any"
+            )),
+            (Value::Integer(n), "an array of integers") if key == "range" => Some(format!(
+                "a range is `[start, stop]` or `[start, stop, step]`: write `range = [0, {n}]`"
+            )),
             (Value::Array(_) | Value::Table(_), _) => match (key, &item.value) {
+                ("args", Value::Table(t)) if t.get("result").is_some() => Some(format!(
+                    "`args` is an array, even of one result: write `args = [{written}]`"
+                )),
                 ("args", Value::Table(_)) => Some(
                     "`args` are positional: an array; named arguments go in \
                      `kwargs = { name = value }`"
@@ -989,6 +999,20 @@ mod tests {
                 "each named pool is a table of its own, `[pools.NAME]`; the default pool \
                  is `[pool]`, where `processes` would go",
                 "each function is a table of its own: `[functions.NAME]`, with `shell` in it"
+            ]
+        );
+        let h = help(
+            "version = 1\n[pool]\ninitializer = \"nap\"\n[[task]]\nfunction = \"f\"\n\
+             map = { range = 10 }\nargs = { result = \"a\" }\n",
+        );
+        // Tasks are read as the parser hands them over, before the rest.
+        assert_eq!(
+            h,
+            vec![
+                "a range is `[start, stop]` or `[start, stop, step]`: write `range = [0, 10]`",
+                "`args` is an array, even of one result: write `args = [{ result = \"a\" }]`",
+                "an initializer is a call: write `initializer = { function = \"nap\" }`, \
+                 with `args = [...]` if it takes any",
             ]
         );
         let h = help("version = 1\n[[task]]\nfunction = \"f\"\nmode = \"blokcing\"\n");
