@@ -225,6 +225,55 @@ fn rendered_errors() {
     }
 }
 
+/// Shape errors as the loader words them: each wrong key on its own, at
+/// its own value, named by its dotted path (tasks counted from 0), with a
+/// `help:` for the usual slips.
+#[test]
+fn rendered_type_errors() {
+    for name in [
+        "50-type-errors-in-one-task",
+        "51-nested-type-errors",
+        "52-command-as-string",
+        "53-task-numbering",
+    ] {
+        let out = jobfile(["check", &format!("tests/fixtures/bad/{name}.toml")])
+            .dir(root())
+            .output();
+        insta::assert_snapshot!(name, out.stderr);
+    }
+}
+
+/// `command = "echo hi"` says how to write it.
+#[test]
+fn a_command_string_gets_the_array_and_the_shell_form() {
+    let out = jobfile(["check", "tests/fixtures/bad/52-command-as-string.toml"])
+        .dir(root())
+        .output();
+    let err = &out.stderr;
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("help: `command` is the program and its arguments, one string each: write `command = [\"echo\", \"hi\"]`, or use `shell = \"echo hi\"` for a shell script"),
+        "{err}"
+    );
+}
+
+/// Every message names a task as `task[N]`, N from 0, whoever finds it.
+#[test]
+fn tasks_are_numbered_from_zero_everywhere() {
+    let out = jobfile(["check", "tests/fixtures/bad/53-task-numbering.toml"])
+        .dir(root())
+        .output();
+    let err = &out.stderr;
+    for part in [
+        "unknown key `agrs` in `task[1]`",
+        "missing `function` in `task[2]`",
+        "`task[0]` already has this id",
+    ] {
+        assert!(err.contains(part), "no {part:?} in:\n{err}");
+    }
+    assert!(!err.contains('#'), "{err}");
+}
+
 fn good_job() -> PathBuf {
     root().join("jobs/seed-map-square.toml")
 }

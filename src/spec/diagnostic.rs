@@ -127,11 +127,22 @@ impl Located {
                 .next()
                 .map_or(self.span.start, |c| self.span.start + c.len_utf8());
         }
-        let mut annotation = AnnotationKind::Primary.span(self.span.start..end);
+        // Only the line is handed to the renderer: a big file is not read
+        // again for each error.
+        let line_start = source[..self.span.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = if source[..line_end].ends_with('\r') && line_end > self.span.start {
+            line_end - 1
+        } else {
+            line_end
+        };
+        let end = end.min(line_end).max(self.span.start);
+        let mut annotation =
+            AnnotationKind::Primary.span(self.span.start - line_start..end - line_start);
         if let Some(label) = &self.label {
             annotation = annotation.label(label);
         }
-        let snippet = Snippet::source(source)
+        let snippet = Snippet::source(&source[line_start..line_end])
+            .line_start(self.line)
             .path(origin)
             .fold(true)
             .annotation(annotation);

@@ -1,25 +1,35 @@
 //! From TOML text to [`RawJob`], collecting every shape error.
 //!
-//! serde stops at the first error of a value, so each top-level key, each
-//! `[functions.NAME]`, each `[pools.NAME]` and each `[[task]]` is read on
-//! its own: a file with errors in three tasks reports all three.
+//! The TOML tree ([`super::toml_tree`]) is walked against the shape of the
+//! `Raw*` types: each key is read on its own, so every wrong key of a
+//! table is reported, each at its own value, in words of our own
+//! (`pool.processes: expected an integer, found a string "4"`), with a
+//! `help:` for the usual slips (`command = "echo hi"`). The walk knows the
+//! types' keys by name; the names for "did you mean" and the variants of
+//! an enum are taken from the JSON Schema the same types generate, so the
+//! two cannot drift apart (a unit test reads every schema key back).
+//!
+//! Each `[[task]]` is read as soon as the parser hands it over, so a file
+//! of many tasks is never held as a tree.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 
-use serde::de::{DeserializeOwned, IntoDeserializer};
-use toml_edit::{Document, Item};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::de::value::{Error as PlainError, StrDeserializer};
+use serde_json::{Map, Number, Value as Json};
 
 use super::check::default_task_id;
 use super::diagnostic::Diagnostic;
-use super::doc_path::DocPath;
-use super::raw::{RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS};
+use super::map_source::{MAP_SOURCES, RawMap};
+use super::raw::{
+    RawCall, RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS,
+};
 use super::suggest::did_you_mean;
+use super::toml_tree::{self, Entry, Item, Table, Value};
 
 /// What could be read of a document.
-///
-/// The parsed document itself is consumed while reading (copying a big one
-/// would cost as much as parsing it); the spans of path-located errors are
-/// looked up in a fresh parse, only when there are errors to show.
 pub struct Loaded {
     /// Whether the text is valid TOML.
     pub parsed: bool,
@@ -48,78 +58,104 @@ pub struct Unreadable {
 
 /// Parses `source` and reads every part it can.
 pub fn load(source: &str) -> Loaded {
-    let mut diagnostics = Vec::new();
-    let doc = match Document::parse(source.to_string()) {
-        Ok(doc) => doc,
+    let mut reader = Reader {
+        source,
+        diagnostics: Vec::new(),
+    };
+    let mut tasks: Vec<RawTask> = Vec::new();
+    // One allocation for the tasks: a header per task is the usual shape.
+    // (A count inflated by headers in strings or comments only costs
+    // address space; if even that is refused, the vector grows as usual.)
+    let _ = tasks.try_reserve_exact(source.matches("[[task]]").count());
+    let mut unreadable = Unreadable::default();
+    let task_root = At::Key(&At::Root, "task");
+    let parsed = {
+        let mut on_task = |i: usize, item: Item<'_>| {
+            reader.task_into(&task_root, i, &item, &mut tasks, &mut unreadable.tasks);
+        };
+        toml_tree::parse(source, Some(&mut on_task))
+    };
+    let root = match parsed {
+        Ok(root) => root,
         Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim_end().to_string();
-            diagnostics.push(Diagnostic::at_span(
-                span,
-                format!("invalid TOML: {}", first_line(&message)),
-            ));
             return Loaded {
                 parsed: false,
                 raw: RawJob::default(),
                 has_version: false,
                 unreadable: Unreadable::default(),
-                diagnostics,
+                diagnostics: vec![Diagnostic::at_span(
+                    e.span,
+                    format!("invalid TOML: {}", e.message),
+                )],
             };
         }
     };
-    let mut raw = RawJob::default();
+    let mut raw = RawJob {
+        task: tasks,
+        ..RawJob::default()
+    };
     let mut has_version = false;
-    let mut unreadable = Unreadable::default();
-    let root = DocPath::root();
-    for (key, item) in doc.into_table() {
-        let path = root.key(&key);
-        match key.as_str() {
+    for (key, entry) in &root.entries {
+        let at = At::Key(&At::Root, key);
+        let item = &entry.item;
+        let r = &mut reader;
+        match key.as_ref() {
             "version" => {
                 has_version = true;
-                match read(item, &path, &mut diagnostics) {
+                match r.integer(&at, item) {
                     Some(v) => raw.version = v,
                     None => unreadable.version = true,
                 }
             }
-            "name" => raw.name = read(item, &path, &mut diagnostics),
-            "vars" => raw.vars = read(item, &path, &mut diagnostics).unwrap_or_default(),
-            "shared" => raw.shared = read(item, &path, &mut diagnostics).unwrap_or_default(),
+            "name" => raw.name = r.string(&at, item),
+            "vars" => raw.vars = r.json_table(&at, item).unwrap_or_default(),
+            "shared" => raw.shared = r.json_table(&at, item).unwrap_or_default(),
             "pool" => {
-                raw.pool = read::<RawPool>(item, &path, &mut diagnostics);
+                raw.pool = r.pool(&at, item);
                 if raw.pool.is_none() {
                     unreadable.pools.insert("default".into());
                 }
             }
-            "results" => raw.results = read::<RawResults>(item, &path, &mut diagnostics),
-            "python" => raw.python = read::<RawPython>(item, &path, &mut diagnostics),
-            "pools" => {
-                raw.pools = read_named(item, &path, &mut unreadable.pools, &mut diagnostics);
-            }
+            "results" => raw.results = r.results(&at, item),
+            "python" => raw.python = r.python(&at, item),
+            "pools" => raw.pools = r.named(&at, item, &mut unreadable.pools, Reader::pool),
             "functions" => {
-                raw.functions = read_named::<RawFunction>(
-                    item,
-                    &path,
-                    &mut unreadable.functions,
-                    &mut diagnostics,
-                );
+                raw.functions = r.named(&at, item, &mut unreadable.functions, Reader::function);
             }
-            "task" => raw.task = read_tasks(item, &path, &mut unreadable.tasks, &mut diagnostics),
+            "task" => match &item.value {
+                // Read as the parser handed them over.
+                Value::Array(a) if a.of_tables => {}
+                Value::Array(a) => {
+                    raw.task.reserve_exact(a.items.len());
+                    for (i, t) in a.items.iter().enumerate() {
+                        r.task_into(&at, i, t, &mut raw.task, &mut unreadable.tasks);
+                    }
+                }
+                _ => r.push(
+                    Diagnostic::at_span(
+                        item.span.clone(),
+                        format!("task: expected an array of tables, found {}", r.found(item)),
+                    )
+                    .with_help("declare each task with a `[[task]]` header"),
+                ),
+            },
             other => {
-                let mut d = Diagnostic::at_key(
-                    path.clone(),
+                let d = Diagnostic::at_span(
+                    entry.key_span.clone(),
                     format!("unknown key `{other}` at the top level of the job file"),
                 )
-                .with_label("unknown key");
-                d.help =
-                    Some(did_you_mean(other, TOP_LEVEL_KEYS).unwrap_or_else(|| {
+                .with_label("unknown key")
+                .with_help(
+                    did_you_mean(other, TOP_LEVEL_KEYS).unwrap_or_else(|| {
                         format!("expected one of {}", backticked(TOP_LEVEL_KEYS))
-                    }));
-                diagnostics.push(d);
+                    }),
+                );
+                r.push(d);
             }
         }
     }
     if !has_version {
-        diagnostics.push(
+        reader.push(
             Diagnostic::at_file("missing `version`: a job file starts with `version = 1`")
                 .with_help("add `version = 1` at the top of the file"),
         );
@@ -129,185 +165,710 @@ pub fn load(source: &str) -> Loaded {
         raw,
         has_version,
         unreadable,
-        diagnostics,
+        diagnostics: reader.diagnostics,
     }
 }
 
-/// Reads one value; on error records a diagnostic and gives `None`.
-fn read<T: DeserializeOwned>(
-    item: Item,
-    path: &DocPath,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Option<T> {
-    let value = match item {
-        Item::Value(v) => v,
-        Item::Table(t) => toml_edit::Value::InlineTable(t.into_inline_table()),
-        Item::ArrayOfTables(a) => toml_edit::Value::Array(a.into_array()),
-        Item::None => return None,
-    };
-    match T::deserialize(value.into_deserializer()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            diagnostics.push(serde_diagnostic(&e, path));
-            None
+/// A place in the file, for messages (`task[2].retries`): built on the
+/// stack as the walk goes down, written out only for an error.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    /// The last key of the path, if it ends with one.
+    fn key(&self) -> Option<&str> {
+        match self {
+            At::Key(_, k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Whether this is `NAME.KEY` for a top-level `NAME`.
+    fn is_in_top_level(&self, name: &str) -> bool {
+        matches!(self, At::Key(At::Key(At::Root, n), _) if *n == name)
+    }
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Root => f.write_str("the top level"),
+            At::Key(At::Root, k) => f.write_str(k),
+            At::Key(parent, k) => write!(f, "{parent}.{k}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
         }
     }
 }
 
-/// Reads `[functions.NAME]` or `[pools.NAME]`: each entry on its own.
-fn read_named<T: DeserializeOwned>(
-    item: Item,
-    path: &DocPath,
-    unreadable: &mut HashSet<String>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> std::collections::BTreeMap<String, T> {
-    let mut out = std::collections::BTreeMap::new();
-    let entries: Vec<(String, Item)> = match item {
-        Item::Table(t) => t.into_iter().collect(),
-        Item::Value(toml_edit::Value::InlineTable(t)) => t
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), Item::Value(v)))
-            .collect(),
-        _ => {
-            diagnostics.push(Diagnostic::at(
-                path.clone(),
-                format!("`{path}` must be a table of named entries"),
-            ));
+/// The walk: reads values of the expected shapes, records a diagnostic for
+/// each one that is not, and gives `None` for it.
+struct Reader<'s> {
+    source: &'s str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Stores a read value; whether it could be read.
+fn set<T>(slot: &mut T, value: Option<T>) -> bool {
+    match value {
+        Some(v) => {
+            *slot = v;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Stores a read optional value; whether it could be read.
+fn set_some<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
+    let ok = value.is_some();
+    *slot = value;
+    ok
+}
+
+impl<'s> Reader<'s> {
+    fn push(&mut self, d: Diagnostic) {
+        self.diagnostics.push(d);
+    }
+
+    /// The value as written in the file.
+    fn written(&self, item: &Item<'_>) -> &'s str {
+        self.source.get(item.span.clone()).unwrap_or("")
+    }
+
+    /// "a string "4"", "an integer 3", "an array"...
+    fn found(&self, item: &Item<'_>) -> String {
+        let kind = item.value.kind();
+        match &item.value {
+            Value::Array(_) | Value::Table(_) => kind.to_string(),
+            _ => {
+                let text = self.written(item);
+                if text.chars().count() > 40 || text.contains('\n') {
+                    kind.to_string()
+                } else {
+                    format!("{kind} {text}")
+                }
+            }
+        }
+    }
+
+    /// Records "`at`: expected X, found Y", with a help line for the usual
+    /// slips.
+    fn wrong(&mut self, at: &At<'_>, item: &Item<'_>, expected: &str) {
+        let mut d = Diagnostic::at_span(
+            item.span.clone(),
+            format!("{at}: expected {expected}, found {}", self.found(item)),
+        );
+        if let Some(help) = self.hint(at, item, expected) {
+            d = d.with_help(help);
+        }
+        self.push(d);
+    }
+
+    /// A help line for a value of the wrong shape, when a likely fix is known.
+    fn hint(&self, at: &At<'_>, item: &Item<'_>, expected: &str) -> Option<String> {
+        let key = at.key().unwrap_or("");
+        let written = self.written(item);
+        match (&item.value, expected) {
+            (_, "a table") if at.is_in_top_level("pools") => Some(format!(
+                "each named pool is a table of its own, `[pools.NAME]`; the default pool \
+                 is `[pool]`, where `{key}` would go"
+            )),
+            (_, "a table") if at.is_in_top_level("functions") => Some(format!(
+                "each function is a table of its own: `[functions.NAME]`, with `{key}` in it"
+            )),
+            (Value::String(s), _) if key == "command" => {
+                let words: Vec<String> = s
+                    .split_whitespace()
+                    .map(|w| Json::String(w.to_string()).to_string())
+                    .collect();
+                Some(format!(
+                    "`command` is the program and its arguments, one string each: write \
+                     `command = [{}]`, or use `shell = {written}` for a shell script",
+                    words.join(", ")
+                ))
+            }
+            (Value::Array(_), _) if key == "shell" => Some(
+                "`shell` is one script for `/bin/sh -c`: write it as one string, or use \
+                 `command = [...]` for the program and its arguments"
+                    .into(),
+            ),
+            (Value::String(_), "a table") if key == "initializer" => Some(format!(
+                "an initializer is a call: write `initializer = {{ function = {written} }}`, \
+                 with `args = [...]` if it takes any"
+            )),
+            (Value::Integer(n), "an array of integers") if key == "range" => Some(format!(
+                "a range is `[start, stop]` or `[start, stop, step]`: write `range = [0, {n}]`"
+            )),
+            (Value::Array(_) | Value::Table(_), _) => match (key, &item.value) {
+                ("args", Value::Table(t)) if t.get("result").is_some() => Some(format!(
+                    "`args` is an array, even of one result: write `args = [{written}]`"
+                )),
+                ("args", Value::Table(_)) => Some(
+                    "`args` are positional: an array; named arguments go in \
+                     `kwargs = { name = value }`"
+                        .into(),
+                ),
+                ("kwargs", Value::Array(_)) => Some(
+                    "`kwargs` are named: a table, like `kwargs = { name = value }`; \
+                     positional ones go in `args = [...]`"
+                        .into(),
+                ),
+                ("env", _) => {
+                    Some("`env` is a table of strings: write `env = { NAME = \"value\" }`".into())
+                }
+                _ => None,
+            },
+            (_, e) if e.starts_with("an array") => Some(format!(
+                "write `{key} = [{written}]`: an array, even of one"
+            )),
+            (Value::String(s), "an integer") if s.trim().parse::<i64>().is_ok() => {
+                Some(format!("write `{key} = {}`, without quotes", s.trim()))
+            }
+            (Value::Integer(n), e) if e.starts_with("a duration") => Some(format!(
+                "durations are strings with a unit: write `{key} = \"{n}s\"`"
+            )),
+            (Value::Float(f), e) if e.starts_with("a duration") && f.is_finite() => Some(format!(
+                "durations are strings with a unit: write `{key} = \"{}ms\"`",
+                (f * 1000.0).round()
+            )),
+            (Value::Integer(_) | Value::Float(_) | Value::Boolean(_), "a string") => {
+                Some(format!("write `{key} = \"{written}\"`, in quotes"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Records an unknown key of `table` (at `at`), with "did you mean"
+    /// among the keys of `T`'s schema.
+    fn unknown<T: JsonSchema>(&mut self, at: &At<'_>, key: &str, entry: &Entry<'_>) {
+        let known = schema_keys::<T>();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let d = Diagnostic::at_span(
+            entry.key_span.clone(),
+            format!("unknown key `{key}` in `{at}`"),
+        )
+        .with_label("unknown key")
+        .with_help(
+            did_you_mean(key, &known)
+                .unwrap_or_else(|| format!("expected one of {}", backticked(&known))),
+        );
+        self.push(d);
+    }
+
+    /// Records a missing required key of the table at `at`.
+    fn missing(&mut self, at: &At<'_>, table: &Item<'_>, key: &str) {
+        self.push(
+            Diagnostic::at_span(table.span.clone(), format!("missing `{key}` in `{at}`"))
+                .with_help(format!("add `{key} = ...` to this table")),
+        );
+    }
+
+    fn string(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<String> {
+        match &item.value {
+            Value::String(s) => Some(s.to_string()),
+            _ => {
+                self.wrong(at, item, "a string");
+                None
+            }
+        }
+    }
+
+    /// A duration is a string; the checker parses it.
+    fn duration(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<String> {
+        match &item.value {
+            Value::String(s) => Some(s.to_string()),
+            _ => {
+                self.wrong(at, item, "a duration string such as \"30s\"");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<i64> {
+        match item.value {
+            Value::Integer(i) => Some(i),
+            _ => {
+                self.wrong(at, item, "an integer");
+                None
+            }
+        }
+    }
+
+    fn table<'t, 'v>(&mut self, at: &At<'_>, item: &'t Item<'v>) -> Option<&'t Table<'v>> {
+        match &item.value {
+            Value::Table(t) => Some(t),
+            _ => {
+                self.wrong(at, item, "a table");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<Vec<String>> {
+        let Value::Array(a) = &item.value else {
+            self.wrong(at, item, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(a.items.len());
+        let mut ok = true;
+        for (i, x) in a.items.iter().enumerate() {
+            match &x.value {
+                Value::String(s) => out.push(s.to_string()),
+                _ => {
+                    self.wrong(&At::Index(at, i), x, "a string");
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn integers(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<Vec<i64>> {
+        let Value::Array(a) = &item.value else {
+            self.wrong(at, item, "an array of integers");
+            return None;
+        };
+        let mut out = Vec::with_capacity(a.items.len());
+        let mut ok = true;
+        for (i, x) in a.items.iter().enumerate() {
+            match x.value {
+                Value::Integer(n) => out.push(n),
+                _ => {
+                    self.wrong(&At::Index(at, i), x, "an integer");
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `env`: a table of strings.
+    fn env(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<BTreeMap<String, String>> {
+        let Value::Table(t) = &item.value else {
+            self.wrong(at, item, "a table of strings");
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        for (k, e) in &t.entries {
+            match self.string(&At::Key(at, k), &e.item) {
+                Some(v) => {
+                    out.insert(k.to_string(), v);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Any value, as JSON (args, kwargs, vars, shared values, map items).
+    fn json(item: &Item<'_>) -> Json {
+        match &item.value {
+            Value::String(s) => Json::String(s.to_string()),
+            Value::Integer(i) => Json::Number((*i).into()),
+            Value::Float(f) => Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Value::Boolean(b) => Json::Bool(*b),
+            Value::Datetime(d) => Json::String(d.clone()),
+            Value::Array(a) => Json::Array(a.items.iter().map(Reader::json).collect()),
+            Value::Table(t) => Json::Object(Reader::json_entries(t)),
+        }
+    }
+
+    fn json_entries(t: &Table<'_>) -> Map<String, Json> {
+        t.entries
+            .iter()
+            .map(|(k, e)| (k.to_string(), Reader::json(&e.item)))
+            .collect()
+    }
+
+    fn json_array(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<Vec<Json>> {
+        match &item.value {
+            Value::Array(a) => Some(a.items.iter().map(Reader::json).collect()),
+            _ => {
+                self.wrong(at, item, "an array");
+                None
+            }
+        }
+    }
+
+    fn json_table(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<Map<String, Json>> {
+        self.table(at, item).map(Reader::json_entries)
+    }
+
+    /// One of the lowercase variants of `T` (as its schema lists them).
+    fn variant<T: DeserializeOwned + JsonSchema>(
+        &mut self,
+        at: &At<'_>,
+        item: &Item<'_>,
+    ) -> Option<T> {
+        let names = || schema_variants::<T>();
+        let Value::String(s) = &item.value else {
+            let names = names();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            self.wrong(at, item, &format!("one of {}", backticked(&names)));
+            return None;
+        };
+        // A unit variant deserializes from its name alone; the error says
+        // nothing we need, only that the name is not one of them.
+        if let Ok(v) = T::deserialize(StrDeserializer::<PlainError>::new(s)) {
+            return Some(v);
+        }
+        let names = names();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut d = Diagnostic::at_span(
+            item.span.clone(),
+            format!(
+                "{at}: expected {}, found {}",
+                backticked(&names),
+                self.written(item)
+            ),
+        );
+        let help = match (at.key(), s.as_ref()) {
+            // Python's words for the two modes.
+            (Some("mode"), "sync" | "apply" | "synchronous") => {
+                Some("`blocking` is the mode of `apply`: later tasks wait for this one".to_string())
+            }
+            (Some("mode"), "apply_async") => {
+                Some("`async` is the mode of `apply_async` (the default)".to_string())
+            }
+            _ => did_you_mean(s, &names),
+        };
+        if let Some(help) = help {
+            d = d.with_help(help);
+        }
+        self.push(d);
+        None
+    }
+
+    /// `[pools.NAME]` or `[functions.NAME]`: each entry on its own.
+    fn named<T>(
+        &mut self,
+        at: &At<'_>,
+        item: &Item<'_>,
+        unreadable: &mut HashSet<String>,
+        read: fn(&mut Self, &At<'_>, &Item<'_>) -> Option<T>,
+    ) -> BTreeMap<String, T> {
+        let mut out = BTreeMap::new();
+        let Value::Table(t) = &item.value else {
+            self.wrong(at, item, "a table of named entries");
             return out;
-        }
-    };
-    for (name, entry) in entries {
-        let entry_path = path.key(&name);
-        if !matches!(
-            entry,
-            Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))
-        ) {
-            diagnostics.push(Diagnostic::at(
-                entry_path.clone(),
-                format!("`{entry_path}` must be a table"),
-            ));
-            unreadable.insert(name);
-            continue;
-        }
-        match read(entry, &entry_path, diagnostics) {
-            Some(v) => {
-                out.insert(name, v);
-            }
-            None => {
-                unreadable.insert(name);
+        };
+        for (name, e) in &t.entries {
+            match read(self, &At::Key(at, name), &e.item) {
+                Some(v) => {
+                    out.insert(name.to_string(), v);
+                }
+                None => {
+                    unreadable.insert(name.to_string());
+                }
             }
         }
+        out
     }
-    out
-}
 
-/// Reads `[[task]]`: each task on its own; a task with an error is left out.
-fn read_tasks(
-    item: Item,
-    path: &DocPath,
-    unreadable: &mut HashMap<usize, Option<String>>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<RawTask> {
-    let tables: Vec<Item> = match item {
-        Item::ArrayOfTables(a) => a.into_iter().map(Item::Table).collect(),
-        Item::Value(toml_edit::Value::Array(a)) => a.into_iter().map(Item::Value).collect(),
-        _ => {
-            diagnostics.push(
-                Diagnostic::at(path.clone(), "`task` must be an array of tables")
-                    .with_help("declare each task with a `[[task]]` header"),
-            );
-            return Vec::new();
+    fn pool(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawPool> {
+        let t = self.table(at, item)?;
+        let mut p = RawPool::default();
+        let mut ok = true;
+        for (key, e) in &t.entries {
+            let k = At::Key(at, key);
+            let v = &e.item;
+            ok &= match key.as_ref() {
+                "processes" => set_some(&mut p.processes, self.integer(&k, v)),
+                "max_tasks_per_child" => set_some(&mut p.max_tasks_per_child, self.integer(&k, v)),
+                "initializer" => set_some(&mut p.initializer, self.call(&k, v)),
+                "on_failure" => set_some(&mut p.on_failure, self.variant(&k, v)),
+                "timeout" => set_some(&mut p.timeout, self.duration(&k, v)),
+                "retries" => set_some(&mut p.retries, self.integer(&k, v)),
+                "backend" => set_some(&mut p.backend, self.variant(&k, v)),
+                "partition" => set_some(&mut p.partition, self.string(&k, v)),
+                "nodes" => set_some(&mut p.nodes, self.integer(&k, v)),
+                "time" => set_some(&mut p.time, self.string(&k, v)),
+                "worker_binary" => set_some(&mut p.worker_binary, self.string(&k, v)),
+                _ => {
+                    self.unknown::<RawPool>(at, key, e);
+                    false
+                }
+            };
         }
-    };
-    let mut tasks = Vec::new();
-    for (i, t) in tables.into_iter().enumerate() {
-        let task_path = path.index(i);
-        if !matches!(
-            t,
-            Item::Table(_) | Item::Value(toml_edit::Value::InlineTable(_))
-        ) {
-            diagnostics.push(Diagnostic::at(task_path, "a task must be a table"));
-            // Keep positions stable for later checks: an unreadable task is
-            // a placeholder that validation skips.
-            unreadable.insert(i, None);
-            tasks.push(RawTask::default());
-            continue;
+        ok.then_some(p)
+    }
+
+    fn call(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawCall> {
+        let t = self.table(at, item)?;
+        let mut c = RawCall::default();
+        let mut ok = true;
+        let mut has_function = false;
+        for (key, e) in &t.entries {
+            let k = At::Key(at, key);
+            let v = &e.item;
+            ok &= match key.as_ref() {
+                "function" => {
+                    has_function = true;
+                    set(&mut c.function, self.string(&k, v))
+                }
+                "args" => set(&mut c.args, self.json_array(&k, v)),
+                "kwargs" => set(&mut c.kwargs, self.json_table(&k, v)),
+                _ => {
+                    self.unknown::<RawCall>(at, key, e);
+                    false
+                }
+            };
         }
-        let id = string_key(&t, "id")
-            .or_else(|| string_key(&t, "function").map(|f| default_task_id(&f, i)));
-        match read::<RawTask>(t, &task_path, diagnostics) {
-            Some(task) => tasks.push(task),
+        if !has_function {
+            self.missing(at, item, "function");
+            ok = false;
+        }
+        ok.then_some(c)
+    }
+
+    fn results(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawResults> {
+        let t = self.table(at, item)?;
+        let mut r = RawResults::default();
+        let mut ok = true;
+        for (key, e) in &t.entries {
+            let k = At::Key(at, key);
+            let v = &e.item;
+            ok &= match key.as_ref() {
+                "path" => set_some(&mut r.path, self.string(&k, v)),
+                "format" => set_some(&mut r.format, self.variant(&k, v)),
+                "order" => set_some(&mut r.order, self.variant(&k, v)),
+                _ => {
+                    self.unknown::<RawResults>(at, key, e);
+                    false
+                }
+            };
+        }
+        ok.then_some(r)
+    }
+
+    fn python(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawPython> {
+        let t = self.table(at, item)?;
+        let mut p = RawPython::default();
+        let mut ok = true;
+        for (key, e) in &t.entries {
+            let k = At::Key(at, key);
+            let v = &e.item;
+            ok &= match key.as_ref() {
+                "interpreter" => set_some(&mut p.interpreter, self.string(&k, v)),
+                "path" => set_some(&mut p.path, self.strings(&k, v)),
+                _ => {
+                    self.unknown::<RawPython>(at, key, e);
+                    false
+                }
+            };
+        }
+        ok.then_some(p)
+    }
+
+    fn function(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawFunction> {
+        let t = self.table(at, item)?;
+        let mut f = RawFunction::default();
+        let mut ok = true;
+        for (key, e) in &t.entries {
+            let k = At::Key(at, key);
+            let v = &e.item;
+            ok &= match key.as_ref() {
+                "command" => set_some(&mut f.command, self.strings(&k, v)),
+                "shell" => set_some(&mut f.shell, self.string(&k, v)),
+                "builtin" => set_some(&mut f.builtin, self.string(&k, v)),
+                "python" => set_some(&mut f.python, self.string(&k, v)),
+                "returns" => set_some(&mut f.returns, self.variant(&k, v)),
+                "timeout" => set_some(&mut f.timeout, self.duration(&k, v)),
+                "retries" => set_some(&mut f.retries, self.integer(&k, v)),
+                "env" => set_some(&mut f.env, self.env(&k, v)),
+                "cwd" => set_some(&mut f.cwd, self.string(&k, v)),
+                _ => {
+                    self.unknown::<RawFunction>(at, key, e);
+                    false
+                }
+            };
+        }
+        ok.then_some(f)
+    }
+
+    /// Reads task `i` and appends it to `tasks`; a task with an error is a
+    /// placeholder (so that positions stay those of the file) and is noted
+    /// in `unreadable`, with its id when it has one.
+    fn task_into(
+        &mut self,
+        parent: &At<'_>,
+        i: usize,
+        item: &Item<'_>,
+        tasks: &mut Vec<RawTask>,
+        unreadable: &mut HashMap<usize, Option<String>>,
+    ) {
+        let at = At::Index(parent, i);
+        match self.task(&at, item) {
+            Some(t) => tasks.push(t),
             None => {
+                let id = match &item.value {
+                    Value::Table(t) => {
+                        let text = |k: &str| match t.get(k).map(|e| &e.item.value) {
+                            Some(Value::String(s)) => Some(s.to_string()),
+                            _ => None,
+                        };
+                        text("id").or_else(|| text("function").map(|f| default_task_id(&f, i)))
+                    }
+                    _ => None,
+                };
                 unreadable.insert(i, id);
                 tasks.push(RawTask::default());
             }
         }
     }
-    tasks
-}
 
-/// The string value of `key` in a table, if it is one.
-fn string_key(item: &Item, key: &str) -> Option<String> {
-    match item {
-        Item::Table(t) => t.get(key)?.as_str().map(str::to_string),
-        Item::Value(toml_edit::Value::InlineTable(t)) => t.get(key)?.as_str().map(str::to_string),
-        _ => None,
+    fn task(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawTask> {
+        let t = self.table(at, item)?;
+        let mut task = RawTask::default();
+        let mut ok = true;
+        let mut has_function = false;
+        for (key, e) in &t.entries {
+            let k = At::Key(at, key);
+            let v = &e.item;
+            ok &= match key.as_ref() {
+                "id" => set_some(&mut task.id, self.string(&k, v)),
+                "function" => {
+                    has_function = true;
+                    set(&mut task.function, self.string(&k, v))
+                }
+                "args" => set(&mut task.args, self.json_array(&k, v)),
+                "kwargs" => set(&mut task.kwargs, self.json_table(&k, v)),
+                "mode" => set_some(&mut task.mode, self.variant(&k, v)),
+                "after" => set(&mut task.after, self.strings(&k, v)),
+                "map" => set_some(&mut task.map, self.map(&k, v)),
+                "chunksize" => set_some(&mut task.chunksize, self.integer(&k, v)),
+                "inputs" => set(&mut task.inputs, self.strings(&k, v)),
+                "outputs" => set(&mut task.outputs, self.strings(&k, v)),
+                "pool" => set_some(&mut task.pool, self.string(&k, v)),
+                "callback" => set_some(&mut task.callback, self.string(&k, v)),
+                "error_callback" => set_some(&mut task.error_callback, self.string(&k, v)),
+                "timeout" => set_some(&mut task.timeout, self.duration(&k, v)),
+                "retries" => set_some(&mut task.retries, self.integer(&k, v)),
+                "env" => set_some(&mut task.env, self.env(&k, v)),
+                "cwd" => set_some(&mut task.cwd, self.string(&k, v)),
+                _ => {
+                    self.unknown::<RawTask>(at, key, e);
+                    false
+                }
+            };
+        }
+        if !has_function {
+            self.missing(at, item, "function");
+            ok = false;
+        }
+        ok.then_some(task)
+    }
+
+    /// `map`: the items, or a table naming exactly one source.
+    fn map(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawMap> {
+        let t = match &item.value {
+            Value::Array(a) => {
+                return Some(RawMap::Items(a.items.iter().map(Reader::json).collect()));
+            }
+            Value::Table(t) => t,
+            _ => {
+                let mut d = Diagnostic::at_span(
+                    item.span.clone(),
+                    format!(
+                        "{at}: expected an array of items or a table with one of {}, found {}",
+                        backticked(MAP_SOURCES),
+                        self.found(item)
+                    ),
+                );
+                if let Value::String(_) = item.value {
+                    let w = self.written(item);
+                    d = d.with_help(format!(
+                        "write `map = [{w}]` for one item, `map = {{ glob = {w} }}` for the \
+                         files it matches, or `map = {{ lines = {w} }}` for the lines of a file"
+                    ));
+                }
+                self.push(d);
+                return None;
+            }
+        };
+        let mut entries = t.entries.iter();
+        let Some((key, e)) = entries.next() else {
+            self.push(Diagnostic::at_span(
+                item.span.clone(),
+                format!(
+                    "{at}: an empty map table: expected one of {}",
+                    backticked(MAP_SOURCES)
+                ),
+            ));
+            return None;
+        };
+        if let Some((extra, e2)) = entries.next() {
+            self.push(Diagnostic::at_span(
+                e2.key_span.clone(),
+                format!("{at}: a map takes exactly one source, found `{key}` and `{extra}`"),
+            ));
+            return None;
+        }
+        let k = At::Key(at, key);
+        let v = &e.item;
+        match key.as_ref() {
+            "range" => self.integers(&k, v).map(RawMap::Range),
+            "lines" => self.string(&k, v).map(RawMap::Lines),
+            "glob" => self.string(&k, v).map(RawMap::Glob),
+            "product" => self.json_table(&k, v).map(RawMap::Product),
+            "result" => self.string(&k, v).map(RawMap::Result),
+            "stream" => self.string(&k, v).map(RawMap::Stream),
+            other => {
+                self.push(
+                    Diagnostic::at_span(
+                        e.key_span.clone(),
+                        format!("unknown map source `{other}` in `{at}`"),
+                    )
+                    .with_label("unknown key")
+                    .with_help(
+                        did_you_mean(other, MAP_SOURCES).unwrap_or_else(|| {
+                            format!("expected one of {}", backticked(MAP_SOURCES))
+                        }),
+                    ),
+                );
+                None
+            }
+        }
     }
 }
 
-/// Turns a serde error into a diagnostic, with "did you mean" for unknown keys.
-fn serde_diagnostic(e: &toml_edit::de::Error, path: &DocPath) -> Diagnostic {
-    let message = first_line(e.message()).to_string();
-    let mut d = match e.span() {
-        Some(span) => Diagnostic::at_span(span, message.clone()),
-        None => Diagnostic::at(path.clone(), message.clone()),
-    };
-    if let Some((unknown, expected)) = parse_unknown(&message) {
-        let known: Vec<&str> = expected.iter().map(String::as_str).collect();
-        d.message = format!("unknown key `{unknown}` in `{}`", table_name(path));
-        d.label = Some("unknown key".into());
-        d.help = Some(
-            did_you_mean(&unknown, &known)
-                .unwrap_or_else(|| format!("expected one of {}", backticked(&known))),
-        );
-    } else if let Some(field) = message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.strip_suffix('`'))
-    {
-        d.message = format!("missing `{field}` in `{}`", table_name(path));
-        d.help = Some(format!("add `{field} = ...` to this table"));
-    } else {
-        d.message = format!("{} in `{path}`", message.trim_end_matches('.'));
-    }
-    d
+/// The schema of `T`, as JSON.
+fn schema_of<T: JsonSchema>() -> Json {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Json::Null)
 }
 
-fn table_name(path: &DocPath) -> String {
-    match path.0.first() {
-        Some(super::doc_path::Seg::Key(k)) if k == "task" => match path.0.get(1) {
-            Some(super::doc_path::Seg::Index(i)) => format!("[[task]] #{}", i + 1),
-            _ => "[[task]]".into(),
-        },
-        _ => format!("[{path}]"),
+/// The keys of the struct `T`, from its schema.
+fn schema_keys<T: JsonSchema>() -> Vec<String> {
+    match schema_of::<T>().get("properties") {
+        Some(Json::Object(p)) => p.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
-/// Parses serde's "unknown field `x`, expected one of `a`, `b`" (or "expected `a` or `b`").
-fn parse_unknown(message: &str) -> Option<(String, Vec<String>)> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let end = rest.find('`')?;
-    let unknown = rest[..end].to_string();
-    let expected = rest[end..]
-        .split('`')
-        .skip(2)
-        .step_by(2)
-        .map(str::to_string)
-        .collect();
-    Some((unknown, expected))
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// The string values of the enum `T`, from its schema (`enum` or the
+/// `const` of each `oneOf`).
+fn schema_variants<T: JsonSchema>() -> Vec<String> {
+    let schema = schema_of::<T>();
+    let mut out = Vec::new();
+    if let Some(Json::Array(values)) = schema.get("enum") {
+        out.extend(values.iter().filter_map(Json::as_str).map(str::to_string));
+    }
+    if let Some(Json::Array(cases)) = schema.get("oneOf") {
+        for case in cases {
+            if let Some(Json::String(s)) = case.get("const") {
+                out.push(s.clone());
+            }
+            if let Some(Json::Array(values)) = case.get("enum") {
+                out.extend(values.iter().filter_map(Json::as_str).map(str::to_string));
+            }
+        }
+    }
+    out
 }
 
 /// `a`, `b` or `c`.
@@ -317,5 +878,259 @@ pub(crate) fn backticked(names: &[&str]) -> String {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         Some((last, _)) => last.clone(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Order;
+    use crate::spec::raw::{Backend, Mode, OnFailure, Returns};
+
+    /// Loads `text`; the diagnostics as `(line:col, message)`.
+    fn errors(text: &str) -> Vec<(String, String)> {
+        load(text)
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let span = match &d.location {
+                    super::super::diagnostic::Location::Span(s) => s.clone(),
+                    _ => 0..0,
+                };
+                let l = super::super::diagnostic::Located::new(d, span, text);
+                (format!("{}:{}", l.line, l.column), l.message)
+            })
+            .collect()
+    }
+
+    fn help(text: &str) -> Vec<String> {
+        load(text)
+            .diagnostics
+            .into_iter()
+            .filter_map(|d| d.help)
+            .collect()
+    }
+
+    #[test]
+    fn every_wrong_key_of_a_table_is_reported_at_its_value() {
+        let text =
+            "version = 1\n[[task]]\nfunction = \"f\"\nretries = \"2\"\nargs = 3\nmode = \"sync\"\n";
+        assert_eq!(
+            errors(text),
+            vec![
+                (
+                    "4:11".into(),
+                    "task[0].retries: expected an integer, found a string \"2\"".into()
+                ),
+                (
+                    "5:8".into(),
+                    "task[0].args: expected an array, found an integer 3".into()
+                ),
+                (
+                    "6:8".into(),
+                    "task[0].mode: expected `async` or `blocking`, found \"sync\"".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_paths_name_the_place() {
+        let text = "version = 1\n[pools.gpu]\nprocesses = \"4\"\n[functions.build]\ntimeout = 30\nenv = { A = 1 }\n";
+        assert_eq!(
+            errors(text),
+            vec![
+                (
+                    "3:13".into(),
+                    "pools.gpu.processes: expected an integer, found a string \"4\"".into()
+                ),
+                (
+                    "5:11".into(),
+                    "functions.build.timeout: expected a duration string such as \"30s\", found an integer 30".into()
+                ),
+                (
+                    "6:13".into(),
+                    "functions.build.env.A: expected a string, found an integer 1".into()
+                ),
+            ]
+        );
+        let l = load(text);
+        assert!(l.unreadable.pools.contains("gpu"));
+        assert!(l.unreadable.functions.contains("build"));
+    }
+
+    #[test]
+    fn usual_slips_get_a_help_line() {
+        let h = help("version = 1\n[functions.f]\ncommand = \"echo hi\"\n");
+        assert_eq!(
+            h,
+            vec![
+                "`command` is the program and its arguments, one string each: write \
+                 `command = [\"echo\", \"hi\"]`, or use `shell = \"echo hi\"` for a shell script"
+            ]
+        );
+        let h = help("version = 1\n[[task]]\nfunction = \"f\"\nafter = \"a\"\nargs = 3\n");
+        assert_eq!(
+            h,
+            vec![
+                "write `after = [\"a\"]`: an array, even of one",
+                "write `args = [3]`: an array, even of one"
+            ]
+        );
+        let h = help("version = 1\n[pool]\nprocesses = \"4\"\ntimeout = 30\n");
+        assert_eq!(
+            h,
+            vec![
+                "write `processes = 4`, without quotes",
+                "durations are strings with a unit: write `timeout = \"30s\"`"
+            ]
+        );
+        let h = help("version = 1\n[[task]]\nfunction = \"f\"\ntimeout = 1.5\n");
+        assert_eq!(
+            h,
+            vec!["durations are strings with a unit: write `timeout = \"1500ms\"`"]
+        );
+        assert_eq!(
+            super::super::duration::parse_duration("1500ms"),
+            Ok(std::time::Duration::from_millis(1500))
+        );
+        let h = help("version = 1\n[pools]\nprocesses = 4\n[functions]\nshell = \"x\"\n");
+        assert_eq!(
+            h,
+            vec![
+                "each named pool is a table of its own, `[pools.NAME]`; the default pool \
+                 is `[pool]`, where `processes` would go",
+                "each function is a table of its own: `[functions.NAME]`, with `shell` in it"
+            ]
+        );
+        let h = help(
+            "version = 1\n[pool]\ninitializer = \"nap\"\n[[task]]\nfunction = \"f\"\n\
+             map = { range = 10 }\nargs = { result = \"a\" }\n",
+        );
+        // Tasks are read as the parser hands them over, before the rest.
+        assert_eq!(
+            h,
+            vec![
+                "a range is `[start, stop]` or `[start, stop, step]`: write `range = [0, 10]`",
+                "`args` is an array, even of one result: write `args = [{ result = \"a\" }]`",
+                "an initializer is a call: write `initializer = { function = \"nap\" }`, \
+                 with `args = [...]` if it takes any",
+            ]
+        );
+        let h = help("version = 1\n[[task]]\nfunction = \"f\"\nmode = \"blokcing\"\n");
+        assert_eq!(h, vec!["did you mean `blocking`?"]);
+    }
+
+    #[test]
+    fn unknown_and_missing_keys() {
+        let text = "version = 1\n[[task]]\nid = \"a\"\n[[task]]\nfunction = \"f\"\nagrs = [1]\n";
+        assert_eq!(
+            errors(text),
+            vec![
+                ("2:1".into(), "missing `function` in `task[0]`".into()),
+                ("6:1".into(), "unknown key `agrs` in `task[1]`".into()),
+            ]
+        );
+        let l = load(text);
+        assert_eq!(l.raw.task.len(), 2);
+        assert_eq!(l.unreadable.tasks.get(&0), Some(&Some("a".to_string())));
+        assert_eq!(l.unreadable.tasks.get(&1), Some(&Some("f-1".to_string())));
+    }
+
+    #[test]
+    fn a_good_file_reads_whole() {
+        let text = r#"version = 1
+name = "n"
+[vars]
+w = 2
+[pool]
+processes = 2
+on_failure = "stop"
+backend = "local"
+initializer = { function = "nap", args = [0] }
+[results]
+format = "jsonl"
+order = "completion"
+[functions.f]
+command = ["echo", "{0}"]
+returns = "lines"
+env = { A = "1" }
+[[task]]
+function = "f"
+args = [1, "a", 2.5, true]
+kwargs = { k = [1] }
+mode = "blocking"
+map = { range = [0, 3] }
+[[task]]
+function = "f"
+map = [[1], [2]]
+"#;
+        let l = load(text);
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let pool = l.raw.pool.expect("a pool");
+        assert_eq!(pool.processes, Some(2));
+        assert_eq!(pool.on_failure, Some(OnFailure::Stop));
+        assert_eq!(pool.backend, Some(Backend::Local));
+        assert_eq!(pool.initializer.map(|c| c.function), Some("nap".into()));
+        assert_eq!(l.raw.results.and_then(|r| r.order), Some(Order::Completion));
+        assert_eq!(l.raw.functions["f"].returns, Some(Returns::Lines));
+        assert_eq!(l.raw.task.len(), 2);
+        assert_eq!(l.raw.task[0].mode, Some(Mode::Blocking));
+        assert_eq!(
+            Json::Array(l.raw.task[0].args.clone()).to_string(),
+            r#"[1,"a",2.5,true]"#
+        );
+        assert_eq!(l.raw.task[0].map, Some(RawMap::Range(vec![0, 3])));
+        assert_eq!(l.raw.vars["w"], Json::from(2));
+        let l = load("version = 1\n[vars]\nwhen = 1979-05-27T07:32:00Z\n");
+        assert_eq!(l.raw.vars["when"], Json::from("1979-05-27T07:32:00Z"));
+    }
+
+    /// Every key the schema lists is one the walk reads.
+    #[test]
+    fn every_schema_key_is_read() {
+        fn check<T: JsonSchema>(header: &str, required: &str) {
+            for key in schema_keys::<T>() {
+                let text = format!("{header}\n{required}\n{key} = {{ x = [] }}\n");
+                let found = errors(&text);
+                assert!(
+                    found
+                        .iter()
+                        .all(|(_, m)| !m.starts_with(&format!("unknown key `{key}`"))),
+                    "{key}: {found:?}"
+                );
+            }
+        }
+        check::<RawPool>("version = 1\n[pool]", "");
+        check::<RawFunction>("version = 1\n[functions.f]", "");
+        check::<RawTask>("version = 1\n[[task]]", "");
+        check::<RawResults>("version = 1\n[results]", "");
+        check::<RawPython>("version = 1\n[python]", "");
+        check::<RawCall>("version = 1\n[pool.initializer]", "");
+        assert_eq!(schema_variants::<Mode>(), vec!["async", "blocking"]);
+    }
+
+    #[test]
+    fn a_syntax_error_is_the_only_error() {
+        let l = load("version = 1\nname = demo\n[[task]]\nretries = \"x\"\n");
+        assert!(!l.parsed);
+        assert_eq!(l.diagnostics.len(), 1);
+        assert!(l.diagnostics[0].message.starts_with("invalid TOML: "));
+    }
+
+    #[test]
+    fn map_shapes() {
+        let e = errors(
+            "version = 1\n[[task]]\nfunction = \"f\"\nmap = { glob = \"a\", lines = \"b\" }\n",
+        );
+        assert_eq!(
+            e,
+            vec![(
+                "4:21".into(),
+                "task[0].map: a map takes exactly one source, found `glob` and `lines`".into()
+            )]
+        );
+        let e = errors("version = 1\n[[task]]\nfunction = \"f\"\nmap = { globe = \"a\" }\n");
+        assert_eq!(e[0].1, "unknown map source `globe` in `task[0].map`");
     }
 }

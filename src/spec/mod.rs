@@ -14,6 +14,7 @@ mod map_source;
 pub mod python;
 mod raw;
 pub mod template;
+mod toml_tree;
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,7 @@ pub use raw::RawJob;
 
 use crate::suggest;
 use diagnostic::Location;
-use doc_path::span_of;
+use doc_path::spans_of;
 
 /// Why a job file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -129,26 +130,31 @@ pub fn check_source_then(
     } else {
         None
     };
+    // The raw job is not needed past the checks (nor while errors are shown).
+    drop(loaded.raw);
     match job {
         Some(job) if diagnostics.is_empty() => Ok(job),
         _ => {
-            let needs_doc = diagnostics
+            // Spans of the errors found by path, in one more reading.
+            let wanted: Vec<(&doc_path::DocPath, doc_path::Anchor)> = diagnostics
                 .iter()
-                .any(|d| matches!(d.location, Location::Path(..)));
-            let doc = if needs_doc {
-                toml_edit::Document::parse(source.to_string()).ok()
+                .filter_map(|d| match &d.location {
+                    Location::Path(p, anchor) => Some((p, *anchor)),
+                    _ => None,
+                })
+                .collect();
+            let mut spans = if wanted.is_empty() {
+                Vec::new()
             } else {
-                None
-            };
+                spans_of(source, &wanted)
+            }
+            .into_iter();
             let mut errors: Vec<Located> = diagnostics
                 .iter()
                 .map(|d| {
                     let span = match &d.location {
                         Location::Span(s) => s.clone(),
-                        Location::Path(p, anchor) => doc
-                            .as_ref()
-                            .and_then(|doc| span_of(doc, p, *anchor))
-                            .unwrap_or(0..0),
+                        Location::Path(..) => spans.next().flatten().unwrap_or(0..0),
                         Location::File => 0..0,
                     };
                     Located::new(d, span, source)

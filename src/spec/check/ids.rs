@@ -76,8 +76,8 @@ impl Checker<'_> {
                 };
                 self.diags.push(
                     Diagnostic::at(at, format!("duplicate task id `{id}`")).with_help(format!(
-                        "task #{} already has this id; give each task its own `id`",
-                        first.0 + 1
+                        "`task[{}]` already has this id; give each task its own `id`",
+                        first.0
                     )),
                 );
             } else {
