@@ -2,9 +2,13 @@
 //! it receives finished records from the engine, puts them in order and
 //! writes them out.
 
+mod columns;
+mod counts;
 mod csv_writer;
 mod destination;
+mod failures;
 mod format;
+mod item_name;
 mod json_writer;
 mod jsonl_writer;
 mod junit_writer;
@@ -15,6 +19,7 @@ mod progress;
 mod record;
 mod record_json;
 mod reorder;
+pub mod screen;
 mod sink;
 mod tee_writer;
 #[cfg(test)]
@@ -23,9 +28,12 @@ mod text_writer;
 mod unit_print;
 mod writer;
 
+pub use counts::{Counts, STATUSES};
 pub use csv_writer::CsvWriter;
 pub use destination::Destination;
+pub use failures::Failures;
 pub use format::{Format, UnknownFormat};
+pub use item_name::{ItemNames, ItemShape, item_name};
 pub use json_writer::JsonWriter;
 pub use jsonl_writer::JsonlWriter;
 pub use junit_writer::{JunitWriter, Spool};
@@ -35,7 +43,7 @@ pub use progress::Progress;
 pub use record::{Record, Status};
 pub use record_json::RecordJson;
 pub use reorder::{Ready, ReorderBuffer, ReorderError};
-pub use sink::{STATUSES, Sink};
+pub use sink::Sink;
 pub use tee_writer::TeeWriter;
 pub use text_writer::TextWriter;
 pub use unit_print::{Digest, UnitPrint, unit_key};

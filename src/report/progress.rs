@@ -1,35 +1,56 @@
 //! The progress bar on standard error: done of total, running, failed, ETA.
-//! Never part of the results.
+//! Never part of the results. While it is up it owns standard error
+//! ([`screen`](super::screen)): lines are printed above it, never under.
+//!
+//! Above the bar: each failure as it ends, when the results go elsewhere;
+//! when they are text on this terminal in submission order, the failures
+//! still waiting for their turn are listed on the bar itself, so none
+//! waits unseen behind one slow item, and each leaves when its line does.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::Status;
+use super::columns::{cut, one_line, pad_right};
+use super::screen::{self, Stream};
+
+/// Failures listed on the bar at most; the others are counted.
+const HELD_SHOWN: usize = 5;
 
 /// The run's progress bar.
 pub struct Progress {
     bar: ProgressBar,
     failed: u64,
     running: usize,
+    /// Columns of the terminal the bar is on.
+    columns: usize,
+    color: bool,
+    /// Failures waiting for their turn, by (task, index), with their line.
+    held: BTreeMap<(String, Option<u64>), String>,
 }
 
 impl Progress {
     /// A bar for `total` records (a spinner with a count when unknown).
     /// `force` draws it even when stderr is not a terminal.
-    pub fn new(total: Option<u64>, force: bool) -> Progress {
+    pub fn new(total: Option<u64>, force: bool, color: bool) -> Progress {
         let target = if force {
             ProgressDrawTarget::term_like_with_hz(Box::new(Stderr), 10)
         } else {
             ProgressDrawTarget::stderr_with_hz(10)
         };
+        let columns = screen::width(Stream::Stderr).unwrap_or(FORCED_WIDTH);
+        // The bar takes what the words leave, so the line never wraps.
+        let bar_columns = columns.saturating_sub(58).clamp(10, 40);
         let bar = match total {
             Some(n) => {
                 let bar = ProgressBar::with_draw_target(Some(n), target);
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:30} {pos}/{len} done, {msg}, {elapsed} elapsed, ETA {eta}",
-                    )
+                    ProgressStyle::with_template(&format!(
+                        "{{prefix}}{{bar:{bar_columns}}} {{pos}}/{{len}} done, {{msg}}, \
+                         {{elapsed}} elapsed, ETA {{eta}}"
+                    ))
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar
@@ -37,19 +58,76 @@ impl Progress {
             None => {
                 let bar = ProgressBar::with_draw_target(None, target);
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {pos} done, {msg}, {elapsed} elapsed")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(
+                        "{prefix}{spinner} {pos} done, {msg}, {elapsed} elapsed",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar
             }
         };
+        screen::attach(&bar);
         let p = Progress {
             bar,
             failed: 0,
             running: 0,
+            columns,
+            color,
+            held: BTreeMap::new(),
         };
         p.update_message();
         p
+    }
+
+    /// A failure that just ended, printed above the bar.
+    pub fn println_failure(&self, status: Status, label: &str, error: &str) {
+        self.bar.println(self.failure_line(status, label, error));
+    }
+
+    /// A failure waiting for its turn in submission order: shown on the
+    /// bar until [`Progress::release`].
+    pub fn hold(
+        &mut self,
+        task: &str,
+        index: Option<u64>,
+        status: Status,
+        label: &str,
+        error: &str,
+    ) {
+        let line = self.failure_line(status, label, error);
+        self.held.insert((task.to_string(), index), line);
+        self.update_prefix();
+    }
+
+    /// The record of task `task`, item `index`, is out: off the bar.
+    pub fn release(&mut self, task: &str, index: Option<u64>) {
+        if !self.held.is_empty() && self.held.remove(&(task.to_string(), index)).is_some() {
+            self.update_prefix();
+        }
+    }
+
+    fn update_prefix(&self) {
+        let mut prefix = String::new();
+        for line in self.held.values().take(HELD_SHOWN) {
+            prefix.push_str(line);
+            prefix.push('\n');
+        }
+        if self.held.len() > HELD_SHOWN {
+            prefix.push_str(&format!(
+                "and {} more not ok, waiting for their turn\n",
+                self.held.len() - HELD_SHOWN
+            ));
+        }
+        self.bar.set_prefix(prefix);
+    }
+
+    /// `failed    tests[3] python=3.12: exited with code 1`, fitted.
+    fn failure_line(&self, status: Status, label: &str, error: &str) -> String {
+        let head = one_line(&format!("{label}: {error}"));
+        let head = cut(&head, self.columns.saturating_sub(STATUS_COLUMNS + 1));
+        let shown = pad_right(status.as_str(), STATUS_COLUMNS);
+        let shown = super::text_writer::paint(&shown, status, self.color);
+        format!("{shown} {head}")
     }
 
     /// A record was written (or held for order).
@@ -74,11 +152,19 @@ impl Progress {
             .set_message(format!("{} running, {} not ok", self.running, self.failed));
     }
 
-    /// Removes the bar (the summary line follows).
+    /// Removes the bar (the summary line follows) and gives standard
+    /// error back.
     pub fn finish(&self) {
+        self.bar.set_prefix("");
         self.bar.finish_and_clear();
+        screen::detach();
     }
 }
+
+/// The status column: the longest status, `cancelled`.
+const STATUS_COLUMNS: usize = 9;
+/// Columns of a bar drawn off a terminal (`--progress always`).
+const FORCED_WIDTH: usize = 100;
 
 /// Standard error as a terminal, for `--progress always` in a pipe.
 #[derive(Debug)]
@@ -86,7 +172,8 @@ struct Stderr;
 
 impl TermLike for Stderr {
     fn width(&self) -> u16 {
-        100
+        let columns = screen::width(Stream::Stderr).unwrap_or(FORCED_WIDTH);
+        u16::try_from(columns).unwrap_or(u16::MAX)
     }
 
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
