@@ -15,9 +15,6 @@ use serde_json::{Map, Value};
 
 use super::Record;
 
-/// At most this many columns of an item's name in a label.
-pub const NAME_COLUMNS: usize = 60;
-
 /// What the task of a map gives its items' calls besides the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemShape {
@@ -112,7 +109,8 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-/// `task[index] name`, or `task[index]`, or `task`.
+/// `task[index] name`, or `task[index]`, or `task`; whole: what shows it
+/// on a line of its own width cuts it.
 pub fn label(task: &str, index: Option<u64>, name: Option<&str>) -> String {
     let mut label = task.to_string();
     if let Some(i) = index {
@@ -120,7 +118,7 @@ pub fn label(task: &str, index: Option<u64>, name: Option<&str>) -> String {
     }
     if let Some(name) = name {
         label.push(' ');
-        label.push_str(&super::columns::cut(name, NAME_COLUMNS));
+        label.push_str(name);
     }
     label
 }
@@ -226,10 +224,5 @@ mod tests {
     fn labels() {
         assert_eq!(label("a", None, None), "a");
         assert_eq!(label("a", Some(2), Some("x=1")), "a[2] x=1");
-        let long = "y".repeat(200);
-        assert_eq!(
-            super::super::columns::width(&label("a", Some(2), Some(&long))),
-            5 + NAME_COLUMNS
-        );
     }
 }

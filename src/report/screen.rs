@@ -137,5 +137,8 @@ pub fn width(stream: Stream) -> Option<usize> {
         Stream::Stdout => terminal_size::terminal_size_of(io::stdout()),
         Stream::Stderr => terminal_size::terminal_size_of(io::stderr()),
     };
-    Some(size.map_or(80, |(w, _)| usize::from(w.0)).max(20))
+    // A terminal that does not say its size (a new pty says 0) is taken
+    // as the usual 80 columns.
+    let columns = size.map_or(0, |(w, _)| usize::from(w.0));
+    Some(if columns == 0 { 80 } else { columns.max(20) })
 }

@@ -2,8 +2,9 @@
 //!
 //! Columns measured in display columns, so lines stream out aligned
 //! without knowing what comes next, CJK ids included: status,
-//! `task[index] name`, duration (left out under `reproducible`), then the
-//! value or the error (with the last line of stderr that explains it).
+//! `task[index] name` (a column as wide as the widest label so far),
+//! duration (left out under `reproducible`), then the value or the error
+//! (with the last line of stderr that explains it).
 //! A line fits the width it is given (the terminal's); without one, only
 //! a long value is cut. The status is coloured only when the caller asks.
 
@@ -29,18 +30,27 @@ const DURATION_WIDTH: usize = 8;
 const DETAIL_WIDTH: usize = 400;
 /// A label is never cut below this many columns.
 const LABEL_MIN: usize = 16;
+/// Without a width, labels are never cut, and the task column widens for
+/// them up to this many columns (a wider one pushes its own line right).
+const COLUMN_MOST: usize = 48;
 
 /// Writes one readable line per record.
 #[derive(Debug)]
 pub struct TextWriter<W> {
     out: W,
     opts: WriterOptions,
+    /// The task column's width now: the widest label so far.
+    column: usize,
 }
 
 impl<W: Write + Send> TextWriter<W> {
     /// A writer to `out`; nothing is written until the first record.
     pub fn new(out: W, opts: WriterOptions) -> TextWriter<W> {
-        TextWriter { out, opts }
+        TextWriter {
+            out,
+            opts,
+            column: TASK_WIDTH,
+        }
     }
 
     /// Gives back the output.
@@ -51,7 +61,7 @@ impl<W: Write + Send> TextWriter<W> {
 
 impl<W: Write + Send> RecordWriter for TextWriter<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        let mut line = line(record, &self.opts);
+        let mut line = line(record, &self.opts, &mut self.column);
         line.push('\n');
         write_whole(&mut self.out, line.as_bytes())
     }
@@ -66,7 +76,7 @@ impl<W: Write + Send> RecordWriter for TextWriter<W> {
 }
 
 /// The line for one record, without its newline.
-fn line(r: &Record, opts: &WriterOptions) -> String {
+fn line(r: &Record, opts: &WriterOptions, column: &mut usize) -> String {
     let name = opts.names.of_record(r);
     let mut task = one_line(&label(&r.task, r.index, name.as_deref()));
     let took = (!opts.reproducible).then(|| {
@@ -78,27 +88,35 @@ fn line(r: &Record, opts: &WriterOptions) -> String {
         _ => String::new(),
     };
     let detail = one_line(&detail(r));
-    // What the fixed columns take, the task column at its least.
+    // What the fixed columns take, the task column aside.
     let fixed = STATUS_WIDTH + 2 + took.as_ref().map_or(0, |_| 2 + DURATION_WIDTH) + 2;
-    let detail_room = match opts.width {
-        Some(columns) => {
-            let left = columns.saturating_sub(fixed + width(&host));
-            // A label wider than its column takes from the detail, but
-            // leaves it a third of what is left.
-            let most = left.saturating_sub(left / 3).max(LABEL_MIN);
-            if width(&task) > most.max(TASK_WIDTH) {
-                task = cut(&task, most.max(TASK_WIDTH.min(left)));
+    let left = opts
+        .width
+        .map(|columns| columns.saturating_sub(fixed + width(&host)));
+    // The task column widens to the widest label so far, so the lines
+    // after a wide one line up with it: with a width, up to two thirds of
+    // what the line has room for, a wider label cut to that; without one,
+    // up to COLUMN_MOST, a wider label whole.
+    let detail_room = match left {
+        Some(left) => {
+            let most = left.saturating_sub(left / 3).max(LABEL_MIN.min(left));
+            if width(&task) > most {
+                task = cut(&task, most);
             }
-            left.saturating_sub(width(&task).max(TASK_WIDTH))
+            *column = (*column).max(width(&task)).min(most);
+            left.saturating_sub(*column)
         }
-        None => DETAIL_WIDTH,
+        None => {
+            *column = (*column).max(width(&task).min(COLUMN_MOST));
+            DETAIL_WIDTH
+        }
     };
     let status = paint(
         &pad_right(r.status.as_str(), STATUS_WIDTH),
         r.status,
         opts.color,
     );
-    let mut line = format!("{status}  {}", pad_right(&task, TASK_WIDTH));
+    let mut line = format!("{status}  {}", pad_right(&task, *column));
     if let Some(took) = took {
         line.push_str("  ");
         line.push_str(&pad_left(&took, DURATION_WIDTH));
@@ -271,6 +289,37 @@ mod tests {
             },
         );
         assert!(text.ends_with(&format!("{}…\n", "x".repeat(DETAIL_WIDTH - 1))));
+    }
+
+    #[test]
+    fn lines_fit_the_width_in_display_columns() {
+        let mut wide = sample();
+        wide.task = "数据处理任务".into();
+        wide.index = None;
+        wide.status = Status::Failed;
+        wide.error = Some("exited with code 1".into());
+        wide.stderr = format!("warning\n{}\n\n", "理由".repeat(80));
+        for columns in [40, 80, 200] {
+            let opts = WriterOptions {
+                width: Some(columns),
+                ..Default::default()
+            };
+            let text = run(&[sample(), wide.clone(), sample()], opts);
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines {
+                assert!(width(line) <= columns, "{columns}: {line}");
+            }
+            if columns >= 80 {
+                assert!(
+                    lines[1].contains("exited with code 1 — 理由"),
+                    "{}",
+                    lines[1]
+                );
+            }
+            // The duration column ends in the same cell on every line.
+            let ends = |l: &str| width(&l[..l.find("ms").unwrap() + 2]);
+            assert_eq!(ends(lines[0]), ends(lines[1]), "{text}");
+        }
     }
 
     #[test]
