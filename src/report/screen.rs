@@ -78,6 +78,17 @@ pub fn eprint_lines(text: &str) {
     }
 }
 
+/// Prints `text` on standard error as it is (it ends with its own
+/// newline), above the bar when one is up.
+pub fn eprint_text(text: &str) {
+    match bar().filter(|b| !b.is_hidden()) {
+        Some(bar) => bar.println(text.strip_suffix('\n').unwrap_or(text)),
+        None => {
+            let _ = io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+}
+
 /// Standard output that is a terminal: each write the buffer in front of
 /// it makes is done with the bar suspended.
 #[derive(Debug, Default)]
