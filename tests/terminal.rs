@@ -393,3 +393,81 @@ fn lines_fit_80_and_200_columns_and_cjk_ids_line_up() {
         }
     }
 }
+
+#[test]
+fn a_failure_waiting_behind_a_slow_item_is_shown_on_the_bar() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let job = Job::new(
+        r#"
+version = 1
+[pool]
+processes = 2
+[functions.work]
+shell = 'if [ "$1" = slow ]; then sleep 3; echo done; else echo "why $1" >&2; exit 1; fi'
+[[task]]
+id = "w"
+function = "work"
+map = ["slow", "quick"]
+"#,
+    );
+    let cmd = format!(
+        "stty cols 100 rows 40; exec {} run {}",
+        bin(),
+        job.path.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .current_dir(job.dir.path())
+        .env_remove("CI")
+        .env_remove("COLUMNS")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) runs");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    // While the slow item runs, the quick failure is on the screen, above
+    // the bar, before its own line (which waits for submission order).
+    let limit = Instant::now() + Duration::from_secs(2);
+    let waiting = loop {
+        let screen = Screen::play(&seen.lock().unwrap(), 100);
+        let lines = screen.lines();
+        if lines
+            .iter()
+            .any(|l| l.starts_with("failed    w[1] quick: exited with code 1 — why quick"))
+        {
+            break lines;
+        }
+        assert!(Instant::now() < limit, "never shown:\n{}", lines.join("\n"));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!waiting.iter().any(|l| l.starts_with("ok ")), "{waiting:?}");
+    assert!(waiting.last().unwrap().contains(" done, "), "{waiting:?}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(1));
+    // At the end it is gone from there: its line came out in its place.
+    let screen = Screen::play(&seen.lock().unwrap(), 100);
+    let lines = screen.lines();
+    assert!(lines[0].starts_with("ok         w[0] slow"), "{lines:?}");
+    assert!(lines[1].starts_with("failed     w[1] quick"), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("failed    w[1]")),
+        "{lines:?}"
+    );
+}
