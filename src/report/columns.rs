@@ -7,6 +7,10 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// The columns `s` takes on a terminal.
 pub(crate) fn width(s: &str) -> usize {
+    // Printable ASCII, the common case, is one column a byte.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.len();
+    }
     s.width()
 }
 

@@ -27,8 +27,10 @@ pub struct Progress {
     /// Columns of the terminal the bar is on.
     columns: usize,
     color: bool,
-    /// Failures waiting for their turn, by (task, index), with their line.
+    /// Failures waiting for their turn, by (task, index), with their line:
+    /// the first few; the others are only counted.
     held: BTreeMap<(String, Option<u64>), String>,
+    held_more: u64,
 }
 
 impl Progress {
@@ -74,6 +76,7 @@ impl Progress {
             columns,
             color,
             held: BTreeMap::new(),
+            held_more: 0,
         };
         p.update_message();
         p
@@ -94,28 +97,36 @@ impl Progress {
         label: &str,
         error: &str,
     ) {
-        let line = self.failure_line(status, label, error);
-        self.held.insert((task.to_string(), index), line);
+        if self.held.len() < HELD_SHOWN {
+            let line = self.failure_line(status, label, error);
+            self.held.insert((task.to_string(), index), line);
+        } else {
+            self.held_more += 1;
+        }
         self.update_prefix();
     }
 
     /// The record of task `task`, item `index`, is out: off the bar.
     pub fn release(&mut self, task: &str, index: Option<u64>) {
-        if !self.held.is_empty() && self.held.remove(&(task.to_string(), index)).is_some() {
-            self.update_prefix();
+        if self.held.is_empty() && self.held_more == 0 {
+            return;
         }
+        if self.held.remove(&(task.to_string(), index)).is_none() {
+            self.held_more = self.held_more.saturating_sub(1);
+        }
+        self.update_prefix();
     }
 
     fn update_prefix(&self) {
         let mut prefix = String::new();
-        for line in self.held.values().take(HELD_SHOWN) {
+        for line in self.held.values() {
             prefix.push_str(line);
             prefix.push('\n');
         }
-        if self.held.len() > HELD_SHOWN {
+        if self.held_more > 0 {
             prefix.push_str(&format!(
                 "and {} more not ok, waiting for their turn\n",
-                self.held.len() - HELD_SHOWN
+                self.held_more
             ));
         }
         self.bar.set_prefix(prefix);
@@ -157,6 +168,17 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.set_prefix("");
         self.bar.finish_and_clear();
+        screen::detach();
+    }
+}
+
+impl Drop for Progress {
+    /// A bar dropped without [`Progress::finish`] (a run that ended on an
+    /// error, a panic) still leaves the terminal as it found it.
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
+        }
         screen::detach();
     }
 }
