@@ -471,3 +471,41 @@ map = ["slow", "quick"]
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_flood_of_failures_is_cut_short_above_the_bar_and_in_the_list() {
+    let job = Job::new(
+        r#"
+version = 1
+[pool]
+processes = 2
+[functions.no]
+shell = 'echo "no $1" >&2; exit 1'
+[[task]]
+id = "all"
+function = "no"
+map = { range = [0, 150] }
+"#,
+    );
+    let shown = on_terminal(&job, "-o results.jsonl", 100, false);
+    assert_eq!(shown.code, Some(1), "{}", shown.text());
+    assert!(shown.bar_lines().is_empty(), "{}", shown.text());
+    let lines = shown.screen.lines();
+    let above = lines
+        .iter()
+        .filter(|l| l.starts_with("failed    all["))
+        .count();
+    assert_eq!(above, 100, "{}", shown.text());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("… more failures are only counted here"))
+    );
+    let listed = lines
+        .iter()
+        .filter(|l| l.starts_with("  failed    all["))
+        .count();
+    assert_eq!(listed, 50);
+    assert!(lines.contains(&"  and 100 more not listed: see the results".to_string()));
+    assert!(lines.iter().any(|l| l == "150 records not ok:"));
+}

@@ -18,6 +18,8 @@ use super::screen::{self, Stream};
 
 /// Failures listed on the bar at most; the others are counted.
 const HELD_SHOWN: usize = 5;
+/// Failures printed above the bar as they end, at most.
+const PRINTED_MOST: usize = 100;
 
 /// The run's progress bar.
 pub struct Progress {
@@ -31,6 +33,8 @@ pub struct Progress {
     /// the first few; the others are only counted.
     held: BTreeMap<(String, Option<u64>), String>,
     held_more: u64,
+    /// Failures printed above the bar so far.
+    printed: usize,
 }
 
 impl Progress {
@@ -77,14 +81,22 @@ impl Progress {
             color,
             held: BTreeMap::new(),
             held_more: 0,
+            printed: 0,
         };
         p.update_message();
         p
     }
 
-    /// A failure that just ended, printed above the bar.
-    pub fn println_failure(&self, status: Status, label: &str, error: &str) {
-        self.bar.println(self.failure_line(status, label, error));
+    /// A failure that just ended, printed above the bar: the first
+    /// [`PRINTED_MOST`]; the others are counted on the bar only.
+    pub fn println_failure(&mut self, status: Status, label: &str, error: &str) {
+        self.printed += 1;
+        if self.printed <= PRINTED_MOST {
+            self.bar.println(self.failure_line(status, label, error));
+        } else if self.printed == PRINTED_MOST + 1 {
+            self.bar
+                .println("… more failures are only counted here; the results hold them all");
+        }
     }
 
     /// A failure waiting for its turn in submission order: shown on the

@@ -114,7 +114,12 @@ impl Sink {
             self.failures.note(Some((slot, seq)), &record, &self.names);
             if let Some(p) = &mut self.progress {
                 p.record(record.status);
-                if record.status != Status::Ok {
+                // What ran and failed; what never ran (skipped, cancelled
+                // after an interruption) waits for the closing list.
+                if matches!(
+                    record.status,
+                    Status::Failed | Status::Timeout | Status::Crashed
+                ) {
                     let name = self.names.of_record(&record);
                     let label = label(&record.task, record.index, name.as_deref());
                     let why = super::text_writer::why(&record);
