@@ -48,10 +48,25 @@ fn registered_functions_print_panic_and_keep_state_into_their_records() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     // Every line of the results is a record (nothing a function printed).
     let records = parse_jsonl(&stdout);
-    // The engine's stderr has its summary only: no function output, no
-    // panic report, no runtime abort.
-    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
-    assert!(stderr.starts_with("jobfile: custom-function: "), "{stderr}");
+    // The engine's stderr has the closing list of the one failure (its
+    // lines indented under the list's head) and the summary only: no
+    // function output, no panic report, no runtime abort of its own.
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines[0], "1 record not ok:", "stderr:\n{stderr}");
+    assert!(
+        lines[1].starts_with("  failed    divisions[1] 1 0: attempt to divide by zero"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("  ")),
+        "{stderr}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("jobfile: custom-function: "),
+        "{stderr}"
+    );
 
     let fibs: Vec<_> = records
         .iter()
