@@ -85,18 +85,7 @@ impl Sink {
         let name = self.names.of_item(task, index, item);
         let label = label(task, index, name.as_deref());
         let mark = if stderr { "!" } else { "" };
-        // What a terminal would show of a line redrawn with `\r`; the
-        // rest of the control characters are made visible, so a task's
-        // line cannot move the cursor under the bar.
-        let line = line.rsplit('\r').find(|l| !l.is_empty()).unwrap_or("");
-        let shown: String = line
-            .chars()
-            .flat_map(|c| match c.is_control() && c != '\t' && c != '\x1b' {
-                true => c.escape_default().collect::<Vec<_>>(),
-                false => vec![c],
-            })
-            .collect();
-        screen::eprint_lines(&format!("[{label}]{mark} {shown}"));
+        screen::eprint_lines(&format!("[{label}]{mark} {}", live_text(line)));
     }
 
     /// Units running now, for the progress bar.
@@ -231,6 +220,21 @@ impl Sink {
     }
 }
 
+/// What a terminal would show of a line redrawn with `\r` (its last
+/// part); the other control characters but tab and escape (colours) are
+/// made visible, so a task's line cannot break the bar's lines.
+fn live_text(line: &str) -> String {
+    let line = line.rsplit('\r').find(|l| !l.is_empty()).unwrap_or("");
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        match c.is_control() && c != '\t' && c != '\x1b' {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
 /// A record held on the bar for its turn has come out: off the bar.
 fn release(progress: &mut Option<Progress>, r: &Record) {
     if let Some(p) = progress {
@@ -246,5 +250,22 @@ fn write_to(writer: &mut Box<dyn RecordWriter>, error: &mut Option<io::Error>, r
         if let Err(e) = writer.write(r) {
             *error = Some(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_lines_show_what_a_terminal_would() {
+        assert_eq!(live_text("10%\r50%\r100%"), "100%");
+        assert_eq!(live_text("done\r"), "done");
+        assert_eq!(
+            live_text("\x1b[32mgreen\x1b[0m\tx"),
+            "\x1b[32mgreen\x1b[0m\tx"
+        );
+        assert_eq!(live_text("a\x08b\x0bc"), "a\\u{8}b\\u{b}c");
+        assert_eq!(live_text(""), "");
     }
 }
