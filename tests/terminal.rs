@@ -404,7 +404,7 @@ version = 1
 [pool]
 processes = 2
 [functions.work]
-shell = 'if [ "$1" = slow ]; then sleep 3; echo done; else echo "why $1" >&2; exit 1; fi'
+shell = 'if [ "$1" = slow ]; then sleep 5; echo done; else echo "why $1" >&2; exit 1; fi'
 [[task]]
 id = "w"
 function = "work"
@@ -443,7 +443,7 @@ map = ["slow", "quick"]
     };
     // While the slow item runs, the quick failure is on the screen, above
     // the bar, before its own line (which waits for submission order).
-    let limit = Instant::now() + Duration::from_secs(2);
+    let limit = Instant::now() + Duration::from_secs(4);
     let waiting = loop {
         let screen = Screen::play(&seen.lock().unwrap(), 100);
         let lines = screen.lines();

@@ -112,10 +112,11 @@ impl Progress {
         if self.held.len() < HELD_SHOWN {
             let line = self.failure_line(status, label, error);
             self.held.insert((task.to_string(), index), line);
+            self.update_prefix(true);
         } else {
             self.held_more += 1;
+            self.update_prefix(false);
         }
-        self.update_prefix();
     }
 
     /// The record of task `task`, item `index`, is out: off the bar.
@@ -123,13 +124,17 @@ impl Progress {
         if self.held.is_empty() && self.held_more == 0 {
             return;
         }
-        if self.held.remove(&(task.to_string(), index)).is_none() {
+        let listed = self.held.remove(&(task.to_string(), index)).is_some();
+        if !listed {
             self.held_more = self.held_more.saturating_sub(1);
         }
-        self.update_prefix();
+        self.update_prefix(listed);
     }
 
-    fn update_prefix(&self) {
+    /// Lists the held failures on the bar. `now`: draw it at once, past
+    /// the bar's rate limit, for a line that came or went; nothing else may
+    /// draw the bar again while the one slow item runs.
+    fn update_prefix(&self, now: bool) {
         let mut prefix = String::new();
         for line in self.held.values() {
             prefix.push_str(line);
@@ -142,6 +147,9 @@ impl Progress {
             ));
         }
         self.bar.set_prefix(prefix);
+        if now {
+            self.bar.force_draw();
+        }
     }
 
     /// `failed    tests[3] python=3.12: exited with code 1`, fitted.
