@@ -262,3 +262,31 @@ impl TermLike for Stderr {
         io::stderr().flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_failures_are_listed_then_counted_and_leave_as_they_come_out() {
+        let mut p = Progress::new(Some(10), false, false);
+        for i in 0..7 {
+            p.hold(
+                "t",
+                Some(i),
+                Status::Failed,
+                &format!("t[{i}]"),
+                "exited with code 1",
+            );
+        }
+        assert_eq!((p.held.len(), p.held_more), (5, 2));
+        assert!(p.held[&("t".to_string(), Some(0))].starts_with("failed    t[0]: exited"));
+        p.release("t", Some(0));
+        assert_eq!((p.held.len(), p.held_more), (4, 2));
+        p.release("t", Some(6));
+        p.release("t", Some(5));
+        p.release("t", Some(5));
+        assert_eq!((p.held.len(), p.held_more), (4, 0), "never below zero");
+        p.finish();
+    }
+}

@@ -103,12 +103,7 @@ impl Sink {
             self.failures.note(Some((slot, seq)), &record, &self.names);
             if let Some(p) = &mut self.progress {
                 p.record(record.status);
-                // What ran and failed; what never ran (skipped, cancelled
-                // after an interruption) waits for the closing list.
-                if matches!(
-                    record.status,
-                    Status::Failed | Status::Timeout | Status::Crashed
-                ) {
+                if ran_and_failed(record.status) {
                     let name = self.names.of_record(&record);
                     let label = label(&record.task, record.index, name.as_deref());
                     let why = super::text_writer::why(&record);
@@ -237,11 +232,15 @@ fn live_text(line: &str) -> String {
 
 /// A record held on the bar for its turn has come out: off the bar.
 fn release(progress: &mut Option<Progress>, r: &Record) {
-    if let Some(p) = progress {
-        if r.status != Status::Ok {
-            p.release(&r.task, r.index);
-        }
+    if let (Some(p), true) = (progress, ran_and_failed(r.status)) {
+        p.release(&r.task, r.index);
     }
+}
+
+/// What is shown as it ends: it ran and failed. What never ran (skipped,
+/// cancelled after an interruption) waits for the closing list.
+fn ran_and_failed(s: Status) -> bool {
+    matches!(s, Status::Failed | Status::Timeout | Status::Crashed)
 }
 
 /// Writes one record unless writing has failed already; keeps the first error.
