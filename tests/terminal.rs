@@ -506,6 +506,10 @@ map = { range = [0, 150] }
         .filter(|l| l.starts_with("  failed    all["))
         .count();
     assert_eq!(listed, 50);
-    assert!(lines.contains(&"  and 100 more not listed: see the results".to_string()));
+    assert!(
+        lines.contains(&"  and 100 more not listed: see results.jsonl".to_string()),
+        "{}",
+        shown.text()
+    );
     assert!(lines.iter().any(|l| l == "150 records not ok:"));
 }

@@ -227,7 +227,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     // Each record not ok, with its error and the end of its stderr, also
     // when the results went to a file.
-    let block = failures.render(screen::width(Stream::Stderr), color_err);
+    let shown_path = results_path.as_ref().map(|p| p.display().to_string());
+    let block = failures.render(
+        screen::width(Stream::Stderr),
+        color_err,
+        shown_path.as_deref(),
+    );
     if !block.is_empty() {
         super::output::diag_text(&block);
     }

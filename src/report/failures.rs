@@ -120,8 +120,9 @@ impl Failures {
     }
 
     /// The block that lists them, each line at most `columns` wide, the
-    /// statuses coloured when `color`; empty when every record was ok.
-    pub fn render(&self, columns: Option<usize>, color: bool) -> String {
+    /// statuses coloured when `color`, pointing at the `results` file for
+    /// the ones not listed; empty when every record was ok.
+    pub fn render(&self, columns: Option<usize>, color: bool, results: Option<&str>) -> String {
         let Ok(list) = self.list.lock() else {
             return String::new();
         };
@@ -158,10 +159,13 @@ impl Failures {
             }
         }
         if list.more > 0 {
-            out.push_str(&format!(
-                "  and {} more not listed: see the results\n",
-                list.more
-            ));
+            let more = format!(
+                "  and {} more not listed: see {}",
+                list.more,
+                results.unwrap_or("the results")
+            );
+            out.push_str(&cut(&one_line(&more), columns));
+            out.push('\n');
         }
         debug_assert!(out.lines().all(|l| width(l) <= columns || color));
         out
@@ -199,7 +203,7 @@ mod tests {
             &names,
         );
         f.note(Some((0, 0)), &sample(), &names);
-        let text = f.render(Some(80), false);
+        let text = f.render(Some(80), false, None);
         assert_eq!(
             text,
             "2 records not ok:\n\
@@ -223,7 +227,7 @@ mod tests {
         let f = Failures::new();
         f.note(Some((0, 0)), &sample(), &ItemNames::default());
         assert!(f.is_empty());
-        assert_eq!(f.render(None, false), "");
+        assert_eq!(f.render(None, false, None), "");
     }
 
     #[test]
@@ -233,7 +237,7 @@ mod tests {
         r.error = Some("e".repeat(300));
         f.note(Some((0, 1)), &r, &ItemNames::default());
         for columns in [40, 80, 200] {
-            for line in f.render(Some(columns), false).lines() {
+            for line in f.render(Some(columns), false, None).lines() {
                 assert!(width(line) <= columns, "{columns}: {line}");
             }
         }
@@ -249,11 +253,14 @@ mod tests {
         for r in assorted() {
             f.note(None, &r, &names);
         }
-        let text = f.render(None, false);
+        let text = f.render(None, false, Some("out/r.jsonl"));
         assert!(text.contains("thumbs[0]: exited") && text.contains("thumbs[49]: exited"));
         assert!(!text.contains("thumbs[50]: exited"), "{text}");
         assert!(text.starts_with("205 records not ok:"), "{text}");
-        assert!(text.contains("and 153 more not listed"), "{text}");
+        assert!(
+            text.contains("and 153 more not listed: see out/r.jsonl\n"),
+            "{text}"
+        );
         assert!(text.contains("skipped   later: dependency"), "{text}");
     }
 }
