@@ -11,25 +11,34 @@ use std::process::{Command, Stdio};
 use common::{parse_jsonl, record, repo_path};
 use serde_json::json;
 
-/// The example's binary: `cargo test` builds examples beside the tests
-/// (`target/debug/examples/`); a test run that left it out builds it.
+/// The example's binary, built for this test's profile. `cargo build` is
+/// asked every time (it does nothing when the example is current), since
+/// `cargo test --test custom_function` alone leaves an older build in place.
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
-    // target/debug/deps/custom_function-HASH -> target/debug/examples/
+    // target/PROFILE/deps/custom_function-HASH -> target/PROFILE/examples/
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("the test binary lives in target/PROFILE/deps");
-    let path = profile_dir.join("examples").join("custom_function");
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "custom_function"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --example custom_function");
-        assert!(status.success(), "cargo build --example custom_function");
-    }
-    path
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "custom_function",
+            "--profile",
+            profile,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build --example custom_function");
+    assert!(status.success(), "cargo build --example custom_function");
+    profile_dir.join("examples").join("custom_function")
 }
 
 #[test]
@@ -48,10 +57,25 @@ fn registered_functions_print_panic_and_keep_state_into_their_records() {
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
     // Every line of the results is a record (nothing a function printed).
     let records = parse_jsonl(&stdout);
-    // The engine's stderr has its summary only: no function output, no
-    // panic report, no runtime abort.
-    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
-    assert!(stderr.starts_with("jobfile: custom-function: "), "{stderr}");
+    // The engine's stderr has the closing list of the one failure (its
+    // lines indented under the list's head) and the summary only: no
+    // function output, no panic report, no runtime abort of its own.
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines[0], "1 record not ok:", "stderr:\n{stderr}");
+    assert!(
+        lines[1].starts_with("  failed    divisions[1] 1 0: attempt to divide by zero"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1..lines.len() - 1]
+            .iter()
+            .all(|l| l.starts_with("  ")),
+        "{stderr}"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("jobfile: custom-function: "),
+        "{stderr}"
+    );
 
     let fibs: Vec<_> = records
         .iter()

@@ -9,19 +9,20 @@ use std::io::{self, Write};
 
 use super::exit::ExitCode;
 
-/// Writes a diagnostic line to standard error; a standard error that is
-/// gone is ignored (there is nowhere left to say so).
+/// Writes a diagnostic line to standard error, above the progress bar
+/// when one is up; a standard error that is gone is ignored (there is
+/// nowhere left to say so).
 macro_rules! diag {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+        $crate::report::screen::eprint_lines(&format!($($arg)*));
     }};
 }
 
 /// Writes text to standard error as is (rendered diagnostics end with
-/// their own newline), ignoring a standard error that is gone.
+/// their own newline), above the progress bar when one is up, ignoring a
+/// standard error that is gone.
 pub(crate) fn diag_text(text: &str) {
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    crate::report::screen::eprint_text(text);
 }
 
 /// Whether an error means the reader of a pipe went away.

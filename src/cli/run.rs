@@ -9,9 +9,10 @@ use super::exit::ExitCode;
 use crate::exec::{self, RunEnd, RunOptions};
 use crate::plan::{ItemIter, item_call};
 use crate::report::page::PageWriter;
+use crate::report::screen::{self, Stream};
 use crate::report::{
-    Destination, Format, Progress, STATUSES, Sink, TeeWriter, WriterOptions, open_writer,
-    open_writer_with_prints,
+    Destination, Failures, Format, ItemNames, ItemShape, Progress, Sink, TeeWriter, WriterOptions,
+    open_writer, open_writer_with_prints,
 };
 use crate::spec::{self, Arg, Job, MapSource};
 
@@ -62,12 +63,18 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::TaskFailed;
         }
     };
+    let on_screen = format == Format::Text
+        && matches!(dest, Destination::Stdout)
+        && screen::stdout_is_terminal();
+    let names = item_names(&job);
     let opts = WriterOptions {
         reproducible: args.reproducible,
         job_name: job.name.clone(),
         color: format == Format::Text
             && matches!(dest, Destination::Stdout)
             && super::stdout_color(),
+        width: on_screen.then(|| screen::width(Stream::Stdout)).flatten(),
+        names: names.clone(),
     };
     let results_path = dest.path().map(Path::to_path_buf);
     if args.resume && results_path.is_none() {
@@ -147,7 +154,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         None => writer,
         Some(page) => Box::new(TeeWriter::new(writer, Box::new(page))),
     };
-    let mut sink = Sink::new(writer, order);
+    let failures = Failures::new();
+    let mut sink = Sink::new(writer, order)
+        .with_names(names)
+        .with_failures(failures.clone());
     let show_progress = match args.progress {
         ProgressMode::Always => true,
         ProgressMode::Never => false,
@@ -164,7 +174,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 None => Some(acc + 1),
                 Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
             });
-        sink = sink.with_progress(Progress::new(total, args.progress == ProgressMode::Always));
+        let forced = args.progress == ProgressMode::Always;
+        let progress = Progress::new(total, forced, color_err);
+        // On the bar's terminal only when stderr is a terminal too.
+        let same_screen = on_screen && std::io::stderr().is_terminal();
+        sink = sink.with_progress(progress, same_screen);
     }
     let run_opts = RunOptions {
         jobs: args.jobs.map(|j| j.processes(super::jobs::usable_cpus())),
@@ -212,9 +226,19 @@ pub fn run(args: &RunArgs) -> ExitCode {
     if reader_gone {
         return ExitCode::TaskFailed;
     }
-    let parts: Vec<String> = STATUSES
+    // Each record not ok, with its error and the end of its stderr, also
+    // when the results went to a file.
+    let shown_path = results_path.as_ref().map(|p| p.display().to_string());
+    let block = failures.render(
+        screen::width(Stream::Stderr),
+        color_err,
+        shown_path.as_deref(),
+    );
+    if !block.is_empty() {
+        super::output::diag_text(&block);
+    }
+    let parts: Vec<String> = counts
         .iter()
-        .zip(counts)
         .filter(|(_, n)| *n > 0)
         .map(|(s, n)| format!("{n} {}", s.as_str()))
         .collect();
@@ -240,9 +264,29 @@ pub fn run(args: &RunArgs) -> ExitCode {
         RunEnd::Signalled(nix::sys::signal::Signal::SIGINT) => ExitCode::Interrupted,
         RunEnd::Signalled(_) => ExitCode::Terminated,
         RunEnd::OutputLost => ExitCode::TaskFailed,
-        RunEnd::Completed if counts[1..].iter().all(|&n| n == 0) => ExitCode::Ok,
+        RunEnd::Completed if counts.not_ok() == 0 => ExitCode::Ok,
         RunEnd::Completed => ExitCode::TaskFailed,
     }
+}
+
+/// What each map task gives its items' calls besides the item, to name
+/// its items in the text format, JUnit and `--live`.
+fn item_names(job: &Job) -> ItemNames {
+    ItemNames::new(job.tasks.iter().filter_map(|t| {
+        let source = t.map.as_ref()?;
+        Some((
+            t.id.clone(),
+            ItemShape {
+                args: t.args.len(),
+                kwargs: t.kwargs.iter().map(|(k, _)| k.clone()).collect(),
+                keys: match source {
+                    MapSource::Product(axes) => Some(axes.iter().map(|(k, _)| k.clone()).collect()),
+                    _ => None,
+                },
+                named: !matches!(source, MapSource::Range { .. }),
+            },
+        ))
+    }))
 }
 
 /// `--dry-run`: each unit with its placeholders filled, nothing run.

@@ -25,6 +25,10 @@ impl Destination {
     /// Opens it for writing, making missing parent folders of a file.
     pub(crate) fn open(&self) -> io::Result<Box<dyn Write + Send>> {
         match self {
+            // A terminal shares the screen with the progress bar.
+            Destination::Stdout if super::screen::stdout_is_terminal() => Ok(Box::new(
+                io::BufWriter::with_capacity(BUFFER, super::screen::Stdout),
+            )),
             Destination::Stdout => Ok(Box::new(io::BufWriter::with_capacity(BUFFER, io::stdout()))),
             Destination::File(path) => Ok(Box::new(io::BufWriter::with_capacity(
                 BUFFER,

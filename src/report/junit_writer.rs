@@ -7,6 +7,11 @@
 //! for standard output) and the document is assembled by `finish`. The
 //! `@shared` record becomes the suite's `<properties>`, one per value.
 //!
+//! Each testcase's class is its task and its name `task[index] name`,
+//! the map item named by what it ran on. A failure's message is the
+//! error; its text is the error and the end of stderr, which CI servers
+//! show as the test's details (`<system-err>` still holds all of it).
+//!
 //! Status mapping: `failed`, `timeout` and `crashed` are `<failure>`s,
 //! `skipped` and `cancelled` are `<skipped>`; `errors` is always 0. Under
 //! `reproducible` every `time` and the `timestamp` are left out (the schema
@@ -19,9 +24,16 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use super::columns::tail_lines;
+use super::item_name::label;
 use super::record::{Record, Status};
 use super::record_json::rfc3339_millis;
 use super::writer::{RecordWriter, WriterOptions, write_whole};
+
+/// Lines of stderr in a failure's text.
+const TAIL_LINES: usize = 20;
+/// Bytes of stderr looked at for those lines.
+const TAIL_BYTES: usize = 8192;
 
 /// Where testcases wait until the suite's header can be written.
 #[derive(Debug)]
@@ -193,15 +205,17 @@ impl<W: Write + Send> JunitWriter<W> {
     }
 }
 
-/// One `<testcase>` element, indented for its place in the document.
+/// One `<testcase>` element, indented for its place in the document: the
+/// task as its class, `task[index] name` as its name (so a CI server lists
+/// a map's items by what they ran on), and for a failure the error as its
+/// message and the error, with the end of stderr, as its text, which is
+/// what CI servers show as a test's details.
 fn testcase(r: &Record, opts: &WriterOptions) -> String {
-    let mut name = r.task.clone();
-    if let Some(index) = r.index {
-        name.push_str(&format!("[{index}]"));
-    }
+    let name = opts.names.of_record(r);
+    let name = label(&r.task, r.index, name.as_deref());
     let mut xml = format!(
         r#"    <testcase classname="{}" name="{}""#,
-        attr(&opts.job_name),
+        attr(&r.task),
         attr(&name)
     );
     if let (false, Some(ms)) = (opts.reproducible, r.duration_ms) {
@@ -215,9 +229,6 @@ fn testcase(r: &Record, opts: &WriterOptions) -> String {
         Status::Ok => {}
         Status::Failed | Status::Timeout | Status::Crashed => {
             let mut details = r.error.clone().unwrap_or_default();
-            if let Some(code) = r.exit_code {
-                details.push_str(&format!("\nexit code: {code}"));
-            }
             if let Some(signal) = r.signal {
                 details.push_str(&format!("\nsignal: {signal}"));
             }
@@ -225,6 +236,14 @@ fn testcase(r: &Record, opts: &WriterOptions) -> String {
             // details are where it helps (which node was lost).
             if let (false, Some(host)) = (opts.reproducible, &r.host) {
                 details.push_str(&format!("\nhost: {host}"));
+            }
+            if !r.stderr.trim().is_empty() {
+                let tail = tail_lines(&r.stderr, TAIL_LINES, TAIL_BYTES);
+                let shown = match r.stderr.trim_end().lines().count() > tail.len() {
+                    true => format!("last {} lines of stderr", tail.len()),
+                    false => "stderr".to_string(),
+                };
+                details.push_str(&format!("\n\n{shown}:\n{}", tail.join("\n")));
             }
             children.push_str(&format!(
                 "      <failure message=\"{message}\" type=\"{}\">{}</failure>\n",
@@ -361,7 +380,7 @@ mod tests {
         WriterOptions {
             reproducible,
             job_name: "thumb<nails> & \"co\"".into(),
-            color: false,
+            ..Default::default()
         }
     }
 

@@ -2,8 +2,12 @@
 //! it receives finished records from the engine, puts them in order and
 //! writes them out.
 
+mod columns;
+mod counts;
 mod csv_writer;
 mod destination;
+mod failures;
+mod item_name;
 mod json_writer;
 mod jsonl_writer;
 mod junit_writer;
@@ -14,6 +18,7 @@ mod progress;
 mod record;
 mod record_json;
 mod reorder;
+pub mod screen;
 mod sink;
 mod tee_writer;
 #[cfg(test)]
@@ -23,8 +28,11 @@ mod unit_print;
 mod writer;
 
 pub use crate::results::{Format, UnknownFormat};
+pub use counts::{Counts, STATUSES};
 pub use csv_writer::CsvWriter;
 pub use destination::Destination;
+pub use failures::Failures;
+pub use item_name::{ItemNames, ItemShape, item_name};
 pub use json_writer::JsonWriter;
 pub use jsonl_writer::JsonlWriter;
 pub use junit_writer::{JunitWriter, Spool};
@@ -34,7 +42,7 @@ pub use progress::Progress;
 pub use record::{Record, Status};
 pub use record_json::RecordJson;
 pub use reorder::{Ready, ReorderBuffer, ReorderError};
-pub use sink::{STATUSES, Sink};
+pub use sink::Sink;
 pub use tee_writer::TeeWriter;
 pub use text_writer::TextWriter;
 pub use unit_print::{Digest, UnitPrint, unit_key};

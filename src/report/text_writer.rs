@@ -1,38 +1,56 @@
 //! The `text` format: one line per record, for people.
 //!
-//! Fixed-width columns, so lines stream out aligned without knowing what
-//! comes next: status, `task[index]`, duration (left out under
-//! `reproducible`), then the value or the error, on one line and
-//! shortened. The status is coloured only when the caller asks for it.
+//! Columns measured in display columns, so lines stream out aligned
+//! without knowing what comes next, CJK ids included: status,
+//! `task[index] name` (a column as wide as the widest label so far),
+//! duration (left out under `reproducible`), then the value or the error
+//! (with the last line of stderr that explains it).
+//! A line fits the width it is given (the terminal's); without one, only
+//! a long value is cut. The status is coloured only when the caller asks.
 
 use std::io::{self, Write};
 use std::time::Duration;
 
+use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
+use super::columns::{cut, one_line, pad_left, pad_right, width};
+use super::item_name::label;
 use super::record::{Record, Status};
 use super::writer::{RecordWriter, WriterOptions, write_whole};
 
 /// Width of the status column: the longest status, `cancelled`.
 const STATUS_WIDTH: usize = 9;
-/// Width of the task column; longer ids push the rest of their line right.
+/// Width of the task column; longer labels push the rest of their line
+/// right, or are cut when the line would not fit.
 const TASK_WIDTH: usize = 24;
 /// Width of the duration column.
 const DURATION_WIDTH: usize = 8;
-/// At most this many characters of value or error.
-const DETAIL_WIDTH: usize = 72;
+/// At most this many columns of value or error when no width is given.
+const DETAIL_WIDTH: usize = 400;
+/// A label is never cut below this many columns.
+const LABEL_MIN: usize = 16;
+/// Without a width, labels are never cut, and the task column widens for
+/// them up to this many columns (a wider one pushes its own line right).
+const COLUMN_MOST: usize = 48;
 
 /// Writes one readable line per record.
 #[derive(Debug)]
 pub struct TextWriter<W> {
     out: W,
     opts: WriterOptions,
+    /// The task column's width now: the widest label so far.
+    column: usize,
 }
 
 impl<W: Write + Send> TextWriter<W> {
     /// A writer to `out`; nothing is written until the first record.
     pub fn new(out: W, opts: WriterOptions) -> TextWriter<W> {
-        TextWriter { out, opts }
+        TextWriter {
+            out,
+            opts,
+            column: TASK_WIDTH,
+        }
     }
 
     /// Gives back the output.
@@ -43,7 +61,7 @@ impl<W: Write + Send> TextWriter<W> {
 
 impl<W: Write + Send> RecordWriter for TextWriter<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        let mut line = line(record, &self.opts);
+        let mut line = line(record, &self.opts, &mut self.column);
         line.push('\n');
         write_whole(&mut self.out, line.as_bytes())
     }
@@ -58,71 +76,116 @@ impl<W: Write + Send> RecordWriter for TextWriter<W> {
 }
 
 /// The line for one record, without its newline.
-fn line(r: &Record, opts: &WriterOptions) -> String {
-    let status = format!("{:<STATUS_WIDTH$}", r.status.as_str());
-    let status = match (opts.color, color(r.status)) {
-        (true, code) => format!("\x1b[{code}m{status}\x1b[0m"),
-        (false, _) => status,
+fn line(r: &Record, opts: &WriterOptions, column: &mut usize) -> String {
+    let name = opts.names.of_record(r);
+    let mut task = one_line(&label(&r.task, r.index, name.as_deref()));
+    let took = (!opts.reproducible).then(|| {
+        r.duration_ms
+            .map_or_else(|| "-".to_string(), human_duration)
+    });
+    let host = match (opts.reproducible, &r.host) {
+        (false, Some(host)) => format!("  (on {})", one_line(host)),
+        _ => String::new(),
     };
-    let mut task = one_line(&r.task);
-    if let Some(index) = r.index {
-        task.push_str(&format!("[{index}]"));
-    }
-    let mut line = format!("{status}  {task:<TASK_WIDTH$}");
-    if !opts.reproducible {
-        let took = r
-            .duration_ms
-            .map_or_else(|| "-".to_string(), human_duration);
-        line.push_str(&format!("  {took:>DURATION_WIDTH$}"));
-    }
-    let detail = match (&r.error, &r.value) {
-        (Some(error), _) => error.clone(),
-        (None, Value::Null) => String::new(),
-        (None, Value::String(s)) => s.clone(),
-        (None, other) => other.to_string(),
+    let detail = one_line(&detail(r));
+    // What the fixed columns take, the task column aside.
+    let fixed = STATUS_WIDTH + 2 + took.as_ref().map_or(0, |_| 2 + DURATION_WIDTH) + 2;
+    let left = opts
+        .width
+        .map(|columns| columns.saturating_sub(fixed + width(&host)));
+    // The task column widens to the widest label so far, so the lines
+    // after a wide one line up with it: with a width, up to two thirds of
+    // what the line has room for, a wider label cut to that; without one,
+    // up to COLUMN_MOST, a wider label whole.
+    let detail_room = match left {
+        Some(left) => {
+            let most = left.saturating_sub(left / 3).max(LABEL_MIN.min(left));
+            if width(&task) > most {
+                task = cut(&task, most);
+            }
+            *column = (*column).max(width(&task)).min(most);
+            left.saturating_sub(*column)
+        }
+        None => {
+            *column = (*column).max(width(&task).min(COLUMN_MOST));
+            DETAIL_WIDTH
+        }
     };
+    let status = paint(
+        &pad_right(r.status.as_str(), STATUS_WIDTH),
+        r.status,
+        opts.color,
+    );
+    let mut line = format!("{status}  {}", pad_right(&task, *column));
+    if let Some(took) = took {
+        line.push_str("  ");
+        line.push_str(&pad_left(&took, DURATION_WIDTH));
+    }
     line.push_str("  ");
-    line.push_str(&shorten(&one_line(&detail), DETAIL_WIDTH));
-    if let (false, Some(host)) = (opts.reproducible, &r.host) {
-        line.push_str(&format!("  (on {})", one_line(host)));
-    }
+    line.push_str(&cut(&detail, detail_room));
+    line.push_str(&host);
     line.truncate(line.trim_end().len());
     line
 }
 
-/// The SGR colour of a status.
-fn color(status: Status) -> &'static str {
+/// The value, or the error with the last line of stderr that says why.
+fn detail(r: &Record) -> String {
+    match (&r.error, &r.value) {
+        (Some(_), _) => why(r),
+        (None, Value::Null) => String::new(),
+        (None, Value::String(s)) => s.clone(),
+        (None, other) => other.to_string(),
+    }
+}
+
+/// The error of a record not ok, with the last line of its stderr when
+/// that says more: `exited with code 1 — AssertionError: 3 != 4`.
+pub(crate) fn why(r: &Record) -> String {
+    let error = r.error.as_deref().unwrap_or(r.status.as_str());
+    match last_stderr_line(r) {
+        Some(line) if !error.contains(line) => format!("{error} — {line}"),
+        _ => error.to_string(),
+    }
+}
+
+/// The last line of a failed record's stderr that is not blank.
+fn last_stderr_line(r: &Record) -> Option<&str> {
+    if !matches!(r.status, Status::Failed | Status::Timeout | Status::Crashed) {
+        return None;
+    }
+    let end = r.stderr.len().saturating_sub(4096);
+    let mut start = end;
+    while !r.stderr.is_char_boundary(start) {
+        start += 1;
+    }
+    r.stderr[start..]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+}
+
+/// The style of a status.
+fn style(status: Status) -> Style {
+    let color = |c: AnsiColor| Style::new().fg_color(Some(c.into()));
     match status {
-        Status::Ok => "32",
-        Status::Failed => "31",
-        Status::Crashed => "1;31",
-        Status::Timeout => "33",
-        Status::Skipped | Status::Cancelled => "2",
+        Status::Ok => color(AnsiColor::Green),
+        Status::Failed => color(AnsiColor::Red),
+        Status::Crashed => color(AnsiColor::Red).bold(),
+        Status::Timeout => color(AnsiColor::Yellow),
+        Status::Skipped | Status::Cancelled => Style::new().dimmed(),
     }
 }
 
-/// `s` with line breaks and other control characters made visible, so
-/// one record stays one line and cannot drive the terminal.
-fn one_line(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.trim_end_matches(['\n', '\r']).chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+/// `text` in the colour of `status` when `color`.
+pub(crate) fn paint(text: &str, status: Status, color: bool) -> String {
+    match color {
+        true => {
+            let style = style(status);
+            format!("{style}{text}{style:#}")
         }
+        false => text.to_string(),
     }
-    out
-}
-
-/// At most `max` characters of `s`, with `…` marking a cut.
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// `41.2ms`, `1.52s`, `2m03s`, `1h02m`.
@@ -226,6 +289,37 @@ mod tests {
             },
         );
         assert!(text.ends_with(&format!("{}…\n", "x".repeat(DETAIL_WIDTH - 1))));
+    }
+
+    #[test]
+    fn lines_fit_the_width_in_display_columns() {
+        let mut wide = sample();
+        wide.task = "数据处理任务".into();
+        wide.index = None;
+        wide.status = Status::Failed;
+        wide.error = Some("exited with code 1".into());
+        wide.stderr = format!("warning\n{}\n\n", "理由".repeat(80));
+        for columns in [40, 80, 200] {
+            let opts = WriterOptions {
+                width: Some(columns),
+                ..Default::default()
+            };
+            let text = run(&[sample(), wide.clone(), sample()], opts);
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines {
+                assert!(width(line) <= columns, "{columns}: {line}");
+            }
+            if columns >= 80 {
+                assert!(
+                    lines[1].contains("exited with code 1 — 理由"),
+                    "{}",
+                    lines[1]
+                );
+            }
+            // The duration column ends in the same cell on every line.
+            let ends = |l: &str| width(&l[..l.find("ms").unwrap() + 2]);
+            assert_eq!(ends(lines[0]), ends(lines[1]), "{text}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::csv_writer::CsvWriter;
 use super::destination::Destination;
+use super::item_name::ItemNames;
 use super::json_writer::JsonWriter;
 use super::jsonl_writer::JsonlWriter;
 use super::junit_writer::{JunitWriter, Spool};
@@ -45,6 +46,11 @@ pub struct WriterOptions {
     /// Colour the `text` format. The caller decides: a terminal, and no
     /// `NO_COLOR`.
     pub color: bool,
+    /// The columns a `text` line fits in: the terminal's, when the results
+    /// are shown on one; `None` fits nothing.
+    pub width: Option<usize>,
+    /// Names for map items (`text` lines, JUnit testcase names).
+    pub names: ItemNames,
 }
 
 /// Opens a writer for `format` at `dest`. A file destination is created
@@ -121,7 +127,7 @@ mod tests {
             let opts = WriterOptions {
                 reproducible: true,
                 job_name: "job".into(),
-                color: false,
+                ..Default::default()
             };
             let mut w = open_writer(format, Destination::File(path.clone()), opts).unwrap();
             for r in assorted() {

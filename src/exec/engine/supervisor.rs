@@ -64,7 +64,7 @@ pub enum RunEnd {
 /// What the run left: how it ended and the counts by status.
 pub struct RunReport {
     pub end: RunEnd,
-    pub counts: [u64; 6],
+    pub counts: crate::report::Counts,
     pub write_error: Option<std::io::Error>,
     /// `--resume`: what became of the earlier records.
     pub resumed: Resumed,
@@ -512,13 +512,9 @@ impl<'a> Engine<'a> {
         let task = u.task;
         if self.opts.live && u.kind != UnitKind::Initializer {
             let id = &self.job.task(task).id;
-            let label = match u.index {
-                Some(i) => format!("{id}[{i}]"),
-                None => id.clone(),
-            };
-            let mark = if stream == LineStream::Err { "!" } else { "" };
-            // Not eprintln!: a closed stderr must not panic the engine.
-            let _ = writeln!(std::io::stderr().lock(), "[{label}]{mark} {line}");
+            let err = stream == LineStream::Err;
+            self.sink
+                .live_line(id, u.index, u.item.as_ref(), err, &line);
         }
         // A Python producer's items are the values it yields, not its lines.
         let python = matches!(self.job.function(u.function).kind, FunctionKind::Python(_));
