@@ -25,7 +25,7 @@ impl Engine<'_> {
         if st.phase != Phase::Waiting || st.pending > 0 || !st.stream_started {
             return;
         }
-        if self.stopping {
+        if self.run.stopping() {
             return;
         }
         self.start_task(id);
@@ -80,7 +80,7 @@ impl Engine<'_> {
     /// gets a worker in the same round.
     pub(super) fn make_runnable(&mut self, id: TaskId) {
         let pool = self.job.task(id).pool.0;
-        self.pools[pool].runnable.insert(id.0);
+        self.pools[pool].runnable.insert(id);
         self.runnable_events += 1;
     }
 
@@ -111,12 +111,12 @@ impl Engine<'_> {
     /// The next unit a running task can hand out now.
     pub(super) fn next_unit(&mut self, id: TaskId) -> Option<Unit> {
         let st = &mut self.tasks[id.0];
-        if !self.terminating {
+        if !self.run.terminating() {
             if let Some(u) = st.extra.pop_front() {
                 return Some(u);
             }
         }
-        if self.stopping {
+        if self.run.stopping() {
             return None;
         }
         if let Some(u) = st.retry.pop_front() {
@@ -172,7 +172,7 @@ impl Engine<'_> {
                 }
                 if q.len() < STREAM_HIGH_WATER / 2 {
                     // Consumers caught up: read the producers again.
-                    for w in &mut self.workers {
+                    for w in self.workers.iter_mut() {
                         w.paused = false;
                     }
                 }
@@ -263,46 +263,47 @@ impl Engine<'_> {
     /// workers so they never wait for a round trip to the engine.
     pub(super) fn schedule(&mut self) {
         if self.opts.previous.is_some() {
-            let runnable: Vec<usize> = self
+            let runnable: Vec<TaskId> = self
                 .pools
                 .iter()
                 .flat_map(|p| p.runnable.iter().copied())
                 .collect();
-            for i in runnable {
-                self.advance_kept(TaskId(i));
+            for id in runnable {
+                self.advance_kept(id);
             }
         }
         self.schedule_idle();
-        for p in 0..self.pools.len() {
+        for p in (0..self.pools.len()).map(PoolId) {
             loop {
-                let head = self.pools[p]
+                let head = self.pools[p.0]
                     .runnable
                     .iter()
                     .copied()
-                    .find(|&i| self.can_hand_out(TaskId(i)));
+                    .find(|&id| self.can_hand_out(id));
                 let Some(head) = head else { break };
-                if !self.is_quick(TaskId(head)) {
+                if !self.is_quick(head) {
                     break;
                 }
                 // Only behind quick units: never behind a slow one (a stream
                 // producer, say), which would hold the queued ones back.
-                let target = (0..self.workers.len())
-                    .filter(|&w| {
-                        let s = &self.workers[w];
-                        s.pool == PoolId(p)
-                            && matches!(s.state, WorkerState::Busy)
-                            && !s.retiring
-                            && !s.initializing
+                let target = self
+                    .workers
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.pool == p
+                            && s.state == WorkerState::Busy
                             && s.units.len() < PREFETCH
                             // A queue is one chunk of one task, then quick
                             // units only: its head tells whether it is quick.
                             && s.units.front().is_some_and(|u| {
                                 self.units
                                     .get(u)
-                                    .is_some_and(|(unit, _)| self.is_quick(unit.task))
+                                    .and_then(InFlight::unit)
+                                    .is_some_and(|unit| self.is_quick(unit.task))
                             })
                     })
-                    .min_by_key(|&w| self.workers[w].units.len());
+                    .min_by_key(|(_, s)| s.units.len())
+                    .map(|(w, _)| w);
                 let Some(w) = target else { break };
                 if !self.dispatch(p, w) {
                     break;
@@ -312,8 +313,8 @@ impl Engine<'_> {
     }
 
     pub(super) fn flush_workers(&mut self) {
-        for w in &mut self.workers {
-            if w.conn.wants_write() && !matches!(w.state, WorkerState::Dead) {
+        for w in self.workers.iter_mut() {
+            if w.conn.wants_write() && w.state != WorkerState::Dead {
                 let _ = w.conn.flush();
             }
         }
@@ -323,9 +324,6 @@ impl Engine<'_> {
     /// timeout for a builtin; for a command, which the worker times out
     /// itself, the timeout plus the grace and a margin.
     pub(super) fn budget(&self, unit: &Unit) -> Option<Duration> {
-        if unit.kind == UnitKind::Initializer {
-            return None;
-        }
         let timeout = self.job.task(unit.task).timeout?;
         let backstop = match self.job.function(unit.function).kind {
             crate::spec::FunctionKind::Builtin(_) => Duration::ZERO,
@@ -347,28 +345,30 @@ impl Engine<'_> {
     }
 
     pub(super) fn schedule_idle(&mut self) {
-        for p in 0..self.pools.len() {
+        for p in (0..self.pools.len()).map(PoolId) {
             loop {
-                if self.pools[p].runnable.is_empty() {
+                if self.pools[p.0].runnable.is_empty() {
                     break;
                 }
-                let idle = self.workers.iter().position(|w| {
-                    w.pool == PoolId(p) && matches!(w.state, WorkerState::Idle) && !w.retiring
-                });
+                let idle = self
+                    .workers
+                    .iter()
+                    .find(|(_, w)| w.pool == p && w.state == WorkerState::Idle)
+                    .map(|(w, _)| w);
                 let worker = match idle {
                     Some(w) => w,
                     None => {
-                        if self.pools[p].live >= self.pools[p].size
-                            || self.pools[p].gave_up.is_some()
+                        if self.pools[p.0].live >= self.pools[p.0].size
+                            || self.pools[p.0].gave_up.is_some()
                         {
                             break;
                         }
                         if !self.has_work(p) {
                             break;
                         }
-                        match self.spawn_worker(PoolId(p)) {
+                        match self.spawn_worker(p) {
                             Some(w) => {
-                                if self.workers[w].initializing {
+                                if self.workers[w].state == WorkerState::Initializing {
                                     continue;
                                 }
                                 w
@@ -384,22 +384,22 @@ impl Engine<'_> {
         }
     }
 
-    pub(super) fn has_work(&self, p: usize) -> bool {
-        self.pools[p]
+    pub(super) fn has_work(&self, p: PoolId) -> bool {
+        self.pools[p.0]
             .runnable
             .iter()
-            .any(|&i| self.can_hand_out(TaskId(i)))
+            .any(|&id| self.can_hand_out(id))
     }
 
     /// Could [`Engine::next_unit`] give a unit of this task now?
     pub(super) fn can_hand_out(&self, id: TaskId) -> bool {
         let st = &self.tasks[id.0];
-        (!st.extra.is_empty() && !self.terminating)
-            || (!st.retry.is_empty() && !self.stopping)
-            || (st.ready_unit.is_some() && !self.stopping)
+        (!st.extra.is_empty() && !self.run.terminating())
+            || (!st.retry.is_empty() && !self.run.stopping())
+            || (st.ready_unit.is_some() && !self.run.stopping())
             || (!st.may_keep
                 && !st.exhausted
-                && !self.stopping
+                && !self.run.stopping()
                 && match &st.source {
                     Source::Queue(q) => !q.is_empty() || st.producer_done,
                     _ => true,
@@ -407,15 +407,14 @@ impl Engine<'_> {
     }
 
     /// Sends the next units of pool `p` to `worker`; false if none.
-    pub(super) fn dispatch(&mut self, p: usize, worker: usize) -> bool {
-        let mut cursor = 0;
-        while let Some(&i) = self.pools[p].runnable.range(cursor..).next() {
-            cursor = i + 1;
-            let id = TaskId(i);
+    pub(super) fn dispatch(&mut self, p: PoolId, worker: WorkerId) -> bool {
+        let mut cursor = TaskId(0);
+        while let Some(&id) = self.pools[p.0].runnable.range(cursor..).next() {
+            cursor = TaskId(id.0 + 1);
             let mut chunk = self.job.task(id).chunksize.max(1);
             // Each item counts towards max_tasks_per_child: a chunk never
             // takes a worker past its limit.
-            if let Some(limit) = self.job.pools[p].max_tasks_per_child {
+            if let Some(limit) = self.job.pools[p.0].max_tasks_per_child {
                 let slot = &self.workers[worker];
                 let used = slot.tasks_run + slot.units.len() as u64;
                 chunk = chunk.min(limit.saturating_sub(used).max(1) as usize);
@@ -447,7 +446,7 @@ impl Engine<'_> {
             if w.units.is_empty() {
                 w.current = Some((SystemTime::now(), Instant::now()));
             }
-            w.units.extend(calls.iter().map(|c| c.unit));
+            w.units.extend(calls.iter().map(|c| UnitId(c.unit)));
             // Sent by `flush_workers` once scheduling is done: one write
             // for everything a worker gets this round.
             w.conn.queue(&ToWorker::Run { calls });
@@ -460,7 +459,7 @@ impl Engine<'_> {
     pub(super) fn maybe_retire_task(&mut self, id: TaskId) {
         let st = &self.tasks[id.0];
         if st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none() {
-            self.pools[self.job.task(id).pool.0].runnable.remove(&id.0);
+            self.pools[self.job.task(id).pool.0].runnable.remove(&id);
         }
         self.check_task_done(id);
     }
@@ -470,7 +469,7 @@ impl Engine<'_> {
     pub(super) fn make_call(
         &mut self,
         unit: Unit,
-        worker: usize,
+        worker: WorkerId,
     ) -> Option<(Call, Option<Instant>)> {
         let task = self.job.task(unit.task);
         let function = self.job.function(unit.function);
@@ -494,7 +493,7 @@ impl Engine<'_> {
                 let id = match unit.kind {
                     UnitKind::Callback => format!("{}:callback", task.id),
                     UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-                    _ => task.id.clone(),
+                    UnitKind::Main => task.id.clone(),
                 };
                 let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
                 if let Some(i) = unit.index.filter(|_| unit.kind == UnitKind::Main) {
@@ -522,7 +521,7 @@ impl Engine<'_> {
         if unit.kind == UnitKind::Main {
             self.stream_producer_started(unit.task);
         }
-        self.units.insert(n, (unit, worker));
+        self.units.insert(UnitId(n), InFlight::Task(unit));
         Some((
             Call {
                 unit: n,

@@ -25,11 +25,9 @@ impl Engine<'_> {
                 }
             }
             RunEnd::Signalled(_) | RunEnd::OutputLost => {
-                self.stopping = true;
-                self.terminating = true;
-                self.interrupted = true;
-                for w in 0..self.workers.len() {
-                    if matches!(self.workers[w].state, WorkerState::Busy) {
+                self.run.advance(RunPhase::Interrupted);
+                for w in self.workers.ids() {
+                    if !self.workers[w].units.is_empty() {
                         self.cancel_worker(w);
                     }
                 }
@@ -37,8 +35,8 @@ impl Engine<'_> {
                 while !self.units.is_empty() && Instant::now() < until {
                     self.poll_once();
                 }
-                for w in 0..self.workers.len() {
-                    if !matches!(self.workers[w].state, WorkerState::Dead) {
+                for w in self.workers.ids() {
+                    if self.workers[w].state != WorkerState::Dead {
                         self.kill_worker(w);
                         if !self.workers[w].units.is_empty() {
                             self.worker_lost(w, Some(Status::Cancelled));
@@ -47,8 +45,8 @@ impl Engine<'_> {
                 }
             }
         }
-        for w in 0..self.workers.len() {
-            if !matches!(self.workers[w].state, WorkerState::Dead) {
+        for w in self.workers.ids() {
+            if self.workers[w].state != WorkerState::Dead {
                 self.retire(w, false);
             }
         }

@@ -14,8 +14,8 @@ use crate::report::{Record, Status};
 use crate::spec::{MapSource, OnFailure, TaskId};
 
 impl Engine<'_> {
-    pub(super) fn on_done(&mut self, w: usize, n: u64, outcome: Outcome) {
-        let Some((unit, _)) = self.units.remove(&n) else {
+    pub(super) fn on_done(&mut self, w: WorkerId, n: UnitId, outcome: Outcome) {
+        let Some(flight) = self.units.remove(&n) else {
             return;
         };
         // The next queued unit (if any) starts now: its clock and deadline.
@@ -24,7 +24,8 @@ impl Engine<'_> {
             .iter()
             .find(|&&u| u != n)
             .and_then(|u| self.units.get(u))
-            .and_then(|(next, _)| self.budget(next));
+            .and_then(InFlight::unit)
+            .and_then(|next| self.budget(next));
         let slot = &mut self.workers[w];
         // Units end in the order they were queued: the answer is the head's.
         if slot.units.front() == Some(&n) {
@@ -33,22 +34,52 @@ impl Engine<'_> {
             slot.units.retain(|&u| u != n);
         }
         slot.pgid = None;
+        let cancelling = slot.state == WorkerState::Cancelling;
         if slot.units.is_empty() {
-            slot.state = WorkerState::Idle;
+            if !cancelling {
+                slot.state = WorkerState::Idle;
+            }
             slot.deadline = None;
             slot.current = None;
         } else {
             slot.current = Some((SystemTime::now(), Instant::now()));
-            slot.deadline = if slot.retiring {
+            slot.deadline = if cancelling {
                 slot.deadline
             } else {
                 next_budget.map(|b| Instant::now() + b)
             };
         }
-        if outcome.unstarted && unit.kind != UnitKind::Initializer {
+        let unit = match flight {
+            InFlight::Task(unit) => unit,
+            InFlight::Initializer => {
+                let pool = slot.pool;
+                let init = self.job.pools[pool.0].initializer.as_ref();
+                slot.python_only &= init.is_some_and(|i| {
+                    matches!(
+                        self.job.function(i.function).kind,
+                        crate::spec::FunctionKind::Python(_)
+                    )
+                });
+                if outcome.ok {
+                    self.pools[pool.0].init_failures = 0;
+                } else {
+                    self.pools[pool.0].init_failures += 1;
+                    let error = format!(
+                        "the pool's initializer failed: {}",
+                        outcome.error.clone().unwrap_or_default()
+                    );
+                    self.retire(w, true);
+                    if self.pools[pool.0].init_failures >= 3 {
+                        self.pool_gives_up(pool, error);
+                    }
+                }
+                return;
+            }
+        };
+        if outcome.unstarted {
             // It never ran: it goes back as it was, ahead of what was
             // queued behind it, and the worker ends.
-            let queued: Vec<u64> = slot.units.drain(..).collect();
+            let queued: Vec<UnitId> = slot.units.drain(..).collect();
             self.requeue(queued);
             self.tasks[unit.task.0].in_flight -= 1;
             self.give_back(vec![unit]);
@@ -59,29 +90,11 @@ impl Engine<'_> {
             self.job.function(unit.function).kind,
             crate::spec::FunctionKind::Python(_)
         );
-        if unit.kind == UnitKind::Initializer {
-            slot.initializing = false;
-            let pool = slot.pool;
-            if outcome.ok {
-                self.pools[pool.0].init_failures = 0;
-            } else {
-                self.pools[pool.0].init_failures += 1;
-                let error = format!(
-                    "the pool's initializer failed: {}",
-                    outcome.error.clone().unwrap_or_default()
-                );
-                self.retire(w, true);
-                if self.pools[pool.0].init_failures >= 3 {
-                    self.pool_gives_up(pool, error);
-                }
-            }
-            return;
-        }
         slot.tasks_run += 1;
-        let cancel_rest = slot.retiring && !slot.units.is_empty();
+        let cancel_rest = cancelling && !slot.units.is_empty();
         // A unit stopped because the run is being terminated is cancelled,
         // whatever the signal did to it.
-        let stopped = slot.retiring && self.terminating && !outcome.ok;
+        let stopped = cancelling && self.run.terminating() && !outcome.ok;
         let status = if outcome.ok {
             Status::Ok
         } else if stopped {
@@ -103,7 +116,7 @@ impl Engine<'_> {
         if outcome.retire {
             // The worker ends after this answer: what was queued behind
             // it never started.
-            let queued: Vec<u64> = slot.units.drain(..).collect();
+            let queued: Vec<UnitId> = slot.units.drain(..).collect();
             self.requeue(queued);
             self.retire(w, false);
         } else if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
@@ -117,7 +130,7 @@ impl Engine<'_> {
         speed.finished += 1;
         speed.mean_ms += (outcome.duration_ms - speed.mean_ms) / (speed.finished.min(16) as f64);
         self.unit_done(unit, outcome, status, Some(ran_on));
-        if cancel_rest && self.terminating {
+        if cancel_rest && self.run.terminating() {
             // Cancelled while more units were queued on it: they never run.
             self.kill_worker(w);
             self.worker_lost(w, Some(Status::Cancelled));
@@ -154,7 +167,7 @@ impl Engine<'_> {
         if retryable
             && unit.kind == UnitKind::Main
             && unit.attempt <= task.retries
-            && !self.stopping
+            && !self.run.stopping()
         {
             let st = &mut self.tasks[unit.task.0];
             st.in_flight -= 1;
@@ -181,7 +194,7 @@ impl Engine<'_> {
         let name = match unit.kind {
             UnitKind::Callback => format!("{}:callback", task.id),
             UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-            _ => task.id.clone(),
+            UnitKind::Main => task.id.clone(),
         };
         let error = if status == Status::Ok {
             None
@@ -264,7 +277,6 @@ impl Engine<'_> {
                 st.callback_pending = false;
                 self.check_task_done(id);
             }
-            UnitKind::Initializer => {}
         }
     }
 
@@ -278,16 +290,14 @@ impl Engine<'_> {
     /// Applies the failure policy of the failed task's pool.
     pub(super) fn on_failure(&mut self, id: TaskId) {
         let policy = self.job.pools[self.job.task(id).pool.0].on_failure;
-        if policy == OnFailure::Continue || self.stopping {
+        if policy == OnFailure::Continue || self.run.stopping() {
             return;
         }
-        self.stopping = true;
+        self.run.advance(RunPhase::Stopping);
         if policy == OnFailure::Terminate {
-            self.terminating = true;
-            for w in 0..self.workers.len() {
-                if matches!(self.workers[w].state, WorkerState::Busy)
-                    && !self.workers[w].initializing
-                {
+            self.run.advance(RunPhase::Terminating);
+            for w in self.workers.ids() {
+                if self.workers[w].state == WorkerState::Busy {
                     self.cancel_worker(w);
                 }
             }
@@ -320,7 +330,7 @@ impl Engine<'_> {
             st.phase = Phase::Done;
             let total = st.records;
             let pool = self.job.task(id).pool.0;
-            self.pools[pool].runnable.remove(&id.0);
+            self.pools[pool].runnable.remove(&id);
             self.flush_held(id);
             self.sink.close(id.0, total);
         }
@@ -332,7 +342,7 @@ impl Engine<'_> {
         let st = &mut self.tasks[id.0];
         let ok = !st.failed && !st.producer_failed;
         st.ok = Some(ok);
-        if self.interrupted {
+        if self.run == RunPhase::Interrupted {
             return;
         }
         if st.keep_values && task.map.is_some() {
@@ -352,7 +362,7 @@ impl Engine<'_> {
             task.error_callback.map(|f| (f, UnitKind::ErrorCallback))
         };
         if let Some((f, kind)) = callback {
-            if !self.stopping || kind == UnitKind::ErrorCallback {
+            if !self.run.stopping() || kind == UnitKind::ErrorCallback {
                 let arg = if own_ok {
                     st.value.clone().unwrap_or(Value::Null)
                 } else {

@@ -11,6 +11,38 @@ use crate::plan::{Digest, ItemIter};
 use crate::report::Record;
 use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
+/// Where the run is. Each phase includes the ones before it: a run that
+/// terminates has stopped too, an interrupted one terminates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum RunPhase {
+    /// Work is handed out as it becomes ready.
+    Running,
+    /// A failure under `stop`: nothing new starts, what runs ends.
+    Stopping,
+    /// A failure under `terminate`: running units are being killed too.
+    Terminating,
+    /// A signal (or lost output): as terminating, and nothing follows from
+    /// what ends now (no callbacks, no dependents).
+    Interrupted,
+}
+
+impl RunPhase {
+    /// Nothing new starts.
+    pub(super) fn stopping(self) -> bool {
+        self >= RunPhase::Stopping
+    }
+
+    /// Running units are being killed.
+    pub(super) fn terminating(self) -> bool {
+        self >= RunPhase::Terminating
+    }
+
+    /// Moves on to `to`, never back.
+    pub(super) fn advance(&mut self, to: RunPhase) {
+        *self = (*self).max(to);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
     Waiting,
@@ -24,7 +56,37 @@ pub(super) enum UnitKind {
     Main,
     Callback,
     ErrorCallback,
+}
+
+/// A worker's place in the engine's worker table; a slot is reused once
+/// its worker is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct WorkerId(pub(super) usize);
+
+/// The number a call is sent with; the worker answers with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct UnitId(pub(super) u64);
+
+/// A call handed to a worker and not answered yet.
+// Boxing the unit would cost an allocation per call; only the calls in
+// flight are held, at most a few per worker.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum InFlight {
+    /// A unit of a task.
+    Task(Unit),
+    /// The pool's initializer, the first call of a new worker (or of a
+    /// renewed interpreter).
     Initializer,
+}
+
+impl InFlight {
+    /// The task unit, when it is one.
+    pub(super) fn unit(&self) -> Option<&Unit> {
+        match self {
+            InFlight::Task(unit) => Some(unit),
+            InFlight::Initializer => None,
+        }
+    }
 }
 
 /// One call to run.
@@ -105,9 +167,19 @@ pub(super) struct Speed {
     pub(super) mean_ms: f64,
 }
 
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum WorkerState {
+    /// Waiting for work.
     Idle,
+    /// Running its pool's initializer: it takes nothing else until that ends.
+    Initializing,
+    /// Running the units it was sent.
     Busy,
+    /// Told to cancel what it runs (`terminate`, or a signal); its
+    /// deadline kills it if it does not answer in time. It takes no more work.
+    Cancelling,
+    /// Gone: its slot may take a new worker.
     Dead,
 }
 
@@ -132,16 +204,14 @@ pub(super) struct WorkerSlot {
     pub(super) number: usize,
     pub(super) conn: Conn,
     pub(super) state: WorkerState,
-    /// Units sent in the current dispatch, not yet done.
-    pub(super) units: VecDeque<u64>,
+    /// Units sent and not answered yet, in the order they run.
+    pub(super) units: VecDeque<UnitId>,
     pub(super) pgid: Option<i32>,
     pub(super) deadline: Option<Instant>,
     pub(super) tasks_run: u64,
     /// Every call it has run was a Python call: at `max_tasks_per_child` it
     /// can take a fresh interpreter instead of being replaced.
     pub(super) python_only: bool,
-    pub(super) initializing: bool,
-    pub(super) retiring: bool,
     /// Reading paused: a stream consumer is behind.
     pub(super) paused: bool,
     /// When the unit at the head of `units` started (wall clock, monotonic).
@@ -164,7 +234,56 @@ pub(super) struct PoolState {
     /// Slurm workers that ended before they were ready, in a row.
     pub(super) step_failures: u32,
     pub(super) gave_up: Option<String>,
-    pub(super) runnable: BTreeSet<usize>,
+    /// Its tasks that may hand out units, in submission order.
+    pub(super) runnable: BTreeSet<TaskId>,
+}
+
+/// The engine's workers, by [`WorkerId`].
+#[derive(Default)]
+pub(super) struct WorkerTable(Vec<WorkerSlot>);
+
+impl WorkerTable {
+    /// Every slot's id, dead ones too (the iterator borrows nothing).
+    pub(super) fn ids(&self) -> impl Iterator<Item = WorkerId> + use<> {
+        (0..self.0.len()).map(WorkerId)
+    }
+
+    /// The slots with their ids.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (WorkerId, &WorkerSlot)> {
+        self.0.iter().enumerate().map(|(i, w)| (WorkerId(i), w))
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut WorkerSlot> {
+        self.0.iter_mut()
+    }
+
+    /// Puts a new worker in the first dead slot, or a new one.
+    pub(super) fn insert(&mut self, slot: WorkerSlot) -> WorkerId {
+        match self.0.iter().position(|w| w.state == WorkerState::Dead) {
+            Some(i) => {
+                self.0[i] = slot;
+                WorkerId(i)
+            }
+            None => {
+                self.0.push(slot);
+                WorkerId(self.0.len() - 1)
+            }
+        }
+    }
+}
+
+impl std::ops::Index<WorkerId> for WorkerTable {
+    type Output = WorkerSlot;
+
+    fn index(&self, id: WorkerId) -> &WorkerSlot {
+        &self.0[id.0]
+    }
+}
+
+impl std::ops::IndexMut<WorkerId> for WorkerTable {
+    fn index_mut(&mut self, id: WorkerId) -> &mut WorkerSlot {
+        &mut self.0[id.0]
+    }
 }
 
 /// Stream lines buffered per consumer before the producer is held back.

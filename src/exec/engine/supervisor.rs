@@ -28,7 +28,7 @@ use crate::plan::Digest;
 use crate::plan::{EdgeKind, Plan};
 use crate::report::{Previous, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
-use crate::spec::{FunctionKind, Job, TaskId};
+use crate::spec::{FunctionKind, Job, PoolId, TaskId};
 
 /// Options of a run beyond the job file.
 #[derive(Default)]
@@ -95,6 +95,16 @@ pub fn run(job: &Job, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunRe
     e.finish(end)
 }
 
+/// What a descriptor in the poll set stands for.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    Signal,
+    Listener,
+    Client(usize),
+    Allocation,
+    Worker(WorkerId),
+}
+
 pub(super) struct Engine<'a> {
     pub(super) job: &'a Job,
     pub(super) plan: Plan,
@@ -106,14 +116,11 @@ pub(super) struct Engine<'a> {
     pub(super) opts: RunOptions,
     pub(super) tasks: Vec<TaskState>,
     pub(super) pools: Vec<PoolState>,
-    pub(super) workers: Vec<WorkerSlot>,
-    pub(super) units: HashMap<u64, (Unit, usize), UnitHasher>,
+    pub(super) workers: WorkerTable,
+    pub(super) units: HashMap<UnitId, InFlight, UnitHasher>,
     pub(super) next_unit: u64,
-    pub(super) stopping: bool,
-    /// Running units are being killed (terminate policy, or a signal).
-    pub(super) terminating: bool,
-    /// Stopped by a signal: nothing follows from what ends now.
-    pub(super) interrupted: bool,
+    /// Whether work is still handed out, and what follows from failures.
+    pub(super) run: RunPhase,
     /// Workers that were let go and are not reaped yet.
     pub(super) retired: Vec<u32>,
     pub(super) consumers: Vec<Vec<TaskId>>,
@@ -121,9 +128,9 @@ pub(super) struct Engine<'a> {
     /// How many times a task became runnable: scheduling repeats while it grows.
     pub(super) runnable_events: u64,
     /// Slurm allocations, by pool.
-    pub(super) allocations: HashMap<usize, Allocation>,
+    pub(super) allocations: HashMap<PoolId, Allocation>,
     /// Slurm allocations asked for and not granted yet, by pool.
-    pub(super) requests: HashMap<usize, AllocationRequest>,
+    pub(super) requests: HashMap<PoolId, AllocationRequest>,
     /// This machine's host name: a worker elsewhere records its own.
     pub(super) host: Option<String>,
     /// `srun`s of retired Slurm workers, reaped at the end.
@@ -242,12 +249,10 @@ impl<'a> Engine<'a> {
             opts,
             tasks,
             pools,
-            workers: Vec::new(),
+            workers: WorkerTable::default(),
             units: HashMap::default(),
             next_unit: 0,
-            stopping: false,
-            terminating: false,
-            interrupted: false,
+            run: RunPhase::Running,
             retired: Vec::new(),
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
@@ -305,17 +310,17 @@ impl<'a> Engine<'a> {
     /// every task has ended, or the rest is held back by the stop policy.
     /// A pool waiting for its Slurm allocation still has work to start.
     pub(super) fn all_done(&self) -> bool {
-        self.units.is_empty() && (self.requests.is_empty() || self.stopping)
+        self.units.is_empty() && (self.requests.is_empty() || self.run.stopping())
     }
 
     pub(super) fn poll_once(&mut self) {
         // Frames left in a buffer while their worker was paused are served
         // first: no poll would wake up for them.
-        let buffered: Vec<usize> = (0..self.workers.len())
-            .filter(|&w| {
-                let s = &self.workers[w];
-                !matches!(s.state, WorkerState::Dead) && !s.paused && s.conn.has_frame()
-            })
+        let buffered: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, s)| s.state != WorkerState::Dead && !s.paused && s.conn.has_frame())
+            .map(|(w, _)| w)
             .collect();
         if !buffered.is_empty() {
             for w in buffered {
@@ -328,7 +333,7 @@ impl<'a> Engine<'a> {
         let timeout = self
             .workers
             .iter()
-            .filter_map(|w| w.deadline)
+            .filter_map(|(_, w)| w.deadline)
             .chain(self.requests.values().map(|r| r.deadline()))
             .min()
             .map(|d| d.saturating_duration_since(Instant::now()));
@@ -338,35 +343,35 @@ impl<'a> Engine<'a> {
             None => PollTimeout::from(1000u16),
         };
         // Descriptors are borrowed for the poll only; indexes map back.
-        let mut which: Vec<(u8, usize)> = Vec::new();
-        let ready: Vec<(u8, usize, PollFlags)> = {
+        let mut which: Vec<Ready> = Vec::new();
+        let ready: Vec<(Ready, PollFlags)> = {
             let mut fds: Vec<PollFd<'_>> = Vec::new();
             fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
-            which.push((0, 0));
+            which.push(Ready::Signal);
             if let Some((_, listener, _)) = &self.shared {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-                which.push((2, 0));
+                which.push(Ready::Listener);
             }
             for (i, (c, _)) in self.clients.iter().enumerate() {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-                which.push((3, i));
+                which.push(Ready::Client(i));
             }
             for r in self.requests.values() {
                 fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
-                which.push((5, 0));
+                which.push(Ready::Allocation);
             }
-            for (i, w) in self.workers.iter().enumerate() {
-                if matches!(w.state, WorkerState::Dead) {
+            for (i, w) in self.workers.iter() {
+                if w.state == WorkerState::Dead {
                     continue;
                 }
                 // Input and output may be one socket or two pipes.
                 if let (true, Some(fd)) = (w.conn.wants_write(), w.conn.write_fd()) {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
-                    which.push((4, i));
+                    which.push(Ready::Worker(i));
                 }
                 if let (false, Some(fd)) = (w.paused, w.conn.read_fd()) {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                    which.push((4, i));
+                    which.push(Ready::Worker(i));
                 }
             }
             match poll(&mut fds, timeout) {
@@ -375,18 +380,18 @@ impl<'a> Engine<'a> {
             }
             fds.iter()
                 .zip(which.iter())
-                .filter_map(|(fd, &(k, i))| {
+                .filter_map(|(fd, &k)| {
                     let r = fd.revents().unwrap_or(PollFlags::empty());
-                    (!r.is_empty()).then_some((k, i, r))
+                    (!r.is_empty()).then_some((k, r))
                 })
                 .collect()
         };
         let mut done_clients = Vec::new();
-        for (kind, i, flags) in ready {
-            match kind {
-                2 => self.accept_clients(),
-                3 if self.serve_client(i) => done_clients.push(i),
-                4 => {
+        for (ready, flags) in ready {
+            match ready {
+                Ready::Listener => self.accept_clients(),
+                Ready::Client(i) if self.serve_client(i) => done_clients.push(i),
+                Ready::Worker(i) => {
                     if flags.contains(PollFlags::POLLOUT) {
                         let _ = self.workers[i].conn.flush();
                     }
@@ -446,7 +451,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn read_worker(&mut self, w: usize) {
+    pub(super) fn read_worker(&mut self, w: WorkerId) {
         let alive = self.workers[w].conn.fill().unwrap_or(false);
         self.serve_frames(w, alive);
     }
@@ -454,7 +459,7 @@ impl<'a> Engine<'a> {
     /// Handles the frames a worker's connection holds. While the worker is
     /// paused (its stream's consumers are behind) the rest stay in the
     /// buffer, unless the worker is gone and they are all there is.
-    pub(super) fn serve_frames(&mut self, w: usize, alive: bool) {
+    pub(super) fn serve_frames(&mut self, w: WorkerId, alive: bool) {
         loop {
             if alive && self.workers[w].paused {
                 return;
@@ -465,7 +470,7 @@ impl<'a> Engine<'a> {
                 None => break,
             };
             self.on_frame(w, frame);
-            if matches!(self.workers[w].state, WorkerState::Dead) {
+            if self.workers[w].state == WorkerState::Dead {
                 return;
             }
         }
@@ -474,7 +479,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn on_frame(&mut self, w: usize, frame: FromWorker) {
+    pub(super) fn on_frame(&mut self, w: WorkerId, frame: FromWorker) {
         match frame {
             FromWorker::Ready { pid, host } => {
                 let slot = &mut self.workers[w];
@@ -484,8 +489,8 @@ impl<'a> Engine<'a> {
                 self.pools[slot.pool.0].step_failures = 0;
             }
             FromWorker::Spawned { pgid, .. } => self.workers[w].pgid = Some(pgid),
-            FromWorker::Line { unit, stream, line } => self.on_line(w, unit, stream, line),
-            FromWorker::Item { unit, value } => self.on_item(w, unit, value),
+            FromWorker::Line { unit, stream, line } => self.on_line(w, UnitId(unit), stream, line),
+            FromWorker::Item { unit, value } => self.on_item(w, UnitId(unit), value),
             FromWorker::Shared { op } => {
                 let (ok, error) = match &mut self.shared {
                     Some((store, _, _)) => match store.apply(&op) {
@@ -501,16 +506,16 @@ impl<'a> Engine<'a> {
                 conn.queue(&ToWorker::SharedReply { ok, error });
                 let _ = conn.flush();
             }
-            FromWorker::Done { unit, outcome } => self.on_done(w, unit, outcome),
+            FromWorker::Done { unit, outcome } => self.on_done(w, UnitId(unit), outcome),
         }
     }
 
-    pub(super) fn on_line(&mut self, w: usize, unit: u64, stream: LineStream, line: String) {
-        let Some((u, _)) = self.units.get(&unit) else {
+    pub(super) fn on_line(&mut self, w: WorkerId, unit: UnitId, stream: LineStream, line: String) {
+        let Some(u) = self.units.get(&unit).and_then(InFlight::unit) else {
             return;
         };
         let task = u.task;
-        if self.opts.live && u.kind != UnitKind::Initializer {
+        if self.opts.live {
             let id = &self.job.task(task).id;
             let label = match u.index {
                 Some(i) => format!("{id}[{i}]"),
@@ -528,8 +533,8 @@ impl<'a> Engine<'a> {
     }
 
     /// A value a Python generator yielded: the next item of its consumers.
-    pub(super) fn on_item(&mut self, w: usize, unit: u64, value: Value) {
-        let Some((u, _)) = self.units.get(&unit) else {
+    pub(super) fn on_item(&mut self, w: WorkerId, unit: UnitId, value: Value) {
+        let Some(u) = self.units.get(&unit).and_then(InFlight::unit) else {
             return;
         };
         if u.kind == UnitKind::Main {
@@ -539,7 +544,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Queues one item of producer `task` for each of its consumers.
-    fn feed_consumers(&mut self, w: usize, task: TaskId, item: Value) {
+    fn feed_consumers(&mut self, w: WorkerId, task: TaskId, item: Value) {
         let consumers = self.consumers[task.0].clone();
         let mut behind = false;
         for c in consumers {
@@ -555,13 +560,13 @@ impl<'a> Engine<'a> {
 
     pub(super) fn check_deadlines(&mut self) {
         let now = Instant::now();
-        for w in 0..self.workers.len() {
+        for w in self.workers.ids() {
             let slot = &self.workers[w];
-            if matches!(slot.state, WorkerState::Dead) {
+            if slot.state == WorkerState::Dead {
                 continue;
             }
             if slot.deadline.is_some_and(|d| d <= now) {
-                let status = if slot.retiring {
+                let status = if slot.state == WorkerState::Cancelling {
                     Status::Cancelled
                 } else {
                     Status::Timeout

@@ -68,8 +68,8 @@ impl Engine<'_> {
                 node: None,
             });
         }
-        if !self.allocations.contains_key(&pool.0) {
-            if !self.requests.contains_key(&pool.0) {
+        if !self.allocations.contains_key(&pool) {
+            if !self.requests.contains_key(&pool) {
                 let request = SlurmRequest {
                     partition: spec.slurm.partition.clone(),
                     nodes: spec.slurm.nodes,
@@ -81,7 +81,7 @@ impl Engine<'_> {
                     AllocationRequest::start(&request, ALLOCATION_TIMEOUT).map_err(|e| {
                         Failed(format!("no Slurm allocation for pool `{}`: {e}", spec.name))
                     })?;
-                self.requests.insert(pool.0, pending);
+                self.requests.insert(pool, pending);
             }
             return Err(LaunchError::Pending);
         }
@@ -94,7 +94,7 @@ impl Engine<'_> {
         let name = spec.name.clone();
         let alloc = self
             .allocations
-            .get_mut(&pool.0)
+            .get_mut(&pool)
             .ok_or_else(|| Failed("the Slurm allocation is gone".to_string()))?;
         let step = alloc
             .spawn_placed(&binary)
@@ -112,13 +112,13 @@ impl Engine<'_> {
     /// its nodes and its pool starts workers on the next round; a refused
     /// one makes its pool give up.
     pub(super) fn advance_requests(&mut self) {
-        let pools: Vec<usize> = self.requests.keys().copied().collect();
+        let pools: Vec<PoolId> = self.requests.keys().copied().collect();
         for p in pools {
             let Some(answer) = self.requests.get_mut(&p).and_then(|r| r.advance()) else {
                 continue;
             };
             self.requests.remove(&p);
-            let name = &self.job.pools[p].name;
+            let name = &self.job.pools[p.0].name;
             match answer {
                 Ok(mut alloc) => {
                     if let Err(e) = alloc.load_nodes() {
@@ -131,13 +131,13 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     let error = format!("no Slurm allocation for pool `{name}`: {e}");
-                    self.pool_gives_up(PoolId(p), error);
+                    self.pool_gives_up(p, error);
                 }
             }
         }
     }
 
-    pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<usize> {
+    pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<WorkerId> {
         let Launched {
             pid,
             conn,
@@ -153,9 +153,10 @@ impl Engine<'_> {
         };
         let number = (1..)
             .find(|n| {
-                !self.workers.iter().any(|w| {
-                    w.pool == pool && w.number == *n && !matches!(w.state, WorkerState::Dead)
-                })
+                !self
+                    .workers
+                    .iter()
+                    .any(|(_, w)| w.pool == pool && w.number == *n && w.state != WorkerState::Dead)
             })
             .unwrap_or(1);
         let slot = WorkerSlot {
@@ -174,25 +175,10 @@ impl Engine<'_> {
             deadline: None,
             tasks_run: 0,
             python_only: true,
-            initializing: false,
-            retiring: false,
             paused: false,
             current: None,
         };
-        let w = match self
-            .workers
-            .iter()
-            .position(|w| matches!(w.state, WorkerState::Dead))
-        {
-            Some(i) => {
-                self.workers[i] = slot;
-                i
-            }
-            None => {
-                self.workers.push(slot);
-                self.workers.len() - 1
-            }
-        };
+        let w = self.workers.insert(slot);
         self.pools[pool.0].live += 1;
         if let Some((local, remote)) = &self.python_setup {
             let setup = if self.workers[w].step.is_some() {
@@ -213,29 +199,16 @@ impl Engine<'_> {
     /// Sends a worker its pool's initializer, when the pool has one, as the
     /// first call of a new worker or of a renewed interpreter; `false` when
     /// the pool gave up.
-    pub(super) fn start_initializer(&mut self, w: usize) -> bool {
+    pub(super) fn start_initializer(&mut self, w: WorkerId) -> bool {
         let pool = self.workers[w].pool;
         let number = self.workers[w].number;
         let Some(init) = &self.job.pools[pool.0].initializer else {
             return true;
         };
         {
-            let unit = Unit {
-                task: TaskId(usize::MAX),
-                kind: UnitKind::Initializer,
-                index: None,
-                seq: 0,
-                function: init.function,
-                args: init.args.clone(),
-                kwargs: init.kwargs.clone(),
-                item: None,
-                attempt: 1,
-                inputs: crate::plan::NONE,
-                outputs: crate::plan::NONE,
-            };
             let function = self.job.function(init.function);
             let setting = Setting::of_function(function);
-            let inv = match invocation(self.job, function, &unit.args, &unit.kwargs, None, &setting)
+            let inv = match invocation(self.job, function, &init.args, &init.kwargs, None, &setting)
             {
                 Ok(mut inv) => {
                     add_env(&mut inv, [("JOBFILE_SLOT".to_string(), number.to_string())]);
@@ -248,11 +221,12 @@ impl Engine<'_> {
             };
             let n = self.next_unit;
             self.next_unit += 1;
-            self.units.insert(n, (unit, w));
+            self.units.insert(UnitId(n), InFlight::Initializer);
             let slot = &mut self.workers[w];
-            slot.initializing = true;
-            slot.state = WorkerState::Busy;
-            slot.units = VecDeque::from([n]);
+            if slot.state != WorkerState::Cancelling {
+                slot.state = WorkerState::Initializing;
+            }
+            slot.units = VecDeque::from([UnitId(n)]);
             slot.conn.queue(&ToWorker::Run {
                 calls: vec![Call {
                     unit: n,
@@ -268,7 +242,7 @@ impl Engine<'_> {
     /// `max_tasks_per_child`: it keeps its process and takes a fresh
     /// interpreter (from the template's spares), which runs the pool's
     /// initializer first, as a new worker's would.
-    pub(super) fn renew(&mut self, w: usize) {
+    pub(super) fn renew(&mut self, w: WorkerId) {
         let slot = &mut self.workers[w];
         slot.tasks_run = 0;
         slot.conn.queue(&ToWorker::Renew);
@@ -279,14 +253,13 @@ impl Engine<'_> {
     /// Three failed initializer starts in a row: the pool's tasks fail.
     pub(super) fn pool_gives_up(&mut self, pool: PoolId, error: String) {
         self.pools[pool.0].gave_up = Some(error.clone());
-        let ids: Vec<usize> = self.pools[pool.0].runnable.iter().copied().collect();
-        for i in ids {
-            let id = TaskId(i);
+        let ids: Vec<TaskId> = self.pools[pool.0].runnable.iter().copied().collect();
+        for id in ids {
             loop {
                 let Some(unit) = self.next_unit(id) else {
                     break;
                 };
-                self.tasks[i].in_flight += 1;
+                self.tasks[id.0].in_flight += 1;
                 let outcome = Outcome {
                     error: Some(error.clone()),
                     ..Outcome::default()
@@ -299,17 +272,26 @@ impl Engine<'_> {
 
     /// Stops what a worker runs: cancel frame and TERM to the command's
     /// group now; the deadline kills the worker if it does not answer.
-    pub(super) fn cancel_worker(&mut self, w: usize) {
+    pub(super) fn cancel_worker(&mut self, w: WorkerId) {
         let slot = &mut self.workers[w];
         slot.conn.queue(&ToWorker::Cancel);
         let _ = slot.conn.flush();
         if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
+        let initializer = self.job.pools[slot.pool.0]
+            .initializer
+            .as_ref()
+            .map(|i| i.function);
         let builtin = slot.units.iter().any(|u| {
-            self.units.get(u).is_some_and(|(unit, _)| {
+            let function = match self.units.get(u) {
+                Some(InFlight::Task(unit)) => Some(unit.function),
+                Some(InFlight::Initializer) => initializer,
+                None => None,
+            };
+            function.is_some_and(|f| {
                 matches!(
-                    self.job.function(unit.function).kind,
+                    self.job.function(f).kind,
                     crate::spec::FunctionKind::Builtin(_)
                 )
             })
@@ -322,10 +304,10 @@ impl Engine<'_> {
             };
         let slot = &mut self.workers[w];
         slot.deadline = Some(slot.deadline.map_or(soon, |d| d.min(soon)));
-        slot.retiring = true;
+        slot.state = WorkerState::Cancelling;
     }
 
-    pub(super) fn kill_worker(&mut self, w: usize) {
+    pub(super) fn kill_worker(&mut self, w: WorkerId) {
         let slot = &self.workers[w];
         if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
@@ -342,7 +324,7 @@ impl Engine<'_> {
 
     /// A worker is gone (or was killed): its units end as `status`, or as
     /// `crashed` with the worker's signal.
-    pub(super) fn worker_lost(&mut self, w: usize, status: Option<Status>) {
+    pub(super) fn worker_lost(&mut self, w: WorkerId, status: Option<Status>) {
         let pid = self.workers[w].pid;
         if let Some(pgid) = self.workers[w].pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
@@ -363,35 +345,36 @@ impl Engine<'_> {
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
         slot.conn.close();
-        let units: Vec<u64> = slot.units.drain(..).collect();
+        let units: Vec<UnitId> = slot.units.drain(..).collect();
         let pool = slot.pool;
         let began = slot.current.take();
         self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
         let signal = exit.and_then(|e| e.signal());
         let mut requeue: Vec<Unit> = Vec::new();
         for (pos, n) in units.into_iter().enumerate() {
-            let Some((unit, _)) = self.units.remove(&n) else {
-                continue;
+            let unit = match self.units.remove(&n) {
+                None => continue,
+                Some(InFlight::Initializer) => {
+                    if never_started {
+                        // It never ran: the failed start is counted below.
+                        continue;
+                    }
+                    self.pools[pool.0].init_failures += 1;
+                    if self.pools[pool.0].init_failures >= 3 {
+                        self.pool_gives_up(
+                            pool,
+                            "the pool's initializer crashed its worker".into(),
+                        );
+                    }
+                    continue;
+                }
+                Some(InFlight::Task(unit)) => unit,
             };
-            if (pos > 0 || never_started)
-                && status != Some(Status::Cancelled)
-                && unit.kind != UnitKind::Initializer
-            {
+            if (pos > 0 || never_started) && status != Some(Status::Cancelled) {
                 // Queued behind the unit that was running: it never
                 // started, so it goes back to its task as it was.
                 self.tasks[unit.task.0].in_flight -= 1;
                 requeue.push(unit);
-                continue;
-            }
-            if unit.kind == UnitKind::Initializer {
-                if never_started {
-                    // It never ran: the failed start is counted below.
-                    continue;
-                }
-                self.pools[pool.0].init_failures += 1;
-                if self.pools[pool.0].init_failures >= 3 {
-                    self.pool_gives_up(pool, "the pool's initializer crashed its worker".into());
-                }
                 continue;
             }
             let task = self.job.task(unit.task);
@@ -448,10 +431,10 @@ impl Engine<'_> {
 
     /// Units that were queued on a worker but never started go back to
     /// their tasks, by number.
-    pub(super) fn requeue(&mut self, numbers: Vec<u64>) {
+    pub(super) fn requeue(&mut self, numbers: Vec<UnitId>) {
         let mut units = Vec::with_capacity(numbers.len());
         for n in numbers {
-            if let Some((unit, _)) = self.units.remove(&n) {
+            if let Some(InFlight::Task(unit)) = self.units.remove(&n) {
                 self.tasks[unit.task.0].in_flight -= 1;
                 units.push(unit);
             }
@@ -467,7 +450,7 @@ impl Engine<'_> {
             let st = &mut self.tasks[id.0];
             match unit.kind {
                 UnitKind::Main => st.retry.push_front(unit),
-                _ => st.extra.push_front(unit),
+                UnitKind::Callback | UnitKind::ErrorCallback => st.extra.push_front(unit),
             }
             self.make_runnable(id);
         }
@@ -476,12 +459,12 @@ impl Engine<'_> {
     /// A Slurm worker's step is over (lost when `lost`, else let go): its
     /// node has one worker less, and after a loss the allocation is asked
     /// which nodes it still has. The worker's node, when it is lost.
-    fn step_over(&mut self, w: usize, lost: bool) -> Option<String> {
+    fn step_over(&mut self, w: WorkerId, lost: bool) -> Option<String> {
         let slot = &mut self.workers[w];
         let node = slot.node.take()?;
         let (ready, pool) = (slot.ready, slot.pool);
         let name = &self.job.pools[pool.0].name;
-        let alloc = self.allocations.get_mut(&pool.0)?;
+        let alloc = self.allocations.get_mut(&pool)?;
         let (newly_lost, given_up) = alloc.step_ended(&node, ready, lost);
         for n in newly_lost {
             eprintln!(
@@ -503,11 +486,11 @@ impl Engine<'_> {
         state.step_failures += 1;
         let placeable = self
             .allocations
-            .get(&pool.0)
+            .get(&pool)
             .is_some_and(|a| a.can_place() && a.placement().is_some());
         let unplaced = self
             .allocations
-            .get(&pool.0)
+            .get(&pool)
             .is_some_and(|a| a.placement().is_none());
         if placeable || (unplaced && state.step_failures < 3) {
             return;
@@ -591,7 +574,7 @@ impl Engine<'_> {
 
     /// Closes a worker's socket so it exits (max_tasks_per_child, a failed
     /// initializer); a new worker takes its place when there is work.
-    pub(super) fn retire(&mut self, w: usize, kill_it: bool) {
+    pub(super) fn retire(&mut self, w: WorkerId, kill_it: bool) {
         let slot = &mut self.workers[w];
         if kill_it {
             let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
