@@ -37,7 +37,7 @@ use super::readiness::{poll_in, poll_timeout};
 pub const DEFAULT_CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Time between SIGTERM and SIGKILL by default.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+pub const DEFAULT_GRACE: Duration = super::process::GRACE;
 
 /// How long the pipes are still read after the command's main process has
 /// exited. A background process that keeps them open longer is killed

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::python::PythonSetup;
+use super::readiness::set_nonblocking;
 use crate::shared::SharedOp;
 use crate::spec::Returns;
 
@@ -316,12 +317,4 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// Sets `O_NONBLOCK` on a descriptor.
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
 }

@@ -24,6 +24,7 @@ use serde_json::Value;
 use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
 use super::output_capture::OutputCapture;
+use super::process::{GRACE, children_of, host_name, signal_name};
 use super::protocol::{Call, FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
@@ -34,9 +35,6 @@ static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
 
 /// Process group of the worker's Python interpreter, or 0.
 static INTERPRETER_GROUP: AtomicI32 = AtomicI32::new(0);
-
-/// Grace between SIGTERM and SIGKILL for a command that must stop.
-pub const GRACE: Duration = Duration::from_secs(2);
 
 extern "C" fn on_term(_: libc::c_int) {
     // SAFETY: kill and _exit are async-signal-safe.
@@ -53,13 +51,11 @@ extern "C" fn on_term(_: libc::c_int) {
 
 /// Signal set-up of a worker: SIGTERM kills the running command's group
 /// and ends the worker; SIGINT is left to the engine, which decides.
-pub fn install_worker_signals() {
-    // SAFETY: prctl only changes this process's own attributes. As a
-    // subreaper the worker inherits what its commands leave behind, even in
-    // a session of their own, and ends it after each command (`sweep`).
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-    }
+pub fn install_worker_signals() -> std::io::Result<()> {
+    // As a subreaper the worker inherits what its commands leave behind,
+    // even in a session of their own, and ends it after each command
+    // (`sweep`).
+    nix::sys::prctl::set_child_subreaper(true)?;
     let term = SigAction::new(
         SigHandler::Handler(on_term),
         SaFlags::empty(),
@@ -69,19 +65,11 @@ pub fn install_worker_signals() {
     // SAFETY: the handler only calls async-signal-safe functions; setting
     // dispositions in a single-threaded process is sound.
     unsafe {
-        let _ = sigaction(Signal::SIGTERM, &term);
-        let _ = sigaction(Signal::SIGINT, &ignore);
-        let _ = sigaction(Signal::SIGPIPE, &ignore);
+        sigaction(Signal::SIGTERM, &term)?;
+        sigaction(Signal::SIGINT, &ignore)?;
+        sigaction(Signal::SIGPIPE, &ignore)?;
     }
-}
-
-/// This machine's host name (`uname -n`, as this process's UTS namespace
-/// has it), if it has one.
-pub fn host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
+    Ok(())
 }
 
 /// Serves the engine until it closes the connection. `input` and `output`
@@ -554,44 +542,11 @@ fn sweep() {
             return;
         }
         for pid in children {
-            // SAFETY: kill and waitpid on our own children only.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
         }
     }
-}
-
-/// The pids whose parent is `pid`.
-pub(crate) fn children_of(pid: u32) -> Vec<i32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return text
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-    }
-    // Without CONFIG_PROC_CHILDREN: scan every process's parent.
-    let mut out = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            let Some(child) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // The parent is the second field after the command's `)`.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(pid) {
-                out.push(child);
-            }
-        }
-    }
-    out
 }
 
 /// What `returns` makes of stdout.
@@ -608,11 +563,6 @@ pub fn make_value(stdout: &str, returns: Returns) -> Result<Value, String> {
         Returns::Json => serde_json::from_str(stdout)
             .map_err(|e| format!("stdout is not valid JSON (returns = \"json\"): {e}"))?,
     })
-}
-
-/// The name of a signal number, like `SIGKILL`.
-pub fn signal_name(sig: i32) -> &'static str {
-    Signal::try_from(sig).map_or("unknown signal", Signal::as_str)
 }
 
 #[cfg(test)]

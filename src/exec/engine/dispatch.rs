@@ -10,8 +10,8 @@ use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
+use crate::exec::process::GRACE;
 use crate::exec::protocol::{Call, Invocation, Outcome, ToWorker};
-use crate::exec::worker::GRACE;
 use crate::plan::{
     ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
 };

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::state::*;
 use super::supervisor::{Engine, RunEnd, RunReport};
-use crate::exec::worker::GRACE;
+use crate::exec::process::GRACE;
 use crate::plan::item_call;
 use crate::report::{Record, Status};
 use crate::spec::TaskId;

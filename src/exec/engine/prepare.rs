@@ -3,7 +3,7 @@
 
 use std::os::unix::net::UnixListener;
 
-use crate::exec::fork_server::{ForkServer, become_subreaper};
+use crate::exec::fork_server::{ForkServer, become_subreaper, ensure_single_threaded};
 use crate::exec::python::Template;
 use crate::exec::signals::SignalPipe;
 use crate::shared::SharedStore;
@@ -19,9 +19,10 @@ pub struct Prepared {
     pub(super) python: Option<Template>,
 }
 
-/// Sets up what must exist before any thread: call it first in `run`,
-/// while the process is single-threaded.
+/// Sets up what must exist before any thread: call it first in `run`.
+/// Fails, changing nothing, unless the process has one thread.
 pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
+    ensure_single_threaded("preparing the run")?;
     let shared = if job.shared.is_empty() {
         None
     } else {
@@ -29,8 +30,8 @@ pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
         let path = dir.socket_path();
         let listener = UnixListener::bind(&path)?;
         listener.set_nonblocking(true)?;
-        // SAFETY: the process is still single-threaded (nothing has been
-        // spawned yet), so changing the environment races with nothing.
+        // SAFETY: the process has one thread (checked above; nothing here
+        // starts one), so changing the environment races with nothing.
         unsafe { std::env::set_var(crate::shared::ENV_VAR, &path) };
         Some((SharedStore::new(job.shared.clone()), listener, dir))
     };

@@ -259,7 +259,7 @@ impl<'a> Engine<'a> {
             runnable_events: 0,
             allocations: HashMap::new(),
             requests: HashMap::new(),
-            host: crate::exec::worker::host_name(),
+            host: crate::exec::process::host_name(),
             ended_steps: Vec::new(),
             resumed: Resumed::default(),
         }

@@ -11,11 +11,11 @@ use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
 use crate::exec::invocation::{Setting, add_env, invocation};
+use crate::exec::process::{GRACE, signal_name};
 use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
 use crate::exec::slurm::{
     ALLOCATION_TIMEOUT, AllocationRequest, SlurmRequest, default_worker_binary,
 };
-use crate::exec::worker::{GRACE, signal_name};
 use crate::report::Status;
 use crate::spec::{Backend, PoolId, TaskId};
 
@@ -514,16 +514,10 @@ impl Engine<'_> {
 
     /// The exit status of a Slurm worker's `srun`, waiting briefly.
     pub(super) fn wait_step(&mut self, mut child: std::process::Child) -> Option<WorkerExit> {
-        use std::os::unix::process::ExitStatusExt;
         let until = Instant::now() + Duration::from_millis(500);
         loop {
             match child.try_wait() {
-                Ok(Some(status)) => {
-                    return Some(WorkerExit {
-                        pid: child.id(),
-                        status: status.into_raw(),
-                    });
-                }
+                Ok(Some(status)) => return Some(WorkerExit::of_status(status)),
                 Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
                 _ => {
                     self.ended_steps.push(child);
@@ -623,21 +617,22 @@ impl Engine<'_> {
 
 /// The exit of child `pid` if it has ended (reaping it), else `None`.
 fn try_reap(pid: u32) -> Option<WorkerExit> {
-    let mut status = 0;
-    // SAFETY: waitpid on one of our own children, without blocking.
-    let rc = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
-    match rc {
-        0 => None,
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => None,
+        Ok(WaitStatus::Exited(_, code)) => Some(WorkerExit::Exited(code)),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(WorkerExit::Killed(signal as i32)),
+        // Stopped or continued: it has not ended.
+        Ok(_) => None,
         // ECHILD: not ours (any more); nothing to wait for.
-        r if r < 0 => Some(WorkerExit { pid, status: 0 }),
-        _ => Some(WorkerExit { pid, status }),
+        Err(_) => Some(WorkerExit::Exited(0)),
     }
 }
 
 /// Kills and reaps every remaining child but the fork server: orphans the
 /// engine adopted as a subreaper.
 fn reap_orphans() {
-    for pid in crate::exec::worker::children_of(std::process::id()) {
+    for pid in crate::exec::process::children_of(std::process::id()) {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() == "jobfile-forksrv" {
             continue; // ends on its own when its socket closes

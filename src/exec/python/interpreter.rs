@@ -29,9 +29,9 @@ use super::runtime_args;
 use super::setup::PythonSetup;
 use crate::exec::capture::Pipe;
 use crate::exec::command::{Control, DEFAULT_CAPTURE_LIMIT, Events, Stream};
+use crate::exec::process::signal_name;
 use crate::exec::protocol::{Invocation, Outcome};
 use crate::exec::readiness::{poll_in, poll_timeout};
-use crate::exec::worker::signal_name;
 
 /// How long the pipes are still read after an interpreter died, when
 /// something it started keeps them open.
