@@ -239,6 +239,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         RunEnd::Signalled(nix::sys::signal::Signal::SIGINT) => ExitCode::Interrupted,
         RunEnd::Signalled(_) => ExitCode::Terminated,
         RunEnd::OutputLost => ExitCode::TaskFailed,
+        RunEnd::PollFailed(e) => {
+            diag!("error: the run stopped: the engine cannot poll its workers: {e}");
+            ExitCode::TaskFailed
+        }
         RunEnd::Completed if counts[1..].iter().all(|&n| n == 0) => ExitCode::Ok,
         RunEnd::Completed => ExitCode::TaskFailed,
     }

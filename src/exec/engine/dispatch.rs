@@ -314,7 +314,7 @@ impl Engine<'_> {
 
     pub(super) fn flush_workers(&mut self) {
         for w in self.workers.iter_mut() {
-            if w.conn.wants_write() && w.state != WorkerState::Dead {
+            if w.conn.wants_write() && w.state.connected() {
                 let _ = w.conn.flush();
             }
         }

@@ -24,7 +24,7 @@ impl Engine<'_> {
                     }
                 }
             }
-            RunEnd::Signalled(_) | RunEnd::OutputLost => {
+            RunEnd::Signalled(_) | RunEnd::OutputLost | RunEnd::PollFailed(_) => {
                 self.run.advance(RunPhase::Interrupted);
                 for w in self.workers.ids() {
                     if !self.workers[w].units.is_empty() {
@@ -33,8 +33,11 @@ impl Engine<'_> {
                 }
                 let until = Instant::now() + GRACE;
                 while !self.units.is_empty() && Instant::now() < until {
-                    self.poll_once();
+                    if self.poll_once().is_err() {
+                        break;
+                    }
                 }
+                self.advance_exits(true);
                 for w in self.workers.ids() {
                     if self.workers[w].state != WorkerState::Dead {
                         self.kill_worker(w);
@@ -45,6 +48,7 @@ impl Engine<'_> {
                 }
             }
         }
+        self.advance_exits(true);
         for w in self.workers.ids() {
             if self.workers[w].state != WorkerState::Dead {
                 self.retire(w, false);

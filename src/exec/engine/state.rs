@@ -179,8 +179,19 @@ pub(super) enum WorkerState {
     /// Told to cancel what it runs (`terminate`, or a signal); its
     /// deadline kills it if it does not answer in time. It takes no more work.
     Cancelling,
+    /// Gone by itself, its exit status not known yet (see
+    /// [`super::workers::PendingExit`]): its units wait for it.
+    Exiting,
     /// Gone: its slot may take a new worker.
     Dead,
+}
+
+impl WorkerState {
+    /// Is the engine still talking to it (its connection polled, its
+    /// deadline watched)?
+    pub(super) fn connected(self) -> bool {
+        !matches!(self, WorkerState::Exiting | WorkerState::Dead)
+    }
 }
 
 pub(super) struct WorkerSlot {

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::prepare::Prepared;
 use super::state::*;
+use super::workers::PendingExit;
 use crate::exec::fork_server::ForkServer;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
@@ -59,6 +60,9 @@ pub enum RunEnd {
     /// Stopped because the results could not be written (a closed pipe,
     /// a full disk): running on would only lose more.
     OutputLost,
+    /// Stopped because the engine's own poll failed (not interrupted: it
+    /// cannot wait for anything any more).
+    PollFailed(nix::errno::Errno),
 }
 
 /// What the run left: how it ended and the counts by status.
@@ -95,6 +99,16 @@ pub fn run(job: &Job, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunRe
     e.finish(end)
 }
 
+/// A shared-value client (a command's `jobfile shared ...`): one request
+/// line, one reply.
+pub(super) struct Client {
+    stream: UnixStream,
+    /// What it sent so far.
+    request: Vec<u8>,
+    /// The reply, once the request was applied, and how much of it is sent.
+    reply: Option<(Vec<u8>, usize)>,
+}
+
 /// What a descriptor in the poll set stands for.
 #[derive(Debug, Clone, Copy)]
 enum Ready {
@@ -102,6 +116,8 @@ enum Ready {
     Listener,
     Client(usize),
     Allocation,
+    /// A lost worker's pidfd: it has exited.
+    Exit,
     Worker(WorkerId),
 }
 
@@ -111,7 +127,7 @@ pub(super) struct Engine<'a> {
     pub(super) fs: ForkServer,
     pub(super) signals: SignalPipe,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
-    pub(super) clients: Vec<(UnixStream, Vec<u8>)>,
+    pub(super) clients: Vec<Client>,
     pub(super) sink: Sink,
     pub(super) opts: RunOptions,
     pub(super) tasks: Vec<TaskState>,
@@ -123,6 +139,8 @@ pub(super) struct Engine<'a> {
     pub(super) run: RunPhase,
     /// Workers that were let go and are not reaped yet.
     pub(super) retired: Vec<u32>,
+    /// Workers that went by themselves, waited for to learn how they ended.
+    pub(super) exits: Vec<PendingExit>,
     pub(super) consumers: Vec<Vec<TaskId>>,
     pub(super) speeds: Vec<Speed>,
     /// How many times a task became runnable: scheduling repeats while it grows.
@@ -254,6 +272,7 @@ impl<'a> Engine<'a> {
             next_unit: 0,
             run: RunPhase::Running,
             retired: Vec::new(),
+            exits: Vec::new(),
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
@@ -302,7 +321,9 @@ impl<'a> Engine<'a> {
             if self.all_done() {
                 return RunEnd::Completed;
             }
-            self.poll_once();
+            if let Err(e) = self.poll_once() {
+                return RunEnd::PollFailed(e);
+            }
         }
     }
 
@@ -313,20 +334,23 @@ impl<'a> Engine<'a> {
         self.units.is_empty() && (self.requests.is_empty() || self.run.stopping())
     }
 
-    pub(super) fn poll_once(&mut self) {
+    /// Waits for the next event (a signal, a client, a worker's frame or
+    /// exit, a deadline) and handles it. Only a failed poll (other than
+    /// `EINTR`, which is an event like any other) is an error.
+    pub(super) fn poll_once(&mut self) -> nix::Result<()> {
         // Frames left in a buffer while their worker was paused are served
         // first: no poll would wake up for them.
         let buffered: Vec<WorkerId> = self
             .workers
             .iter()
-            .filter(|(_, s)| s.state != WorkerState::Dead && !s.paused && s.conn.has_frame())
+            .filter(|(_, s)| s.state.connected() && !s.paused && s.conn.has_frame())
             .map(|(w, _)| w)
             .collect();
         if !buffered.is_empty() {
             for w in buffered {
                 self.serve_frames(w, true);
             }
-            return;
+            return Ok(());
         }
         self.sink.flush();
         self.sink.running(self.units.len());
@@ -335,6 +359,11 @@ impl<'a> Engine<'a> {
             .iter()
             .filter_map(|(_, w)| w.deadline)
             .chain(self.requests.values().map(|r| r.deadline()))
+            .chain(self.exits.iter().map(|x| match x.pidfd {
+                Some(_) => x.until,
+                // Without a pidfd, nothing wakes the poll when it exits.
+                None => Instant::now() + std::time::Duration::from_millis(5),
+            }))
             .min()
             .map(|d| d.saturating_duration_since(Instant::now()));
         let timeout = match timeout {
@@ -352,16 +381,27 @@ impl<'a> Engine<'a> {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
                 which.push(Ready::Listener);
             }
-            for (i, (c, _)) in self.clients.iter().enumerate() {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            for (i, c) in self.clients.iter().enumerate() {
+                // Its request, then room for its reply.
+                let wanted = match c.reply {
+                    None => PollFlags::POLLIN,
+                    Some(_) => PollFlags::POLLOUT,
+                };
+                fds.push(PollFd::new(c.stream.as_fd(), wanted));
                 which.push(Ready::Client(i));
             }
             for r in self.requests.values() {
                 fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
                 which.push(Ready::Allocation);
             }
+            for x in &self.exits {
+                if let Some(fd) = &x.pidfd {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    which.push(Ready::Exit);
+                }
+            }
             for (i, w) in self.workers.iter() {
-                if w.state == WorkerState::Dead {
+                if !w.state.connected() {
                     continue;
                 }
                 // Input and output may be one socket or two pipes.
@@ -375,8 +415,9 @@ impl<'a> Engine<'a> {
                 }
             }
             match poll(&mut fds, timeout) {
+                // A signal: its byte is in the self-pipe, read by the loop.
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => {}
+                Err(e) => return Err(e),
             }
             fds.iter()
                 .zip(which.iter())
@@ -410,8 +451,12 @@ impl<'a> Engine<'a> {
         if !self.requests.is_empty() {
             self.advance_requests();
         }
+        if !self.exits.is_empty() {
+            self.advance_exits(false);
+        }
         self.reap_retired();
         self.check_deadlines();
+        Ok(())
     }
 
     pub(super) fn accept_clients(&mut self) {
@@ -420,35 +465,52 @@ impl<'a> Engine<'a> {
         };
         while let Ok((stream, _)) = listener.accept() {
             if stream.set_nonblocking(true).is_ok() {
-                self.clients.push((stream, Vec::new()));
+                self.clients.push(Client {
+                    stream,
+                    request: Vec::new(),
+                    reply: None,
+                });
             }
         }
     }
 
-    /// Reads a shared-value client's request and answers it once it is
-    /// whole; `true` when the client is done (answered, or gone).
+    /// Reads a shared-value client's request, applies it once it is
+    /// whole, and writes the reply as the client takes it; `true` when the
+    /// client is done (answered, or gone). Never waits for the client.
     pub(super) fn serve_client(&mut self, i: usize) -> bool {
         let Some((store, _, _)) = &mut self.shared else {
             return true;
         };
-        let (stream, buf) = &mut self.clients[i];
-        let mut chunk = [0u8; 4096];
-        let closed = loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => break true,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
-                Err(_) => break true,
-            }
-        };
-        if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let reply = handle_line(store, &buf[..nl]);
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.write_all(&reply);
-            true
-        } else {
-            closed
+        let client = &mut self.clients[i];
+        if client.reply.is_none() {
+            let mut chunk = [0u8; 4096];
+            let closed = loop {
+                match client.stream.read(&mut chunk) {
+                    Ok(0) => break true,
+                    Ok(n) => client.request.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break true,
+                }
+            };
+            let Some(nl) = client.request.iter().position(|&b| b == b'\n') else {
+                return closed;
+            };
+            client.reply = Some((handle_line(store, &client.request[..nl]), 0));
         }
+        let Some((reply, sent)) = &mut client.reply else {
+            return true;
+        };
+        while *sent < reply.len() {
+            match client.stream.write(&reply[*sent..]) {
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Gone before its answer: the operation stands all the same.
+                Err(_) => return true,
+            }
+        }
+        true
     }
 
     pub(super) fn read_worker(&mut self, w: WorkerId) {
@@ -470,7 +532,7 @@ impl<'a> Engine<'a> {
                 None => break,
             };
             self.on_frame(w, frame);
-            if self.workers[w].state == WorkerState::Dead {
+            if !self.workers[w].state.connected() {
                 return;
             }
         }
@@ -562,7 +624,7 @@ impl<'a> Engine<'a> {
         let now = Instant::now();
         for w in self.workers.ids() {
             let slot = &self.workers[w];
-            if slot.state == WorkerState::Dead {
+            if !slot.state.connected() {
                 continue;
             }
             if slot.deadline.is_some_and(|d| d <= now) {

@@ -11,6 +11,7 @@ use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
 use crate::exec::invocation::{Setting, add_env, invocation};
+use crate::exec::process::pidfd_open;
 use crate::exec::process::{GRACE, signal_name};
 use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
 use crate::exec::slurm::{
@@ -18,6 +19,21 @@ use crate::exec::slurm::{
 };
 use crate::report::Status;
 use crate::spec::{Backend, PoolId, TaskId};
+
+/// How long a worker that went by itself may take to become a zombie
+/// after its socket closed, before its units are recorded without its
+/// signal.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
+
+/// A lost worker whose exit status is not known yet.
+pub(super) struct PendingExit {
+    pub(super) worker: WorkerId,
+    /// Readable once the process has exited (none before Linux 5.3: the
+    /// loop then looks again every few milliseconds).
+    pub(super) pidfd: Option<std::os::fd::OwnedFd>,
+    pub(super) until: Instant,
+    is_step: bool,
+}
 
 /// Why no worker was started.
 pub(super) enum LaunchError {
@@ -323,17 +339,81 @@ impl Engine<'_> {
     }
 
     /// A worker is gone (or was killed): its units end as `status`, or as
-    /// `crashed` with the worker's signal.
+    /// `crashed` with the worker's signal. A worker that went by itself may
+    /// not be reaped yet (its socket closes a moment before it is a
+    /// zombie): then its end waits in [`Engine::exits`] for its pidfd, or
+    /// for a short deadline, and the loop goes on meanwhile.
     pub(super) fn worker_lost(&mut self, w: WorkerId, status: Option<Status>) {
-        let pid = self.workers[w].pid;
-        if let Some(pgid) = self.workers[w].pgid {
+        let slot = &mut self.workers[w];
+        if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
-        let is_step = self.workers[w].step.is_some();
-        let exit = match self.workers[w].step.take() {
-            Some(child) => self.wait_step(child),
-            None => self.wait_exit(pid),
+        slot.conn.close();
+        let is_step = slot.step.is_some();
+        if status.is_some() {
+            // Stopped by the engine: how it exits adds nothing to the
+            // records; it is reaped later.
+            match slot.step.take() {
+                Some(child) => self.ended_steps.push(child),
+                None => self.retired.push(slot.pid),
+            }
+            self.end_lost(w, status, None, is_step);
+            return;
+        }
+        let exit = match &mut slot.step {
+            Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
+            None => try_reap(slot.pid),
         };
+        if exit.is_some() {
+            slot.step = None;
+            self.end_lost(w, None, exit, is_step);
+            return;
+        }
+        let pid = slot.step.as_ref().map_or(slot.pid, |c| c.id());
+        slot.state = WorkerState::Exiting;
+        self.exits.push(PendingExit {
+            worker: w,
+            pidfd: pidfd_open(Pid::from_raw(pid as i32)).ok(),
+            until: Instant::now() + EXIT_WAIT,
+            is_step,
+        });
+    }
+
+    /// Ends the lost workers that have exited (or waited long enough: those
+    /// are reaped later, and their units crash without a signal).
+    pub(super) fn advance_exits(&mut self, force: bool) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.exits.len() {
+            let w = self.exits[i].worker;
+            let slot = &mut self.workers[w];
+            let exit = match &mut slot.step {
+                Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
+                None => try_reap(slot.pid),
+            };
+            if exit.is_none() && !force && now < self.exits[i].until {
+                i += 1;
+                continue;
+            }
+            let pending = self.exits.swap_remove(i);
+            match (exit, slot.step.take()) {
+                (None, Some(child)) => self.ended_steps.push(child),
+                (None, None) => self.retired.push(slot.pid),
+                (Some(_), _) => {}
+            }
+            self.end_lost(w, None, exit, pending.is_step);
+        }
+    }
+
+    /// The rest of [`Engine::worker_lost`], once the exit is known (or
+    /// given up on).
+    fn end_lost(
+        &mut self,
+        w: WorkerId,
+        status: Option<Status>,
+        exit: Option<WorkerExit>,
+        is_step: bool,
+    ) {
         let ran_on = RanOn {
             pid: self.workers[w].reported_pid,
             host: self.workers[w].host.clone(),
@@ -344,7 +424,6 @@ impl Engine<'_> {
         let node_lost = self.step_over(w, status.is_none());
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
-        slot.conn.close();
         let units: Vec<UnitId> = slot.units.drain(..).collect();
         let pool = slot.pool;
         let began = slot.current.take();
@@ -510,38 +589,6 @@ impl Engine<'_> {
             spec.name
         );
         self.pool_gives_up(pool, error);
-    }
-
-    /// The exit status of a Slurm worker's `srun`, waiting briefly.
-    pub(super) fn wait_step(&mut self, mut child: std::process::Child) -> Option<WorkerExit> {
-        let until = Instant::now() + Duration::from_millis(500);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some(WorkerExit::of_status(status)),
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                _ => {
-                    self.ended_steps.push(child);
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// The exit status of a worker, waiting briefly for the fork server's
-    /// report (it reaps the worker a moment after its socket closes).
-    pub(super) fn wait_exit(&mut self, pid: u32) -> Option<WorkerExit> {
-        let until = Instant::now() + Duration::from_millis(500);
-        loop {
-            if let Some(exit) = try_reap(pid) {
-                return Some(exit);
-            }
-            if Instant::now() >= until {
-                // Still there: reaped later, with the retired ones.
-                self.retired.push(pid);
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
     }
 
     /// Reaps the retired workers that have exited.
