@@ -490,11 +490,7 @@ impl Engine<'_> {
             Ok(inv) if matches!(inv, Invocation::Builtin { .. }) => inv,
             Ok(mut inv) => {
                 // Which unit this is, and which worker of the pool runs it.
-                let id = match unit.kind {
-                    UnitKind::Callback => format!("{}:callback", task.id),
-                    UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-                    UnitKind::Main => task.id.clone(),
-                };
+                let id = unit.kind.record().name(&task.id);
                 let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
                 if let Some(i) = unit.index.filter(|_| unit.kind == UnitKind::Main) {
                     vars.push(("JOBFILE_INDEX".to_string(), i.to_string()));

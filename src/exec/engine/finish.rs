@@ -9,7 +9,7 @@ use super::state::*;
 use super::supervisor::{Engine, RunEnd, RunReport};
 use crate::exec::process::GRACE;
 use crate::plan::item_call;
-use crate::report::{Record, Status};
+use crate::report::{Record, RecordKind, Status};
 use crate::spec::TaskId;
 
 impl Engine<'_> {
@@ -65,7 +65,7 @@ impl Engine<'_> {
         self.reap_all();
         if let Some((store, _, _)) = &self.shared {
             let mut r = Record::not_run(
-                "@shared".into(),
+                RecordKind::Shared.name(""),
                 None,
                 String::new(),
                 Status::Ok,

@@ -191,11 +191,7 @@ impl Engine<'_> {
         let id = unit.task;
         let task = self.job.task(id);
         let function = self.job.function(unit.function);
-        let name = match unit.kind {
-            UnitKind::Callback => format!("{}:callback", task.id),
-            UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-            UnitKind::Main => task.id.clone(),
-        };
+        let name = unit.kind.record().name(&task.id);
         let error = if status == Status::Ok {
             None
         } else {
@@ -411,8 +407,8 @@ impl Engine<'_> {
     }
 
     pub(super) fn release_dependents(&mut self, id: TaskId, ok: bool) {
-        let dependents = self.plan.dependents[id.0].clone();
-        for d in dependents {
+        let plan = self.plan;
+        for &d in &plan.dependents[id.0] {
             let kind = self.plan.deps[d.0]
                 .iter()
                 .find(|e| e.on == id)

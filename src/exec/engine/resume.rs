@@ -177,12 +177,7 @@ impl Engine<'_> {
 
     /// The task id a unit's record carries.
     pub(super) fn record_name(&self, unit: &Unit) -> String {
-        let task = self.job.task(unit.task);
-        match unit.kind {
-            UnitKind::Callback => format!("{}:callback", task.id),
-            UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-            _ => task.id.clone(),
-        }
+        unit.kind.record().name(&self.job.task(unit.task).id)
     }
 
     /// The print a finished unit's record carries, when results are kept
@@ -241,7 +236,7 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            let base = record.task.split(':').next().unwrap_or_default();
+            let (base, _) = record.kind();
             match self.job.task_named(base) {
                 Some(t) => {
                     let mut record = record;

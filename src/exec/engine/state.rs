@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::exec::protocol::Conn;
 use crate::plan::{Digest, ItemIter};
-use crate::report::Record;
+use crate::report::{Record, RecordKind};
 use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
 /// Where the run is. Each phase includes the ones before it: a run that
@@ -56,6 +56,17 @@ pub(super) enum UnitKind {
     Main,
     Callback,
     ErrorCallback,
+}
+
+impl UnitKind {
+    /// The kind of record a unit of this kind makes.
+    pub(super) fn record(self) -> RecordKind {
+        match self {
+            UnitKind::Main => RecordKind::Main,
+            UnitKind::Callback => RecordKind::Callback,
+            UnitKind::ErrorCallback => RecordKind::ErrorCallback,
+        }
+    }
 }
 
 /// A worker's place in the engine's worker table; a slot is reused once
@@ -348,5 +359,37 @@ fn resolve_one(tasks: &[TaskState], a: &Arg) -> Value {
     match a {
         Arg::Value(v) => v.clone(),
         Arg::Result(id) => tasks[id.0].value.clone().unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_kinds_read_back_as_written() {
+        for kind in [UnitKind::Main, UnitKind::Callback, UnitKind::ErrorCallback] {
+            let name = kind.record().name("thumbs");
+            assert_eq!(RecordKind::parse(&name), ("thumbs", kind.record()));
+        }
+        assert_eq!(RecordKind::Callback.name("a"), "a:callback");
+        assert_eq!(RecordKind::ErrorCallback.name("a"), "a:error_callback");
+        let shared = RecordKind::Shared.name("ignored");
+        assert_eq!(shared, "@shared");
+        assert_eq!(RecordKind::parse(&shared), ("", RecordKind::Shared));
+        // Not a callback: the whole string is the id, which no task has.
+        assert_eq!(RecordKind::parse("a:b"), ("a:b", RecordKind::Main));
+    }
+
+    #[test]
+    fn run_phases_only_move_on() {
+        let mut run = RunPhase::Running;
+        assert!(!run.stopping());
+        run.advance(RunPhase::Terminating);
+        assert!(run.stopping() && run.terminating());
+        run.advance(RunPhase::Stopping);
+        assert_eq!(run, RunPhase::Terminating);
+        run.advance(RunPhase::Interrupted);
+        assert_eq!(run, RunPhase::Interrupted);
     }
 }

@@ -90,9 +90,9 @@ pub struct Resumed {
     pub unreadable: u64,
 }
 
-/// Runs a checked job to the end; records go to `sink`.
-pub fn run(job: &Job, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunReport {
-    let plan = Plan::new(job);
+/// Runs a checked job, whose graph is `plan`, to the end; records go to
+/// `sink`.
+pub fn run(job: &Job, plan: &Plan, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunReport {
     let mut e = Engine::new(job, plan, prepared, sink, opts);
     e.start();
     let end = e.main_loop();
@@ -123,7 +123,7 @@ enum Ready {
 
 pub(super) struct Engine<'a> {
     pub(super) job: &'a Job,
-    pub(super) plan: Plan,
+    pub(super) plan: &'a Plan,
     pub(super) fs: ForkServer,
     pub(super) signals: SignalPipe,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
@@ -165,7 +165,7 @@ pub(super) struct Engine<'a> {
 impl<'a> Engine<'a> {
     pub(super) fn new(
         job: &'a Job,
-        plan: Plan,
+        plan: &'a Plan,
         prepared: Prepared,
         sink: Sink,
         opts: RunOptions,
