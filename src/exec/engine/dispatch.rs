@@ -21,8 +21,7 @@ use crate::spec::{MapSource, PoolId, TaskId};
 impl Engine<'_> {
     /// Starts a waiting task whose dependencies have all ended ok.
     pub(super) fn maybe_start(&mut self, id: TaskId) {
-        let st = &self.tasks[id.0];
-        if st.phase != Phase::Waiting || st.pending > 0 || !st.stream_started {
+        if !self.tasks[id.0].may_start() {
             return;
         }
         if self.run.stopping() {
@@ -38,7 +37,7 @@ impl Engine<'_> {
             None => Source::Single(true),
             Some(MapSource::Stream(_)) => Source::Queue(VecDeque::new()),
             Some(MapSource::Result(src)) => {
-                let value = self.tasks[src.0].value.clone().unwrap_or(Value::Null);
+                let value = self.tasks[src.0].value();
                 match items_of_value(&value) {
                     Ok(items) => Source::Iter(ItemIter::Values(items.into_iter())),
                     Err(e) => {
@@ -64,13 +63,11 @@ impl Engine<'_> {
             .and_then(|p| p.get(id.0))
             .map(|p| with_shared_inputs(self.job, task, p));
         let may_keep = self.may_keep(id);
+        let mut running = Running::new(source, args, kwargs);
+        running.print = print;
         let st = &mut self.tasks[id.0];
-        st.print = print;
         st.may_keep = may_keep;
-        st.phase = Phase::Running;
-        st.source = source;
-        st.args = args;
-        st.kwargs = kwargs;
+        st.phase = TaskPhase::Running(Box::new(running));
         self.make_runnable(id);
     }
 
@@ -96,21 +93,23 @@ impl Engine<'_> {
         );
         r.args = resolved_args(self, id);
         self.sink.emit(id.0, 0, r);
+        let mut running = Running::new(Source::None, Vec::new(), serde_json::Map::new());
+        running.records = 1;
+        running.failed = true;
+        running.first_error = Some(error);
+        running.exhausted = true;
         let st = &mut self.tasks[id.0];
-        st.phase = Phase::Running;
         st.ran = true;
-        st.records = 1;
-        st.failed = true;
-        st.first_error = Some(error);
-        st.exhausted = true;
-        st.source = Source::None;
+        st.phase = TaskPhase::Running(Box::new(running));
         self.on_failure(id);
         self.check_task_done(id);
     }
 
     /// The next unit a running task can hand out now.
     pub(super) fn next_unit(&mut self, id: TaskId) -> Option<Unit> {
-        let st = &mut self.tasks[id.0];
+        let task = &mut self.tasks[id.0];
+        let may_keep = task.may_keep;
+        let st = task.running_mut()?;
         if !self.run.terminating() {
             if let Some(u) = st.extra.pop_front() {
                 return Some(u);
@@ -122,9 +121,9 @@ impl Engine<'_> {
         if let Some(u) = st.retry.pop_front() {
             return Some(u);
         }
-        if st.may_keep {
+        if may_keep {
             // The items before it were kept; find the next one to run.
-            let unit = st.ready_unit.take()?;
+            let unit = *st.ready_unit.take()?;
             st.outstanding.insert(unit.seq);
             self.keep_until_run(id);
             return Some(unit);
@@ -132,7 +131,10 @@ impl Engine<'_> {
         if st.exhausted {
             return None;
         }
-        st.ran = true;
+        let producer_ended = matches!(self.tasks[id.0].producer, Producer::Ended { .. });
+        let task = &mut self.tasks[id.0];
+        task.ran = true;
+        let st = task.running_mut()?;
         let item = match &mut st.source {
             Source::None => None,
             Source::Single(avail) => {
@@ -167,7 +169,7 @@ impl Engine<'_> {
             },
             Source::Queue(q) => {
                 let item = q.pop_front();
-                if q.is_empty() && st.producer_done {
+                if q.is_empty() && producer_ended {
                     st.exhausted = true;
                 }
                 if q.len() < STREAM_HIGH_WATER / 2 {
@@ -180,7 +182,7 @@ impl Engine<'_> {
             }
         };
         let item = item?;
-        let st = &mut self.tasks[id.0];
+        let st = self.tasks[id.0].running_mut()?;
         let index = st.next_index;
         st.next_index += 1;
         let (args, kwargs) = item_call(&item, &st.args, &st.kwargs);
@@ -202,9 +204,11 @@ impl Engine<'_> {
     /// records the error as one more failed item.
     pub(super) fn source_broke(&mut self, id: TaskId, error: String) {
         let task = self.job.task(id);
-        let st = &mut self.tasks[id.0];
+        self.tasks[id.0].ran = true;
+        let Some(st) = self.tasks[id.0].running_mut() else {
+            return;
+        };
         st.exhausted = true;
-        st.ran = true;
         let index = st.next_index;
         st.next_index += 1;
         let mut r = Record::not_run(
@@ -393,15 +397,20 @@ impl Engine<'_> {
 
     /// Could [`Engine::next_unit`] give a unit of this task now?
     pub(super) fn can_hand_out(&self, id: TaskId) -> bool {
-        let st = &self.tasks[id.0];
+        let task = &self.tasks[id.0];
+        let Some(st) = task.running() else {
+            return false;
+        };
         (!st.extra.is_empty() && !self.run.terminating())
             || (!st.retry.is_empty() && !self.run.stopping())
             || (st.ready_unit.is_some() && !self.run.stopping())
-            || (!st.may_keep
+            || (!task.may_keep
                 && !st.exhausted
                 && !self.run.stopping()
                 && match &st.source {
-                    Source::Queue(q) => !q.is_empty() || st.producer_done,
+                    Source::Queue(q) => {
+                        !q.is_empty() || matches!(task.producer, Producer::Ended { .. })
+                    }
                     _ => true,
                 })
     }
@@ -457,8 +466,10 @@ impl Engine<'_> {
 
     /// Takes a task out of the runnable set once it has nothing more to hand out.
     pub(super) fn maybe_retire_task(&mut self, id: TaskId) {
-        let st = &self.tasks[id.0];
-        if st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none() {
+        let drained = self.tasks[id.0].running().is_none_or(|st| {
+            st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none()
+        });
+        if drained {
             self.pools[self.job.task(id).pool.0].runnable.remove(&id);
         }
         self.check_task_done(id);
@@ -505,7 +516,7 @@ impl Engine<'_> {
                     error: Some(e),
                     ..Outcome::default()
                 };
-                self.tasks[unit.task.0].in_flight += 1;
+                self.count_in_flight(unit.task);
                 self.unit_done(unit, outcome, Status::Failed, None);
                 return None;
             }
@@ -513,7 +524,7 @@ impl Engine<'_> {
         let deadline = self.budget(&unit).map(|b| Instant::now() + b);
         let n = self.next_unit;
         self.next_unit += 1;
-        self.tasks[unit.task.0].in_flight += 1;
+        self.count_in_flight(unit.task);
         if unit.kind == UnitKind::Main {
             self.stream_producer_started(unit.task);
         }
@@ -530,10 +541,24 @@ impl Engine<'_> {
     pub(super) fn stream_producer_started(&mut self, id: TaskId) {
         let consumers = self.consumers[id.0].clone();
         for c in consumers {
-            if !self.tasks[c.0].stream_started {
-                self.tasks[c.0].stream_started = true;
+            if self.tasks[c.0].producer == Producer::NotStarted {
+                self.tasks[c.0].producer = Producer::Running;
                 self.maybe_start(c);
             }
+        }
+    }
+
+    /// One more unit of `id` is handed out.
+    pub(super) fn count_in_flight(&mut self, id: TaskId) {
+        if let Some(st) = self.tasks[id.0].running_mut() {
+            st.in_flight += 1;
+        }
+    }
+
+    /// One unit of `id` handed out came back without a record.
+    pub(super) fn uncount_in_flight(&mut self, id: TaskId) {
+        if let Some(st) = self.tasks[id.0].running_mut() {
+            st.in_flight -= 1;
         }
     }
 }

@@ -81,7 +81,7 @@ impl Engine<'_> {
             // queued behind it, and the worker ends.
             let queued: Vec<UnitId> = slot.units.drain(..).collect();
             self.requeue(queued);
-            self.tasks[unit.task.0].in_flight -= 1;
+            self.uncount_in_flight(unit.task);
             self.give_back(vec![unit]);
             self.retire(w, false);
             return;
@@ -169,13 +169,14 @@ impl Engine<'_> {
             && unit.attempt <= task.retries
             && !self.run.stopping()
         {
-            let st = &mut self.tasks[unit.task.0];
-            st.in_flight -= 1;
-            let task_index = unit.task.0;
-            let mut again = unit;
-            again.attempt += 1;
-            st.retry.push_back(again);
-            self.make_runnable(TaskId(task_index));
+            let id = unit.task;
+            if let Some(st) = self.tasks[id.0].running_mut() {
+                st.in_flight -= 1;
+                let mut again = unit;
+                again.attempt += 1;
+                st.retry.push_back(again);
+            }
+            self.make_runnable(id);
             return;
         }
         self.record_final(unit, outcome, status, worker);
@@ -221,7 +222,9 @@ impl Engine<'_> {
             print,
         };
         let has_callback = task.callback.is_some() || task.error_callback.is_some();
-        let st = &mut self.tasks[id.0];
+        let Some(st) = self.tasks[id.0].running_mut() else {
+            return;
+        };
         let last = unit.kind == UnitKind::Main
             && has_callback
             && st.exhausted
@@ -230,14 +233,19 @@ impl Engine<'_> {
         if last {
             // Held until the callback's record, so that one follows it
             // directly in completion order too.
-            st.held_last = Some((unit.seq, record));
+            st.held_last = Some(Box::new((unit.seq, record)));
         } else {
             if unit.kind != UnitKind::Main {
                 self.flush_held(id);
             }
             self.sink.emit(id.0, unit.seq, record);
         }
-        let st = &mut self.tasks[id.0];
+        let task = &mut self.tasks[id.0];
+        let keep_values = task.keep_values;
+        let value = &mut task.value;
+        let TaskPhase::Running(st) = &mut task.phase else {
+            return;
+        };
         st.in_flight -= 1;
         st.records += 1;
         match unit.kind {
@@ -252,7 +260,7 @@ impl Engine<'_> {
                     }
                     st.failed = true;
                 }
-                if st.keep_values {
+                if keep_values {
                     match unit.index {
                         Some(i) => {
                             let i = i as usize;
@@ -261,7 +269,7 @@ impl Engine<'_> {
                             }
                             st.values[i] = Some(outcome.value);
                         }
-                        None => st.value = Some(outcome.value),
+                        None => *value = Some(Box::new(outcome.value)),
                     }
                 }
                 if status != Status::Ok && status != Status::Cancelled {
@@ -278,7 +286,11 @@ impl Engine<'_> {
 
     /// Writes a task's record held for its callback.
     pub(super) fn flush_held(&mut self, id: TaskId) {
-        if let Some((seq, record)) = self.tasks[id.0].held_last.take() {
+        let held = self.tasks[id.0]
+            .running_mut()
+            .and_then(|st| st.held_last.take());
+        if let Some(held) = held {
+            let (seq, record) = *held;
             self.sink.emit(id.0, seq, record);
         }
     }
@@ -302,32 +314,32 @@ impl Engine<'_> {
 
     /// Has a task ended? Then record what follows from it.
     pub(super) fn check_task_done(&mut self, id: TaskId) {
-        let st = &mut self.tasks[id.0];
+        let task = &mut self.tasks[id.0];
+        let producer_ended = matches!(task.producer, Producer::Ended { .. });
+        let Some(st) = task.running_mut() else {
+            return;
+        };
         if let Source::Queue(q) = &st.source {
-            if q.is_empty() && st.producer_done {
+            if q.is_empty() && producer_ended {
                 st.exhausted = true;
             }
         }
-        let st = &self.tasks[id.0];
-        if st.phase != Phase::Running
-            || !st.exhausted
-            || st.in_flight > 0
-            || !st.retry.is_empty()
-            || st.ready_unit.is_some()
-        {
+        if !st.exhausted || st.in_flight > 0 || !st.retry.is_empty() || st.ready_unit.is_some() {
             return;
         }
-        if st.ok.is_none() {
+        if st.ended.is_none() {
             self.task_ended(id);
         }
-        let st = &self.tasks[id.0];
-        if st.ok.is_some() && !st.callback_pending && st.extra.is_empty() {
-            let st = &mut self.tasks[id.0];
-            st.phase = Phase::Done;
+        let Some(st) = self.tasks[id.0].running() else {
+            return;
+        };
+        if st.ended.is_some() && !st.callback_pending && st.extra.is_empty() {
             let total = st.records;
             let pool = self.job.task(id).pool.0;
             self.pools[pool].runnable.remove(&id);
             self.flush_held(id);
+            // What it held while it ran is freed here.
+            self.tasks[id.0].phase = TaskPhase::Done;
             self.sink.close(id.0, total);
         }
     }
@@ -335,23 +347,30 @@ impl Engine<'_> {
     /// All units of a task ended: its value, callbacks and dependents.
     pub(super) fn task_ended(&mut self, id: TaskId) {
         let task = self.job.task(id);
-        let st = &mut self.tasks[id.0];
-        let ok = !st.failed && !st.producer_failed;
-        st.ok = Some(ok);
+        let state = &mut self.tasks[id.0];
+        let producer_failed = state.producer == Producer::Ended { ok: false };
+        let keep_values = state.keep_values;
+        let value = &mut state.value;
+        let TaskPhase::Running(st) = &mut state.phase else {
+            return;
+        };
+        let ok = !st.failed && !producer_failed;
+        st.ended = Some(ok);
         if self.run == RunPhase::Interrupted {
             return;
         }
-        if st.keep_values && task.map.is_some() {
+        if keep_values && task.map.is_some() {
             let values = std::mem::take(&mut st.values);
-            st.value = Some(Value::Array(
+            *value = Some(Box::new(Value::Array(
                 values
                     .into_iter()
                     .map(|v| v.unwrap_or(Value::Null))
                     .collect(),
-            ));
+            )));
         }
         let own_ok = !st.failed;
-        let st = &self.tasks[id.0];
+        let first_error = st.first_error.clone();
+        let seq = st.records;
         let callback = if own_ok {
             task.callback.map(|f| (f, UnitKind::Callback))
         } else {
@@ -360,11 +379,10 @@ impl Engine<'_> {
         if let Some((f, kind)) = callback {
             if !self.run.stopping() || kind == UnitKind::ErrorCallback {
                 let arg = if own_ok {
-                    st.value.clone().unwrap_or(Value::Null)
+                    self.tasks[id.0].value()
                 } else {
-                    Value::String(st.first_error.clone().unwrap_or_default())
+                    Value::String(first_error.unwrap_or_default())
                 };
-                let seq = st.records;
                 let unit = Unit {
                     task: id,
                     kind,
@@ -380,13 +398,15 @@ impl Engine<'_> {
                 };
                 // A task that ran nothing again keeps its callback's record.
                 if let Some(record) = self.kept_callback(&unit) {
-                    let st = &mut self.tasks[id.0];
-                    st.records += 1;
+                    if let Some(st) = self.tasks[id.0].running_mut() {
+                        st.records += 1;
+                    }
                     self.sink.emit(id.0, seq, record);
                 } else {
-                    let st = &mut self.tasks[id.0];
-                    st.extra.push_back(unit);
-                    st.callback_pending = true;
+                    if let Some(st) = self.tasks[id.0].running_mut() {
+                        st.extra.push_back(unit);
+                        st.callback_pending = true;
+                    }
                     self.make_runnable(id);
                 }
             }
@@ -395,11 +415,8 @@ impl Engine<'_> {
         let consumers = self.consumers[id.0].clone();
         for c in consumers {
             let cs = &mut self.tasks[c.0];
-            if !ok {
-                cs.producer_failed = true;
-            }
-            cs.producer_done = true;
-            if cs.phase == Phase::Running {
+            cs.producer = Producer::Ended { ok };
+            if cs.running().is_some() {
                 self.maybe_retire_task(c);
             }
         }
@@ -414,17 +431,18 @@ impl Engine<'_> {
                 .find(|e| e.on == id)
                 .map(|e| e.kind);
             if kind == Some(EdgeKind::Stream) {
-                if !ok && self.tasks[d.0].phase == Phase::Waiting {
+                if !ok && self.tasks[d.0].is_waiting() {
                     // The producer ended without starting its consumer.
                     self.skip(d, &self.job.task(id).id.clone());
                 }
                 continue;
             }
             if ok {
-                let st = &mut self.tasks[d.0];
-                st.pending = st.pending.saturating_sub(1);
+                if let TaskPhase::Waiting { pending } = &mut self.tasks[d.0].phase {
+                    *pending = pending.saturating_sub(1);
+                }
                 self.maybe_start(d);
-            } else if self.tasks[d.0].phase == Phase::Waiting {
+            } else if self.tasks[d.0].is_waiting() {
                 self.skip(d, &self.job.task(id).id.clone());
             }
         }
@@ -434,10 +452,7 @@ impl Engine<'_> {
     pub(super) fn skip(&mut self, id: TaskId, because: &str) {
         let error = format!("dependency `{because}` did not end ok");
         let n = self.not_run_records(id, Status::Skipped, &error);
-        let st = &mut self.tasks[id.0];
-        st.phase = Phase::Done;
-        st.ok = Some(false);
-        st.records = n;
+        self.tasks[id.0].phase = TaskPhase::Done;
         self.sink.close(id.0, n);
         self.release_dependents(id, false);
     }

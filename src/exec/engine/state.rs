@@ -43,13 +43,6 @@ impl RunPhase {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Waiting,
-    Running,
-    Done,
-}
-
 /// What a unit runs for its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum UnitKind {
@@ -126,48 +119,159 @@ pub(super) enum Source {
     Queue(VecDeque<Value>),
 }
 
+/// One task of the job: where it is, and what outlives its run (its value,
+/// whether it ran). Small, as a job may have a hundred thousand tasks:
+/// what a running task needs is boxed in its phase and freed when it ends.
 pub(super) struct TaskState {
-    pub(super) phase: Phase,
-    pub(super) pending: usize,
-    pub(super) stream_started: bool,
-    pub(super) source: Source,
-    pub(super) exhausted: bool,
-    pub(super) next_index: u64,
-    pub(super) retry: VecDeque<Unit>,
-    pub(super) extra: VecDeque<Unit>,
-    pub(super) in_flight: u64,
-    pub(super) records: u64,
-    pub(super) failed: bool,
-    pub(super) first_error: Option<String>,
+    pub(super) phase: TaskPhase,
+    /// For a stream consumer: where its producer is.
+    pub(super) producer: Producer,
+    /// Its value, once known: what result references to it resolve to
+    /// (boxed: most tasks have none, and a `Value` takes 80 bytes).
+    pub(super) value: Option<Box<Value>>,
+    /// Its values are needed (by a callback or a result reference).
     pub(super) keep_values: bool,
-    pub(super) values: Vec<Option<Value>>,
-    pub(super) value: Option<Value>,
-    pub(super) ok: Option<bool>,
-    pub(super) callback_pending: bool,
-    pub(super) producer_failed: bool,
-    /// The stream producer has ended: no more lines will come.
-    pub(super) producer_done: bool,
+    /// It is the producer of a stream.
     pub(super) has_stream_consumers: bool,
-    /// The task's own args and kwargs, resolved once when it starts (its
-    /// result references are final then); every item shares them.
-    pub(super) args: Vec<Value>,
-    pub(super) kwargs: Map<String, Value>,
-    /// The task's last record, held until its callback's record.
-    pub(super) held_last: Option<(u64, Record)>,
-    /// Its fingerprint with its shared inputs' contents, taken as it
-    /// started (when the results keep fingerprints).
-    pub(super) print: Option<Digest>,
     /// `--resume`: its units may keep their earlier records (none of its
     /// dependencies ran anything again).
     pub(super) may_keep: bool,
     /// One of its units ran (or failed to start) in this run, so what
     /// depends on it runs again.
     pub(super) ran: bool,
+}
+
+/// Where a task is. A task is in exactly one phase, and only a running
+/// task has units, queues or counts.
+pub(super) enum TaskPhase {
+    /// Waiting for `pending` dependencies to end ok (and, for a stream
+    /// consumer, for its producer to start: see [`Producer`]).
+    Waiting { pending: u32 },
+    /// Started: handing out units, or waiting for the last ones (and its
+    /// callback) to end.
+    Running(Box<Running>),
+    /// Ended, skipped, cancelled or left out: all its records are out.
+    Done,
+}
+
+/// A stream consumer's producer, as the consumer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Producer {
+    /// Not a stream consumer.
+    None,
+    /// No unit of the producer has started: the consumer waits.
+    NotStarted,
+    /// Running: its lines come.
+    Running,
+    /// Ended: no more lines will come.
+    Ended { ok: bool },
+}
+
+impl TaskState {
+    /// What a started task holds, if it has started and not ended.
+    pub(super) fn running(&self) -> Option<&Running> {
+        match &self.phase {
+            TaskPhase::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// [`TaskState::running`], to change.
+    pub(super) fn running_mut(&mut self) -> Option<&mut Running> {
+        match &mut self.phase {
+            TaskPhase::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Waiting, with nothing left to wait for: it may start.
+    pub(super) fn may_start(&self) -> bool {
+        matches!(self.phase, TaskPhase::Waiting { pending: 0 })
+            && self.producer != Producer::NotStarted
+    }
+
+    /// Its value, `null` until it has one.
+    pub(super) fn value(&self) -> Value {
+        self.value.as_deref().cloned().unwrap_or(Value::Null)
+    }
+
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(self.phase, TaskPhase::Waiting { .. })
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.phase, TaskPhase::Done)
+    }
+}
+
+/// What a running task holds.
+pub(super) struct Running {
+    /// Where its items come from.
+    pub(super) source: Source,
+    /// The source has no more items (what is queued still runs).
+    pub(super) exhausted: bool,
+    /// The index of the next item.
+    pub(super) next_index: u64,
+    /// Its units to run again (retries, and units given back by a lost
+    /// worker), ahead of new items.
+    pub(super) retry: VecDeque<Unit>,
+    /// Its callback units.
+    pub(super) extra: VecDeque<Unit>,
+    /// Units handed out and not recorded yet.
+    pub(super) in_flight: u64,
+    /// Records it has made.
+    pub(super) records: u64,
+    /// One of its own units did not end ok.
+    pub(super) failed: bool,
+    /// The first error, for its error callback.
+    pub(super) first_error: Option<String>,
+    /// Its items' values, for its value (when they are needed).
+    pub(super) values: Vec<Option<Value>>,
+    /// Its units have all ended: whether it ended ok. Then only its
+    /// callback may still run.
+    pub(super) ended: Option<bool>,
+    /// Its callback was handed out and has no record yet.
+    pub(super) callback_pending: bool,
+    /// The task's own args and kwargs, resolved once when it starts (its
+    /// result references are final then); every item shares them.
+    pub(super) args: Vec<Value>,
+    pub(super) kwargs: Map<String, Value>,
+    /// The task's last record, held until its callback's record.
+    pub(super) held_last: Option<Box<(u64, Record)>>,
+    /// Its fingerprint with its shared inputs' contents, taken as it
+    /// started (when the results keep fingerprints).
+    pub(super) print: Option<Digest>,
     /// `--resume`: the next unit that must run, its items before it kept.
-    pub(super) ready_unit: Option<Unit>,
+    pub(super) ready_unit: Option<Box<Unit>>,
     /// `--resume`: seqs of units handed out and not yet recorded; kept
     /// records go at most [`KEEP_AHEAD`] past the first of them.
     pub(super) outstanding: BTreeSet<u64>,
+}
+
+impl Running {
+    /// A task that starts with its items from `source`.
+    pub(super) fn new(source: Source, args: Vec<Value>, kwargs: Map<String, Value>) -> Running {
+        Running {
+            source,
+            exhausted: false,
+            next_index: 0,
+            retry: VecDeque::new(),
+            extra: VecDeque::new(),
+            in_flight: 0,
+            records: 0,
+            failed: false,
+            first_error: None,
+            values: Vec::new(),
+            ended: None,
+            callback_pending: false,
+            args,
+            kwargs,
+            held_last: None,
+            print: None,
+            ready_unit: None,
+            outstanding: BTreeSet::new(),
+        }
+    }
 }
 
 /// Durations of a function's units (ms, moving average): a function whose
@@ -358,7 +462,7 @@ pub(super) fn resolve_kw(tasks: &[TaskState], kwargs: &[(String, Arg)]) -> Map<S
 fn resolve_one(tasks: &[TaskState], a: &Arg) -> Value {
     match a {
         Arg::Value(v) => v.clone(),
-        Arg::Result(id) => tasks[id.0].value.clone().unwrap_or(Value::Null),
+        Arg::Result(id) => tasks[id.0].value(),
     }
 }
 
@@ -391,5 +495,15 @@ mod tests {
         assert_eq!(run, RunPhase::Terminating);
         run.advance(RunPhase::Interrupted);
         assert_eq!(run, RunPhase::Interrupted);
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// A task waiting or done costs its [`super::TaskState`] only.
+    #[test]
+    fn a_task_is_small() {
+        let size = std::mem::size_of::<super::TaskState>();
+        assert!(size <= 64, "{size} bytes");
     }
 }

@@ -6,7 +6,7 @@
 //! becomes a record. Nothing here formats output: records go to the
 //! [`Sink`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -214,38 +214,23 @@ impl<'a> Engine<'a> {
                             .iter()
                             .any(|e| e.on.0 == i && e.kind == EdgeKind::Result)
                     });
+                let pending = plan.deps[i]
+                    .iter()
+                    .filter(|e| e.kind != EdgeKind::Stream)
+                    .count();
                 TaskState {
-                    phase: Phase::Waiting,
-                    pending: plan.deps[i]
-                        .iter()
-                        .filter(|e| e.kind != EdgeKind::Stream)
-                        .count(),
-                    stream_started: t.stream_source().is_none(),
-                    source: Source::None,
-                    exhausted: false,
-                    next_index: 0,
-                    retry: VecDeque::new(),
-                    extra: VecDeque::new(),
-                    in_flight: 0,
-                    records: 0,
-                    failed: false,
-                    first_error: None,
-                    keep_values: needs_value,
-                    values: Vec::new(),
+                    phase: TaskPhase::Waiting {
+                        pending: pending as u32,
+                    },
+                    producer: match t.stream_source() {
+                        Some(_) => Producer::NotStarted,
+                        None => Producer::None,
+                    },
                     value: None,
-                    ok: None,
-                    callback_pending: false,
-                    producer_failed: false,
-                    producer_done: false,
-                    held_last: None,
+                    keep_values: needs_value,
                     has_stream_consumers: !consumers[i].is_empty(),
-                    args: Vec::new(),
-                    kwargs: serde_json::Map::new(),
-                    print: None,
                     may_keep: false,
                     ran: false,
-                    ready_unit: None,
-                    outstanding: BTreeSet::new(),
                 }
             })
             .collect();
@@ -287,9 +272,7 @@ impl<'a> Engine<'a> {
     pub(super) fn start(&mut self) {
         let left_out: Vec<TaskId> = self.opts.left_out.iter().copied().collect();
         for &id in &left_out {
-            let st = &mut self.tasks[id.0];
-            st.phase = Phase::Done;
-            st.ok = Some(true);
+            self.tasks[id.0].phase = TaskPhase::Done;
             self.sink.close(id.0, 0);
         }
         for id in left_out {
@@ -610,9 +593,11 @@ impl<'a> Engine<'a> {
         let consumers = self.consumers[task.0].clone();
         let mut behind = false;
         for c in consumers {
-            if let Source::Queue(q) = &mut self.tasks[c.0].source {
-                q.push_back(item.clone());
-                behind |= q.len() >= STREAM_HIGH_WATER && self.tasks[c.0].in_flight > 0;
+            if let Some(st) = self.tasks[c.0].running_mut() {
+                if let Source::Queue(q) = &mut st.source {
+                    q.push_back(item.clone());
+                    behind |= q.len() >= STREAM_HIGH_WATER && st.in_flight > 0;
+                }
             }
         }
         // Back-pressure: stop reading the producer while its consumers

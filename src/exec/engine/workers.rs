@@ -275,7 +275,7 @@ impl Engine<'_> {
                 let Some(unit) = self.next_unit(id) else {
                     break;
                 };
-                self.tasks[id.0].in_flight += 1;
+                self.count_in_flight(id);
                 let outcome = Outcome {
                     error: Some(error.clone()),
                     ..Outcome::default()
@@ -452,7 +452,7 @@ impl Engine<'_> {
             if (pos > 0 || never_started) && status != Some(Status::Cancelled) {
                 // Queued behind the unit that was running: it never
                 // started, so it goes back to its task as it was.
-                self.tasks[unit.task.0].in_flight -= 1;
+                self.uncount_in_flight(unit.task);
                 requeue.push(unit);
                 continue;
             }
@@ -514,7 +514,7 @@ impl Engine<'_> {
         let mut units = Vec::with_capacity(numbers.len());
         for n in numbers {
             if let Some(InFlight::Task(unit)) = self.units.remove(&n) {
-                self.tasks[unit.task.0].in_flight -= 1;
+                self.uncount_in_flight(unit.task);
                 units.push(unit);
             }
         }
@@ -526,10 +526,11 @@ impl Engine<'_> {
     pub(super) fn give_back(&mut self, units: Vec<Unit>) {
         for unit in units.into_iter().rev() {
             let id = unit.task;
-            let st = &mut self.tasks[id.0];
-            match unit.kind {
-                UnitKind::Main => st.retry.push_front(unit),
-                UnitKind::Callback | UnitKind::ErrorCallback => st.extra.push_front(unit),
+            if let Some(st) = self.tasks[id.0].running_mut() {
+                match unit.kind {
+                    UnitKind::Main => st.retry.push_front(unit),
+                    UnitKind::Callback | UnitKind::ErrorCallback => st.extra.push_front(unit),
+                }
             }
             self.make_runnable(id);
         }
