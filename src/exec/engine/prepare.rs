@@ -3,6 +3,7 @@
 
 use std::os::unix::net::UnixListener;
 
+use super::launcher::{Forked, Launcher};
 use crate::exec::fork_server::{ForkServer, become_subreaper, ensure_single_threaded};
 use crate::exec::python::Template;
 use crate::exec::signals::SignalPipe;
@@ -12,7 +13,8 @@ use crate::spec::Job;
 /// The engine's resources that must exist before any thread: the fork
 /// server and the shared-values socket.
 pub struct Prepared {
-    pub(super) fork_server: ForkServer,
+    /// The fork server, behind the engine's launcher seam.
+    pub(super) launcher: Box<dyn Launcher>,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
     pub(super) signals: SignalPipe,
     /// The template interpreter, when the job has Python functions.
@@ -60,7 +62,7 @@ pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
     };
     let fork_server = ForkServer::start()?;
     Ok(Prepared {
-        fork_server,
+        launcher: Box::new(Forked::new(fork_server)),
         shared,
         signals,
         python,

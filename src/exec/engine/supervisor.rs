@@ -17,10 +17,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use super::launcher::Launcher;
 use super::prepare::Prepared;
 use super::state::*;
 use super::workers::PendingExit;
-use crate::exec::fork_server::ForkServer;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
@@ -124,7 +124,8 @@ enum Ready {
 pub(super) struct Engine<'a> {
     pub(super) job: &'a Job,
     pub(super) plan: &'a Plan,
-    pub(super) fs: ForkServer,
+    /// Starts and stops the workers of local pools.
+    pub(super) launcher: Box<dyn Launcher>,
     pub(super) signals: SignalPipe,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
     pub(super) clients: Vec<Client>,
@@ -237,7 +238,7 @@ impl<'a> Engine<'a> {
         Engine {
             job,
             plan,
-            fs: prepared.fork_server,
+            launcher: prepared.launcher,
             signals: prepared.signals,
             shared: prepared.shared,
             python_setup: job.uses_python().then(|| {

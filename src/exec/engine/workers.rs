@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
+use crate::exec::fork_server::WorkerExit;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::pidfd_open;
 use crate::exec::process::{GRACE, signal_name};
@@ -60,22 +60,10 @@ impl Engine<'_> {
         use LaunchError::Failed;
         let spec = &self.job.pools[pool.0];
         if spec.backend != Backend::Slurm {
-            let spawned = match self.fs.spawn() {
-                Ok(spawned) => spawned,
-                // The fork server is gone (killed from outside). A new one
-                // may be forked only while this process has one thread.
-                Err(e) if thread_count() == 1 => {
-                    self.fs = ForkServer::start().map_err(|e2| {
-                        Failed(format!(
-                            "cannot start a worker: {e}; no new fork server: {e2}"
-                        ))
-                    })?;
-                    self.fs
-                        .spawn()
-                        .map_err(|e| Failed(format!("cannot start a worker: {e}")))?
-                }
-                Err(e) => return Err(Failed(format!("cannot start a worker: {e}"))),
-            };
+            let spawned = self
+                .launcher
+                .spawn()
+                .map_err(|e| Failed(format!("cannot start a worker: {e}")))?;
             let conn = Conn::new(spawned.conn, None).map_err(|e| Failed(e.to_string()))?;
             return Ok(Launched {
                 pid: spawned.pid,
@@ -330,12 +318,12 @@ impl Engine<'_> {
         }
         // srun passes SIGTERM on as the end of its step, within
         // milliseconds; a SIGKILL would hold the step's CPU for seconds.
-        let signal = if slot.step.is_some() {
-            Signal::SIGTERM
-        } else {
-            Signal::SIGKILL
-        };
-        let _ = kill(Pid::from_raw(slot.pid as i32), signal);
+        match slot.step {
+            Some(_) => {
+                let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGTERM);
+            }
+            None => self.launcher.signal(slot.pid, Signal::SIGKILL),
+        }
     }
 
     /// A worker is gone (or was killed): its units end as `status`, or as
@@ -362,18 +350,21 @@ impl Engine<'_> {
         }
         let exit = match &mut slot.step {
             Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
-            None => try_reap(slot.pid),
+            None => self.launcher.try_exit(slot.pid),
         };
         if exit.is_some() {
             slot.step = None;
             self.end_lost(w, None, exit, is_step);
             return;
         }
-        let pid = slot.step.as_ref().map_or(slot.pid, |c| c.id());
+        let pidfd = match &slot.step {
+            Some(child) => pidfd_open(Pid::from_raw(child.id() as i32)).ok(),
+            None => self.launcher.exit_fd(slot.pid),
+        };
         slot.state = WorkerState::Exiting;
         self.exits.push(PendingExit {
             worker: w,
-            pidfd: pidfd_open(Pid::from_raw(pid as i32)).ok(),
+            pidfd,
             until: Instant::now() + EXIT_WAIT,
             is_step,
         });
@@ -389,7 +380,7 @@ impl Engine<'_> {
             let slot = &mut self.workers[w];
             let exit = match &mut slot.step {
                 Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
-                None => try_reap(slot.pid),
+                None => self.launcher.try_exit(slot.pid),
             };
             if exit.is_none() && !force && now < self.exits[i].until {
                 i += 1;
@@ -594,7 +585,8 @@ impl Engine<'_> {
 
     /// Reaps the retired workers that have exited.
     pub(super) fn reap_retired(&mut self) {
-        self.retired.retain(|&pid| try_reap(pid).is_none());
+        let launcher = &mut self.launcher;
+        self.retired.retain(|&pid| launcher.try_exit(pid).is_none());
     }
 
     /// At the end: waits briefly for the retired workers, then kills what
@@ -606,12 +598,11 @@ impl Engine<'_> {
             self.reap_retired();
             std::thread::sleep(Duration::from_millis(5));
         }
-        for &pid in &self.retired {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+        for pid in std::mem::take(&mut self.retired) {
+            self.launcher.signal(pid, Signal::SIGKILL);
+            self.launcher.wait(pid);
         }
-        self.retired.clear();
-        reap_orphans();
+        self.launcher.end();
     }
 
     /// Closes a worker's socket so it exits (max_tasks_per_child, a failed
@@ -619,7 +610,12 @@ impl Engine<'_> {
     pub(super) fn retire(&mut self, w: WorkerId, kill_it: bool) {
         let slot = &mut self.workers[w];
         if kill_it {
-            let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
+            match slot.step {
+                Some(_) => {
+                    let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
+                }
+                None => self.launcher.signal(slot.pid, Signal::SIGKILL),
+            }
         }
         slot.state = WorkerState::Dead;
         let pool = slot.pool;
@@ -660,32 +656,5 @@ impl Engine<'_> {
                 eprintln!("warning: releasing the Slurm allocation: {e}");
             }
         }
-    }
-}
-
-/// The exit of child `pid` if it has ended (reaping it), else `None`.
-fn try_reap(pid: u32) -> Option<WorkerExit> {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::StillAlive) => None,
-        Ok(WaitStatus::Exited(_, code)) => Some(WorkerExit::Exited(code)),
-        Ok(WaitStatus::Signaled(_, signal, _)) => Some(WorkerExit::Killed(signal as i32)),
-        // Stopped or continued: it has not ended.
-        Ok(_) => None,
-        // ECHILD: not ours (any more); nothing to wait for.
-        Err(_) => Some(WorkerExit::Exited(0)),
-    }
-}
-
-/// Kills and reaps every remaining child but the fork server: orphans the
-/// engine adopted as a subreaper.
-fn reap_orphans() {
-    for pid in crate::exec::process::children_of(std::process::id()) {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "jobfile-forksrv" {
-            continue; // ends on its own when its socket closes
-        }
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
     }
 }
