@@ -85,7 +85,7 @@ pub enum ToWorker {
 /// the frame: most calls end ok with no output.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Outcome {
+pub struct CallOutcome {
     #[serde(skip_serializing_if = "is_false")]
     pub ok: bool,
     #[serde(skip_serializing_if = "Value::is_null")]
@@ -157,7 +157,7 @@ pub enum FromWorker {
     /// A builtin asks the engine to apply a shared-value operation.
     Shared { op: SharedOp },
     /// A call ended.
-    Done { unit: u64, outcome: Outcome },
+    Done { unit: u64, outcome: CallOutcome },
 }
 
 /// Serializes a frame as one line.

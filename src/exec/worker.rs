@@ -25,7 +25,7 @@ use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
 use super::output_capture::OutputCapture;
 use super::process::{GRACE, children_of, host_name, signal_name};
-use super::protocol::{Call, FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
+use super::protocol::{Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
 use crate::spec::Returns;
@@ -205,7 +205,7 @@ impl Worker {
         }
     }
 
-    fn run(&mut self, call: &Call) -> Outcome {
+    fn run(&mut self, call: &Call) -> CallOutcome {
         let started = SystemTime::now();
         let clock = Instant::now();
         let mut outcome = match &call.invocation {
@@ -213,14 +213,14 @@ impl Worker {
                 let mut shared = |op: SharedOp| self.shared(op);
                 let result = registry().call(name, args, kwargs, &mut shared);
                 let mut outcome = match result {
-                    Ok(value) => Outcome {
+                    Ok(value) => CallOutcome {
                         ok: true,
                         value,
-                        ..Outcome::default()
+                        ..CallOutcome::default()
                     },
-                    Err(error) => Outcome {
+                    Err(error) => CallOutcome {
                         error: Some(error),
-                        ..Outcome::default()
+                        ..CallOutcome::default()
                     },
                 };
                 if let Some(captured) = self.capture.as_mut().map(OutputCapture::take) {
@@ -251,7 +251,7 @@ impl Worker {
             }
             Invocation::Python { .. } => match PythonCall::of(&call.invocation, GRACE) {
                 Some(py) => self.python(call.unit, &py),
-                None => Outcome::default(),
+                None => CallOutcome::default(),
             },
         };
         // A call sent ahead to the interpreter was timed there.
@@ -283,7 +283,7 @@ impl Worker {
         }
     }
 
-    fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> Outcome {
+    fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> CallOutcome {
         let input = self.reader.get_ref().try_clone();
         let result = match &input {
             Ok(file) => {
@@ -297,16 +297,16 @@ impl Worker {
         let out = match result {
             Ok(out) => out,
             Err(e) => {
-                return Outcome {
+                return CallOutcome {
                     error: Some(e.to_string()),
                     exit_code: None,
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
             }
         };
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let mut outcome = Outcome {
+        let mut outcome = CallOutcome {
             ok: false,
             value: Value::Null,
             error: None,
@@ -355,12 +355,12 @@ impl Worker {
 impl Worker {
     /// Runs a Python call in this worker's interpreter, starting one first
     /// if there is none yet.
-    fn python(&mut self, unit: u64, call: &PythonCall<'_>) -> Outcome {
+    fn python(&mut self, unit: u64, call: &PythonCall<'_>) -> CallOutcome {
         if self.interpreter.is_none() {
             let Some(setup) = &self.python else {
-                return Outcome {
+                return CallOutcome {
                     error: Some("this worker was given no Python set-up".into()),
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
             };
             match Interpreter::start(setup, call.capture_limit) {
@@ -369,15 +369,15 @@ impl Worker {
                     self.interpreter = Some(interpreter);
                 }
                 Err(error) => {
-                    return Outcome {
+                    return CallOutcome {
                         error: Some(error),
-                        ..Outcome::default()
+                        ..CallOutcome::default()
                     };
                 }
             }
         }
         let Some(mut interpreter) = self.interpreter.take() else {
-            return Outcome::default();
+            return CallOutcome::default();
         };
         if self.watch.is_none() {
             self.watch = self.reader.get_ref().try_clone().ok();
@@ -388,11 +388,11 @@ impl Worker {
             let watch = watch.as_ref().map(|f| f.as_fd());
             if interpreter.ahead() == 0 && !interpreter.alive(&mut events) {
                 // It died while idle: this call never ran, and goes back.
-                Outcome {
+                CallOutcome {
                     error: Some("the interpreter died between calls".into()),
                     retire: true,
                     unstarted: true,
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 }
             } else if interpreter.ahead() > 0 {
                 interpreter.next_ahead(call.grace, watch, &mut events)

@@ -11,7 +11,7 @@ use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::GRACE;
-use crate::exec::protocol::{Call, Invocation, Outcome, ToWorker};
+use crate::exec::protocol::{Call, CallOutcome, Invocation, ToWorker};
 use crate::plan::{
     ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
 };
@@ -512,9 +512,9 @@ impl Engine<'_> {
                 inv
             }
             Err(e) => {
-                let outcome = Outcome {
+                let outcome = CallOutcome {
                     error: Some(e),
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
                 self.count_in_flight(unit.task);
                 self.unit_done(unit, outcome, Status::Failed, None);

@@ -8,13 +8,13 @@ use serde_json::{Map, Value};
 use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::protocol::Outcome;
+use crate::exec::protocol::CallOutcome;
 use crate::plan::{EdgeKind, ItemIter, NONE, UnitCall, item_call, unit_outputs};
 use crate::report::{Record, Status};
 use crate::spec::{MapSource, OnFailure, TaskId};
 
 impl Engine<'_> {
-    pub(super) fn on_done(&mut self, w: WorkerId, n: UnitId, outcome: Outcome) {
+    pub(super) fn on_done(&mut self, w: WorkerId, n: UnitId, outcome: CallOutcome) {
         let Some(flight) = self.units.remove(&n) else {
             return;
         };
@@ -142,7 +142,7 @@ impl Engine<'_> {
     pub(super) fn unit_done(
         &mut self,
         mut unit: Unit,
-        mut outcome: Outcome,
+        mut outcome: CallOutcome,
         mut status: Status,
         worker: Option<RanOn>,
     ) {
@@ -185,7 +185,7 @@ impl Engine<'_> {
     pub(super) fn record_final(
         &mut self,
         unit: Unit,
-        outcome: Outcome,
+        outcome: CallOutcome,
         status: Status,
         worker: Option<RanOn>,
     ) {

@@ -16,7 +16,7 @@ use super::launcher::Launcher;
 use super::prepare::Prepared;
 use super::supervisor::{RunEnd, RunOptions, run};
 use crate::exec::fork_server::{Spawned, WorkerExit};
-use crate::exec::protocol::{FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
+use crate::exec::protocol::{CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
 use crate::exec::signals::SignalPipe;
 use crate::plan::Plan;
 use crate::report::{Record, RecordWriter, Sink, Status};
@@ -147,9 +147,9 @@ fn serve(pid: u32, stream: UnixStream, seen: &Mutex<Seen>, script: &Script) -> W
                 *n += 1;
                 *n - 1
             };
-            let mut outcome = Outcome {
+            let mut outcome = CallOutcome {
                 started_ms: 1.0,
-                ..Outcome::default()
+                ..CallOutcome::default()
             };
             match script(name, args, times) {
                 Reply::Ok(v) => {

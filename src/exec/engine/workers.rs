@@ -13,7 +13,7 @@ use crate::exec::fork_server::WorkerExit;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::pidfd_open;
 use crate::exec::process::{GRACE, signal_name};
-use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
+use crate::exec::protocol::{Call, CallOutcome, Conn, ToWorker};
 use crate::exec::slurm::{
     ALLOCATION_TIMEOUT, AllocationRequest, SlurmRequest, default_worker_binary,
 };
@@ -264,9 +264,9 @@ impl Engine<'_> {
                     break;
                 };
                 self.count_in_flight(id);
-                let outcome = Outcome {
+                let outcome = CallOutcome {
                     error: Some(error.clone()),
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
                 self.record_final(unit, outcome, Status::Failed, None);
             }
@@ -480,7 +480,7 @@ impl Engine<'_> {
                 ),
                 _ => (0.0, 0.0),
             };
-            let outcome = Outcome {
+            let outcome = CallOutcome {
                 error: Some(error),
                 signal: if status == Status::Crashed {
                     signal
@@ -489,7 +489,7 @@ impl Engine<'_> {
                 },
                 started_ms,
                 duration_ms,
-                ..Outcome::default()
+                ..CallOutcome::default()
             };
             self.unit_done(unit, outcome, status, Some(ran_on.clone()));
         }
