@@ -30,6 +30,8 @@ enum Reply {
     Crash,
     /// Prints these lines on stdout, then ends ok.
     Lines(Vec<String>),
+    /// Runs until the engine cancels it.
+    Hang,
 }
 
 /// Builtin `name`'s `args`, and how many times this same call came before.
@@ -37,7 +39,7 @@ type Script = dyn Fn(&str, &[Value], u32) -> Reply + Send + Sync;
 
 /// The default script: `noop` and `echo` end ok, `fail` fails, `crash`
 /// kills its worker, `flaky N` fails its first N attempts, `lines N`
-/// prints N lines.
+/// prints N lines, `hang` runs until it is cancelled.
 fn script(name: &str, args: &[Value], seen: u32) -> Reply {
     let n = || args.first().and_then(Value::as_u64).unwrap_or(0) as u32;
     match name {
@@ -48,6 +50,7 @@ fn script(name: &str, args: &[Value], seen: u32) -> Reply {
         "flaky" if seen < n() => Reply::Fail(format!("attempt {}", seen + 1)),
         "flaky" => Reply::Ok(json!(seen + 1)),
         "lines" => Reply::Lines((0..n()).map(|i| format!("line {i}")).collect()),
+        "hang" => Reply::Hang,
         other => Reply::Fail(format!("the fake worker has no `{other}`")),
     }
 }
@@ -131,8 +134,8 @@ fn serve(pid: u32, stream: UnixStream, seen: &Mutex<Seen>, script: &Script) -> W
     if !send(&FromWorker::Ready { pid, host: None }) {
         return WorkerExit::Exited(1);
     }
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { break };
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(Ok(line)) = lines.next() {
         let Ok(ToWorker::Run { calls }) = serde_json::from_str::<ToWorker>(&line) else {
             continue;
         };
@@ -171,6 +174,16 @@ fn serve(pid: u32, stream: UnixStream, seen: &Mutex<Seen>, script: &Script) -> W
                     }
                     outcome.ok = true;
                 }
+                Reply::Hang => loop {
+                    match lines.next().map(|l| l.map(|l| serde_json::from_str(&l))) {
+                        Some(Ok(Ok(ToWorker::Cancel))) => {
+                            outcome.cancelled = true;
+                            break;
+                        }
+                        Some(Ok(_)) => continue,
+                        _ => return WorkerExit::Exited(0),
+                    }
+                },
             }
             if !send(&FromWorker::Done {
                 unit: call.unit,
@@ -232,7 +245,7 @@ impl Ran {
 /// Runs `toml` (a job file) on thread workers.
 fn run_job(toml: &str) -> Ran {
     let opts = CheckOptions {
-        builtins: ["noop", "echo", "fail", "crash", "flaky", "lines"]
+        builtins: ["noop", "echo", "fail", "crash", "flaky", "lines", "hang"]
             .map(String::from)
             .to_vec(),
         ..CheckOptions::default()
@@ -280,6 +293,8 @@ builtin = "crash"
 builtin = "flaky"
 [functions.lines]
 builtin = "lines"
+[functions.hang]
+builtin = "hang"
 "#;
 
 fn job(pool: &str, tasks: &str) -> String {
@@ -534,4 +549,30 @@ map = { stream = "produce" }
             .all(|(i, v)| v.as_str() == Some(format!("line {i}").as_str())),
         "items in the producer's order"
     );
+}
+
+#[test]
+fn terminate_cancels_what_runs_and_starts_nothing_more() {
+    let ran = run_job(&job(
+        "processes = 2\non_failure = \"terminate\"",
+        r#"
+[[task]]
+id = "slow"
+function = "hang"
+[[task]]
+id = "bad"
+function = "fail"
+[[task]]
+id = "later"
+function = "noop"
+"#,
+    ));
+    assert_eq!(ran.end, RunEnd::Completed);
+    assert_eq!(
+        ran.lines(),
+        ["slow cancelled", "bad failed", "later cancelled"]
+    );
+    let mut calls = ran.seen.calls.clone();
+    calls.sort();
+    assert_eq!(calls, ["fail", "hang"], "two workers, one call each");
 }
