@@ -13,7 +13,7 @@ use std::process::ExitStatus;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use jobfile::exec::protocol::{Conn, FromWorker, Outcome};
+use jobfile::exec::protocol::{CallOutcome, Conn, FromWorker};
 use jobfile::exec::slurm::{Allocation, SlurmError, SlurmRequest, Step, StepMode};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde_json::json;
@@ -140,7 +140,7 @@ impl Worker {
     }
 
     /// Runs one builtin and returns its outcome.
-    fn call(&mut self, unit: u64, name: &str, args: serde_json::Value) -> Outcome {
+    fn call(&mut self, unit: u64, name: &str, args: serde_json::Value) -> CallOutcome {
         self.send(json!({"run": {"calls": [
             {"unit": unit, "invocation": {"builtin": {"name": name, "args": args, "kwargs": {}}}}
         ]}}));

@@ -27,9 +27,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::Invalid;
         }
     };
+    // The task graph, made once: for `--task` and for the run.
+    let plan = crate::plan::Plan::new(&job);
     let subset = match args.tasks.is_empty() {
         true => Ok(Default::default()),
-        false => super::subset::left_out(&job, &crate::plan::Plan::new(&job), &args.tasks),
+        false => super::subset::left_out(&job, &plan, &args.tasks),
     };
     let left_out = match subset {
         Ok(set) => set,
@@ -187,7 +189,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         previous,
         left_out,
     };
-    let report = exec::run(&job, prepared, sink, run_opts);
+    let report = exec::run(&job, &plan, prepared, sink, run_opts);
     if let (Some(path), Destination::File(tmp), true) = (&results_path, &write_to, args.resume) {
         if report.write_error.is_some() {
             // The new results are incomplete: the earlier ones stay.
@@ -264,6 +266,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         RunEnd::Signalled(nix::sys::signal::Signal::SIGINT) => ExitCode::Interrupted,
         RunEnd::Signalled(_) => ExitCode::Terminated,
         RunEnd::OutputLost => ExitCode::TaskFailed,
+        RunEnd::PollFailed(e) => {
+            diag!("error: the run stopped: the engine cannot poll its workers: {e}");
+            ExitCode::TaskFailed
+        }
         RunEnd::Completed if counts.not_ok() == 0 => ExitCode::Ok,
         RunEnd::Completed => ExitCode::TaskFailed,
     }

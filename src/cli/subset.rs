@@ -40,7 +40,7 @@ pub fn left_out(job: &Job, plan: &Plan, wanted: &[String]) -> Result<BTreeSet<Ta
 
 /// `--task ID` names no task: say so, with the closest id as a hint.
 fn unknown(job: &Job, id: &str) -> String {
-    let base = id.split(':').next().unwrap_or(id);
+    let (base, _) = crate::report::RecordKind::parse(id);
     let closest = closest(base, job.tasks.iter().map(|t| t.id.as_str()));
     let mut message = format!(
         "error: --task `{id}`: no task of that id in {}",

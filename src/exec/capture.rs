@@ -7,11 +7,10 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::fd::OwnedFd;
-
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use std::os::fd::{AsFd, OwnedFd};
 
 use super::command::{Events, Stream};
+use super::readiness::set_nonblocking;
 
 /// Size of one read from a pipe.
 const READ_CHUNK: usize = 64 * 1024;
@@ -51,7 +50,9 @@ impl Pipe {
     ) -> Self {
         // A pipe that cannot be made non-blocking could stall the loop;
         // without the flag it is left out, as if it had been closed.
-        let fd = fd.filter(|fd| set_nonblocking(fd).is_ok()).map(File::from);
+        let fd = fd
+            .filter(|fd| set_nonblocking(fd.as_fd()).is_ok())
+            .map(File::from);
         Pipe {
             stream,
             fd,
@@ -221,10 +222,4 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         from = at + 1;
     }
     None
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> nix::Result<()> {
-    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
 }

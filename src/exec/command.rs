@@ -18,7 +18,7 @@
 //! active, or the command's exit status may be lost.
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -31,13 +31,14 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 
 use super::capture::Pipe;
+use super::process::pidfd_open;
 use super::readiness::{poll_in, poll_timeout};
 
 /// Bytes of stdout, and of stderr, kept by default (16 MiB each).
 pub const DEFAULT_CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Time between SIGTERM and SIGKILL by default.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+pub const DEFAULT_GRACE: Duration = super::process::GRACE;
 
 /// How long the pipes are still read after the command's main process has
 /// exited. A background process that keeps them open longer is killed
@@ -567,20 +568,6 @@ fn reap_group(pgid: Pid) {
             Err(_) => return,
         }
     }
-}
-
-/// Opens a pidfd for `pid`, which becomes readable when it exits.
-fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and a flags word, both plain integers,
-    // and returns a new fd or -1; no memory is shared with the kernel.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let raw = i32::try_from(ret).map_err(|_| io::Error::from(ErrorKind::InvalidData))?;
-    // SAFETY: the kernel has just returned this fd, open and owned by no one
-    // else; it is created close-on-exec.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 #[cfg(test)]

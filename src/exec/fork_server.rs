@@ -42,27 +42,54 @@ pub struct Spawned {
 
 /// How a worker process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerExit {
-    pub pid: u32,
-    /// Raw wait status.
-    pub status: i32,
+pub enum WorkerExit {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal (this number) killed it.
+    Killed(i32),
 }
 
 impl WorkerExit {
     /// The signal that killed the worker, if one did.
     pub fn signal(&self) -> Option<i32> {
-        libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
+        match *self {
+            WorkerExit::Killed(s) => Some(s),
+            WorkerExit::Exited(_) => None,
+        }
     }
 
     /// The worker's exit code, if it exited.
     pub fn code(&self) -> Option<i32> {
-        libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
+        match *self {
+            WorkerExit::Exited(c) => Some(c),
+            WorkerExit::Killed(_) => None,
+        }
+    }
+
+    /// The exit of a child process `std` waited for.
+    pub fn of_status(status: std::process::ExitStatus) -> WorkerExit {
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(s) => WorkerExit::Killed(s),
+            None => WorkerExit::Exited(status.code().unwrap_or(0)),
+        }
     }
 }
 
 /// Number of threads of this process.
 pub fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
+}
+
+/// An error unless this process has one thread: forking (or changing the
+/// environment) is only sound then. `what` names what needs it.
+pub fn ensure_single_threaded(what: &str) -> io::Result<()> {
+    match thread_count() {
+        1 => Ok(()),
+        n => Err(io::Error::other(format!(
+            "{what} needs a single-threaded process, and this one runs {n} threads"
+        ))),
+    }
 }
 
 /// Waits (up to `limit`) until this process has one thread again, as after
@@ -81,29 +108,20 @@ pub fn wait_single_threaded(limit: std::time::Duration) -> bool {
 /// Makes this process the one that adopts orphaned descendants: the
 /// workers the fork server makes, and what a dead worker's commands leave.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes this process's
-    // own attributes.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    nix::sys::prctl::set_child_subreaper(true)?;
+    Ok(())
 }
 
 impl ForkServer {
-    /// Forks the fork server. Call it while the process has one thread,
-    /// after [`become_subreaper`].
+    /// Forks the fork server, after [`become_subreaper`]. Fails, forking
+    /// nothing, unless the process has one thread.
     pub fn start() -> io::Result<ForkServer> {
-        debug_assert_eq!(
-            thread_count(),
-            1,
-            "the fork server must be forked before any thread"
-        );
+        ensure_single_threaded("starting the fork server")?;
         let (engine_end, server_end) = UnixStream::pair()?;
         let engine_pid = nix::unistd::getpid();
-        // SAFETY: the caller guarantees this process is single-threaded, so
-        // the child gets a consistent copy of every lock and allocator.
+        // SAFETY: this process has one thread (checked above, and nothing
+        // in between starts one), so the child gets a consistent copy of
+        // every lock and of the allocator.
         match unsafe { fork() }? {
             ForkResult::Child => {
                 drop(engine_end);
@@ -160,15 +178,13 @@ impl ForkServer {
 
 /// The fork server's loop. Returns its exit code.
 fn serve(mut ctl: UnixStream, engine: Pid) -> i32 {
-    // SAFETY: prctl with PR_SET_PDEATHSIG only changes this process's own
-    // attributes.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+        return 1; // nothing would end this process with the engine
     }
     if nix::unistd::getppid() != engine {
         return 1; // the engine died before we could watch it
     }
-    set_name("jobfile-forksrv");
+    set_name(c"jobfile-forksrv");
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: setting dispositions in a single-threaded process.
     unsafe {
@@ -207,8 +223,8 @@ fn spawn_worker(ctl: &UnixStream) -> io::Result<Option<OwnedFd>> {
         SockFlag::SOCK_CLOEXEC,
     )?;
     let (pid_read, pid_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    debug_assert_eq!(thread_count(), 1, "the fork server forks with one thread");
-    // SAFETY: the fork server is single-threaded (asserted above).
+    // SAFETY: the fork server is single-threaded: it is the child of a
+    // fork made with one thread and starts none.
     match unsafe { fork() }? {
         ForkResult::Child => {
             // The middle process: fork the worker, say its pid, exit.
@@ -260,7 +276,9 @@ fn spawn_worker(ctl: &UnixStream) -> io::Result<Option<OwnedFd>> {
 /// The worker, once forked: waits to be adopted by the engine, ties its
 /// life to the engine's, and serves.
 fn run_worker(conn: OwnedFd, engine: Pid) -> i32 {
-    worker::install_worker_signals();
+    if worker::install_worker_signals().is_err() {
+        return 1;
+    }
     // The middle process exits at once; then the engine, a subreaper,
     // adopts this process.
     let until = Instant::now() + Duration::from_secs(5);
@@ -270,27 +288,41 @@ fn run_worker(conn: OwnedFd, engine: Pid) -> i32 {
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-    // SAFETY: prctl with PR_SET_PDEATHSIG only changes this process's own
-    // attributes.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() {
+        return 1; // nothing would end this worker with the engine
     }
     if nix::unistd::getppid() != engine {
         return 1; // the engine died in between
     }
-    set_name("jobfile-worker");
+    set_name(c"jobfile-worker");
     match conn.try_clone() {
         Ok(out) => worker::serve(conn, out),
         Err(_) => 1,
     }
 }
 
-/// Sets the process name shown by `ps` (at most 15 bytes).
-fn set_name(name: &str) {
-    if let Ok(c) = std::ffi::CString::new(name) {
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string we own.
-        unsafe {
-            libc::prctl(libc::PR_SET_NAME, c.as_ptr());
-        }
+/// Sets the process name shown by `ps` (at most 15 bytes). Only a
+/// convenience: a failure changes nothing else.
+fn set_name(name: &std::ffi::CStr) {
+    let _ = nix::sys::prctl::set_name(name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_fork_server_from_a_process_with_threads() {
+        // The test harness runs this on a thread of its own: two at least.
+        let (stop, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || wait.recv());
+        let err = ForkServer::start().err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("needs a single-threaded process")),
+            "{err:?}"
+        );
+        let _ = stop.send(());
+        let _ = other.join();
     }
 }

@@ -5,6 +5,7 @@ mod capture;
 pub mod command;
 mod fork_server;
 mod output_capture;
+mod process;
 pub mod protocol;
 mod readiness;
 mod worker;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::python::PythonSetup;
+use super::readiness::set_nonblocking;
 use crate::shared::SharedOp;
 use crate::spec::Returns;
 
@@ -84,7 +85,7 @@ pub enum ToWorker {
 /// the frame: most calls end ok with no output.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Outcome {
+pub struct CallOutcome {
     #[serde(skip_serializing_if = "is_false")]
     pub ok: bool,
     #[serde(skip_serializing_if = "Value::is_null")]
@@ -156,7 +157,7 @@ pub enum FromWorker {
     /// A builtin asks the engine to apply a shared-value operation.
     Shared { op: SharedOp },
     /// A call ended.
-    Done { unit: u64, outcome: Outcome },
+    Done { unit: u64, outcome: CallOutcome },
 }
 
 /// Serializes a frame as one line.
@@ -316,12 +317,4 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// Sets `O_NONBLOCK` on a descriptor.
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
 }

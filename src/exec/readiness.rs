@@ -1,5 +1,6 @@
 //! Waiting for input on a few descriptors at once, some of which may be
-//! absent: the poll loops of a command and of a Python interpreter.
+//! absent: the poll loops of a command and of a Python interpreter; and
+//! making a descriptor non-blocking, for loops that poll it.
 //!
 //! Must not: read, retry, or decide what readiness means; callers do.
 
@@ -37,4 +38,13 @@ pub(crate) fn poll_timeout(d: Duration) -> PollTimeout {
         .ok()
         .and_then(|ms| PollTimeout::try_from(ms).ok())
         .unwrap_or(PollTimeout::MAX)
+}
+
+/// Sets `O_NONBLOCK` on a descriptor, keeping its other status flags
+/// (those nix has no name for too).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
 }

@@ -56,6 +56,18 @@ impl SignalPipe {
         })
     }
 
+    /// A pipe no handler writes to: for tests of the engine, which must
+    /// not take the test runner's signals.
+    #[cfg(test)]
+    pub fn unconnected() -> std::io::Result<SignalPipe> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        let (read, write) = nix::unistd::pipe2(flags)?;
+        Ok(SignalPipe {
+            read,
+            _write: write,
+        })
+    }
+
     /// The descriptor to poll.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()

@@ -24,7 +24,8 @@ use serde_json::Value;
 use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
 use super::output_capture::OutputCapture;
-use super::protocol::{Call, FromWorker, Invocation, LineStream, Outcome, ToWorker, encode};
+use super::process::{GRACE, children_of, host_name, signal_name};
+use super::protocol::{Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
 use crate::spec::Returns;
@@ -34,9 +35,6 @@ static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
 
 /// Process group of the worker's Python interpreter, or 0.
 static INTERPRETER_GROUP: AtomicI32 = AtomicI32::new(0);
-
-/// Grace between SIGTERM and SIGKILL for a command that must stop.
-pub const GRACE: Duration = Duration::from_secs(2);
 
 extern "C" fn on_term(_: libc::c_int) {
     // SAFETY: kill and _exit are async-signal-safe.
@@ -53,13 +51,11 @@ extern "C" fn on_term(_: libc::c_int) {
 
 /// Signal set-up of a worker: SIGTERM kills the running command's group
 /// and ends the worker; SIGINT is left to the engine, which decides.
-pub fn install_worker_signals() {
-    // SAFETY: prctl only changes this process's own attributes. As a
-    // subreaper the worker inherits what its commands leave behind, even in
-    // a session of their own, and ends it after each command (`sweep`).
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-    }
+pub fn install_worker_signals() -> std::io::Result<()> {
+    // As a subreaper the worker inherits what its commands leave behind,
+    // even in a session of their own, and ends it after each command
+    // (`sweep`).
+    nix::sys::prctl::set_child_subreaper(true)?;
     let term = SigAction::new(
         SigHandler::Handler(on_term),
         SaFlags::empty(),
@@ -69,19 +65,11 @@ pub fn install_worker_signals() {
     // SAFETY: the handler only calls async-signal-safe functions; setting
     // dispositions in a single-threaded process is sound.
     unsafe {
-        let _ = sigaction(Signal::SIGTERM, &term);
-        let _ = sigaction(Signal::SIGINT, &ignore);
-        let _ = sigaction(Signal::SIGPIPE, &ignore);
+        sigaction(Signal::SIGTERM, &term)?;
+        sigaction(Signal::SIGINT, &ignore)?;
+        sigaction(Signal::SIGPIPE, &ignore)?;
     }
-}
-
-/// This machine's host name (`uname -n`, as this process's UTS namespace
-/// has it), if it has one.
-pub fn host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
+    Ok(())
 }
 
 /// Serves the engine until it closes the connection. `input` and `output`
@@ -217,7 +205,7 @@ impl Worker {
         }
     }
 
-    fn run(&mut self, call: &Call) -> Outcome {
+    fn run(&mut self, call: &Call) -> CallOutcome {
         let started = SystemTime::now();
         let clock = Instant::now();
         let mut outcome = match &call.invocation {
@@ -225,14 +213,14 @@ impl Worker {
                 let mut shared = |op: SharedOp| self.shared(op);
                 let result = registry().call(name, args, kwargs, &mut shared);
                 let mut outcome = match result {
-                    Ok(value) => Outcome {
+                    Ok(value) => CallOutcome {
                         ok: true,
                         value,
-                        ..Outcome::default()
+                        ..CallOutcome::default()
                     },
-                    Err(error) => Outcome {
+                    Err(error) => CallOutcome {
                         error: Some(error),
-                        ..Outcome::default()
+                        ..CallOutcome::default()
                     },
                 };
                 if let Some(captured) = self.capture.as_mut().map(OutputCapture::take) {
@@ -263,7 +251,7 @@ impl Worker {
             }
             Invocation::Python { .. } => match PythonCall::of(&call.invocation, GRACE) {
                 Some(py) => self.python(call.unit, &py),
-                None => Outcome::default(),
+                None => CallOutcome::default(),
             },
         };
         // A call sent ahead to the interpreter was timed there.
@@ -295,7 +283,7 @@ impl Worker {
         }
     }
 
-    fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> Outcome {
+    fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> CallOutcome {
         let input = self.reader.get_ref().try_clone();
         let result = match &input {
             Ok(file) => {
@@ -309,16 +297,16 @@ impl Worker {
         let out = match result {
             Ok(out) => out,
             Err(e) => {
-                return Outcome {
+                return CallOutcome {
                     error: Some(e.to_string()),
                     exit_code: None,
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
             }
         };
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let mut outcome = Outcome {
+        let mut outcome = CallOutcome {
             ok: false,
             value: Value::Null,
             error: None,
@@ -367,12 +355,12 @@ impl Worker {
 impl Worker {
     /// Runs a Python call in this worker's interpreter, starting one first
     /// if there is none yet.
-    fn python(&mut self, unit: u64, call: &PythonCall<'_>) -> Outcome {
+    fn python(&mut self, unit: u64, call: &PythonCall<'_>) -> CallOutcome {
         if self.interpreter.is_none() {
             let Some(setup) = &self.python else {
-                return Outcome {
+                return CallOutcome {
                     error: Some("this worker was given no Python set-up".into()),
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
             };
             match Interpreter::start(setup, call.capture_limit) {
@@ -381,15 +369,15 @@ impl Worker {
                     self.interpreter = Some(interpreter);
                 }
                 Err(error) => {
-                    return Outcome {
+                    return CallOutcome {
                         error: Some(error),
-                        ..Outcome::default()
+                        ..CallOutcome::default()
                     };
                 }
             }
         }
         let Some(mut interpreter) = self.interpreter.take() else {
-            return Outcome::default();
+            return CallOutcome::default();
         };
         if self.watch.is_none() {
             self.watch = self.reader.get_ref().try_clone().ok();
@@ -400,11 +388,11 @@ impl Worker {
             let watch = watch.as_ref().map(|f| f.as_fd());
             if interpreter.ahead() == 0 && !interpreter.alive(&mut events) {
                 // It died while idle: this call never ran, and goes back.
-                Outcome {
+                CallOutcome {
                     error: Some("the interpreter died between calls".into()),
                     retire: true,
                     unstarted: true,
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 }
             } else if interpreter.ahead() > 0 {
                 interpreter.next_ahead(call.grace, watch, &mut events)
@@ -554,44 +542,11 @@ fn sweep() {
             return;
         }
         for pid in children {
-            // SAFETY: kill and waitpid on our own children only.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
         }
     }
-}
-
-/// The pids whose parent is `pid`.
-pub(crate) fn children_of(pid: u32) -> Vec<i32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    if let Ok(text) = std::fs::read_to_string(path) {
-        return text
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-    }
-    // Without CONFIG_PROC_CHILDREN: scan every process's parent.
-    let mut out = Vec::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            let Some(child) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // The parent is the second field after the command's `)`.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(pid) {
-                out.push(child);
-            }
-        }
-    }
-    out
 }
 
 /// What `returns` makes of stdout.
@@ -608,11 +563,6 @@ pub fn make_value(stdout: &str, returns: Returns) -> Result<Value, String> {
         Returns::Json => serde_json::from_str(stdout)
             .map_err(|e| format!("stdout is not valid JSON (returns = \"json\"): {e}"))?,
     })
-}
-
-/// The name of a signal number, like `SIGKILL`.
-pub fn signal_name(sig: i32) -> &'static str {
-    Signal::try_from(sig).map_or("unknown signal", Signal::as_str)
 }
 
 #[cfg(test)]

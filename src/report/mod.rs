@@ -39,7 +39,7 @@ pub use junit_writer::{JunitWriter, Spool};
 pub use previous::{Earlier, Previous, PreviousError, record_from_json};
 pub use print_file::{OK as PRINT_OK, PrintEntry, PrintingWriter, TalliedOutput, Tally};
 pub use progress::Progress;
-pub use record::{Record, Status};
+pub use record::{Record, RecordKind, Status};
 pub use record_json::RecordJson;
 pub use reorder::{Ready, ReorderBuffer, ReorderError};
 pub use sink::Sink;

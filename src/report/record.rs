@@ -39,6 +39,52 @@ impl Status {
     }
 }
 
+/// What a record stands for. Records and files keep it in the `task`
+/// string (`ID`, `ID:callback`, `ID:error_callback`, `@shared`):
+/// [`RecordKind::name`] writes that string and [`RecordKind::parse`] reads
+/// it, nothing else does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A call or a map item of the task's own function.
+    Main,
+    /// The task's callback, after it ended ok.
+    Callback,
+    /// The task's error callback, after it failed.
+    ErrorCallback,
+    /// The final values of `[shared]`: no task's.
+    Shared,
+}
+
+impl RecordKind {
+    const SHARED: &str = "@shared";
+
+    /// The `task` string of a record of this kind for task `id` (which
+    /// `Shared` ignores).
+    pub fn name(self, id: &str) -> String {
+        match self {
+            RecordKind::Main => id.to_string(),
+            RecordKind::Callback => format!("{id}:callback"),
+            RecordKind::ErrorCallback => format!("{id}:error_callback"),
+            RecordKind::Shared => RecordKind::SHARED.to_string(),
+        }
+    }
+
+    /// A record's `task` string as the task's id and the kind (the id is
+    /// empty for `Shared`). Task ids hold no `:`, so anything after one
+    /// that names no callback stays part of the id, which then matches no
+    /// task.
+    pub fn parse(name: &str) -> (&str, RecordKind) {
+        if name == RecordKind::SHARED {
+            return ("", RecordKind::Shared);
+        }
+        match name.rsplit_once(':') {
+            Some((id, "callback")) => (id, RecordKind::Callback),
+            Some((id, "error_callback")) => (id, RecordKind::ErrorCallback),
+            _ => (name, RecordKind::Main),
+        }
+    }
+}
+
 /// One result record, as spec section 3 describes it.
 ///
 /// The special `@shared` record (the final values of `[shared]`) is a
@@ -118,6 +164,11 @@ impl Record {
 
     /// Is this the final `@shared` record?
     pub fn is_shared(&self) -> bool {
-        self.task == "@shared"
+        self.task == RecordKind::SHARED
+    }
+
+    /// The task id this record belongs to and what of it the record is.
+    pub fn kind(&self) -> (&str, RecordKind) {
+        RecordKind::parse(&self.task)
     }
 }

@@ -10,8 +10,8 @@ use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
-use crate::exec::protocol::{Call, Invocation, Outcome, ToWorker};
-use crate::exec::worker::GRACE;
+use crate::exec::process::GRACE;
+use crate::exec::protocol::{Call, CallOutcome, Invocation, ToWorker};
 use crate::plan::{
     ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
 };
@@ -21,11 +21,10 @@ use crate::spec::{MapSource, PoolId, TaskId};
 impl Engine<'_> {
     /// Starts a waiting task whose dependencies have all ended ok.
     pub(super) fn maybe_start(&mut self, id: TaskId) {
-        let st = &self.tasks[id.0];
-        if st.phase != Phase::Waiting || st.pending > 0 || !st.stream_started {
+        if !self.tasks[id.0].may_start() {
             return;
         }
-        if self.stopping {
+        if self.run.stopping() {
             return;
         }
         self.start_task(id);
@@ -38,7 +37,7 @@ impl Engine<'_> {
             None => Source::Single(true),
             Some(MapSource::Stream(_)) => Source::Queue(VecDeque::new()),
             Some(MapSource::Result(src)) => {
-                let value = self.tasks[src.0].value.clone().unwrap_or(Value::Null);
+                let value = self.tasks[src.0].value();
                 match items_of_value(&value) {
                     Ok(items) => Source::Iter(ItemIter::Values(items.into_iter())),
                     Err(e) => {
@@ -64,13 +63,11 @@ impl Engine<'_> {
             .and_then(|p| p.get(id.0))
             .map(|p| with_shared_inputs(self.job, task, p));
         let may_keep = self.may_keep(id);
+        let mut running = Running::new(source, args, kwargs);
+        running.print = print;
         let st = &mut self.tasks[id.0];
-        st.print = print;
         st.may_keep = may_keep;
-        st.phase = Phase::Running;
-        st.source = source;
-        st.args = args;
-        st.kwargs = kwargs;
+        st.phase = TaskPhase::Running(Box::new(running));
         self.make_runnable(id);
     }
 
@@ -80,7 +77,7 @@ impl Engine<'_> {
     /// gets a worker in the same round.
     pub(super) fn make_runnable(&mut self, id: TaskId) {
         let pool = self.job.task(id).pool.0;
-        self.pools[pool].runnable.insert(id.0);
+        self.pools[pool].runnable.insert(id);
         self.runnable_events += 1;
     }
 
@@ -96,35 +93,37 @@ impl Engine<'_> {
         );
         r.args = resolved_args(self, id);
         self.sink.emit(id.0, 0, r);
+        let mut running = Running::new(Source::None, Vec::new(), serde_json::Map::new());
+        running.records = 1;
+        running.failed = true;
+        running.first_error = Some(error);
+        running.exhausted = true;
         let st = &mut self.tasks[id.0];
-        st.phase = Phase::Running;
         st.ran = true;
-        st.records = 1;
-        st.failed = true;
-        st.first_error = Some(error);
-        st.exhausted = true;
-        st.source = Source::None;
+        st.phase = TaskPhase::Running(Box::new(running));
         self.on_failure(id);
         self.check_task_done(id);
     }
 
     /// The next unit a running task can hand out now.
     pub(super) fn next_unit(&mut self, id: TaskId) -> Option<Unit> {
-        let st = &mut self.tasks[id.0];
-        if !self.terminating {
+        let task = &mut self.tasks[id.0];
+        let may_keep = task.may_keep;
+        let st = task.running_mut()?;
+        if !self.run.terminating() {
             if let Some(u) = st.extra.pop_front() {
                 return Some(u);
             }
         }
-        if self.stopping {
+        if self.run.stopping() {
             return None;
         }
         if let Some(u) = st.retry.pop_front() {
             return Some(u);
         }
-        if st.may_keep {
+        if may_keep {
             // The items before it were kept; find the next one to run.
-            let unit = st.ready_unit.take()?;
+            let unit = *st.ready_unit.take()?;
             st.outstanding.insert(unit.seq);
             self.keep_until_run(id);
             return Some(unit);
@@ -132,7 +131,10 @@ impl Engine<'_> {
         if st.exhausted {
             return None;
         }
-        st.ran = true;
+        let producer_ended = matches!(self.tasks[id.0].producer, Producer::Ended { .. });
+        let task = &mut self.tasks[id.0];
+        task.ran = true;
+        let st = task.running_mut()?;
         let item = match &mut st.source {
             Source::None => None,
             Source::Single(avail) => {
@@ -167,12 +169,12 @@ impl Engine<'_> {
             },
             Source::Queue(q) => {
                 let item = q.pop_front();
-                if q.is_empty() && st.producer_done {
+                if q.is_empty() && producer_ended {
                     st.exhausted = true;
                 }
                 if q.len() < STREAM_HIGH_WATER / 2 {
                     // Consumers caught up: read the producers again.
-                    for w in &mut self.workers {
+                    for w in self.workers.iter_mut() {
                         w.paused = false;
                     }
                 }
@@ -180,7 +182,7 @@ impl Engine<'_> {
             }
         };
         let item = item?;
-        let st = &mut self.tasks[id.0];
+        let st = self.tasks[id.0].running_mut()?;
         let index = st.next_index;
         st.next_index += 1;
         let (args, kwargs) = item_call(&item, &st.args, &st.kwargs);
@@ -202,9 +204,11 @@ impl Engine<'_> {
     /// records the error as one more failed item.
     pub(super) fn source_broke(&mut self, id: TaskId, error: String) {
         let task = self.job.task(id);
-        let st = &mut self.tasks[id.0];
+        self.tasks[id.0].ran = true;
+        let Some(st) = self.tasks[id.0].running_mut() else {
+            return;
+        };
         st.exhausted = true;
-        st.ran = true;
         let index = st.next_index;
         st.next_index += 1;
         let mut r = Record::not_run(
@@ -263,46 +267,47 @@ impl Engine<'_> {
     /// workers so they never wait for a round trip to the engine.
     pub(super) fn schedule(&mut self) {
         if self.opts.previous.is_some() {
-            let runnable: Vec<usize> = self
+            let runnable: Vec<TaskId> = self
                 .pools
                 .iter()
                 .flat_map(|p| p.runnable.iter().copied())
                 .collect();
-            for i in runnable {
-                self.advance_kept(TaskId(i));
+            for id in runnable {
+                self.advance_kept(id);
             }
         }
         self.schedule_idle();
-        for p in 0..self.pools.len() {
+        for p in (0..self.pools.len()).map(PoolId) {
             loop {
-                let head = self.pools[p]
+                let head = self.pools[p.0]
                     .runnable
                     .iter()
                     .copied()
-                    .find(|&i| self.can_hand_out(TaskId(i)));
+                    .find(|&id| self.can_hand_out(id));
                 let Some(head) = head else { break };
-                if !self.is_quick(TaskId(head)) {
+                if !self.is_quick(head) {
                     break;
                 }
                 // Only behind quick units: never behind a slow one (a stream
                 // producer, say), which would hold the queued ones back.
-                let target = (0..self.workers.len())
-                    .filter(|&w| {
-                        let s = &self.workers[w];
-                        s.pool == PoolId(p)
-                            && matches!(s.state, WorkerState::Busy)
-                            && !s.retiring
-                            && !s.initializing
+                let target = self
+                    .workers
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.pool == p
+                            && s.state == WorkerState::Busy
                             && s.units.len() < PREFETCH
                             // A queue is one chunk of one task, then quick
                             // units only: its head tells whether it is quick.
                             && s.units.front().is_some_and(|u| {
                                 self.units
                                     .get(u)
-                                    .is_some_and(|(unit, _)| self.is_quick(unit.task))
+                                    .and_then(InFlight::unit)
+                                    .is_some_and(|unit| self.is_quick(unit.task))
                             })
                     })
-                    .min_by_key(|&w| self.workers[w].units.len());
+                    .min_by_key(|(_, s)| s.units.len())
+                    .map(|(w, _)| w);
                 let Some(w) = target else { break };
                 if !self.dispatch(p, w) {
                     break;
@@ -312,8 +317,8 @@ impl Engine<'_> {
     }
 
     pub(super) fn flush_workers(&mut self) {
-        for w in &mut self.workers {
-            if w.conn.wants_write() && !matches!(w.state, WorkerState::Dead) {
+        for w in self.workers.iter_mut() {
+            if w.conn.wants_write() && w.state.connected() {
                 let _ = w.conn.flush();
             }
         }
@@ -323,9 +328,6 @@ impl Engine<'_> {
     /// timeout for a builtin; for a command, which the worker times out
     /// itself, the timeout plus the grace and a margin.
     pub(super) fn budget(&self, unit: &Unit) -> Option<Duration> {
-        if unit.kind == UnitKind::Initializer {
-            return None;
-        }
         let timeout = self.job.task(unit.task).timeout?;
         let backstop = match self.job.function(unit.function).kind {
             crate::spec::FunctionKind::Builtin(_) => Duration::ZERO,
@@ -347,28 +349,30 @@ impl Engine<'_> {
     }
 
     pub(super) fn schedule_idle(&mut self) {
-        for p in 0..self.pools.len() {
+        for p in (0..self.pools.len()).map(PoolId) {
             loop {
-                if self.pools[p].runnable.is_empty() {
+                if self.pools[p.0].runnable.is_empty() {
                     break;
                 }
-                let idle = self.workers.iter().position(|w| {
-                    w.pool == PoolId(p) && matches!(w.state, WorkerState::Idle) && !w.retiring
-                });
+                let idle = self
+                    .workers
+                    .iter()
+                    .find(|(_, w)| w.pool == p && w.state == WorkerState::Idle)
+                    .map(|(w, _)| w);
                 let worker = match idle {
                     Some(w) => w,
                     None => {
-                        if self.pools[p].live >= self.pools[p].size
-                            || self.pools[p].gave_up.is_some()
+                        if self.pools[p.0].live >= self.pools[p.0].size
+                            || self.pools[p.0].gave_up.is_some()
                         {
                             break;
                         }
                         if !self.has_work(p) {
                             break;
                         }
-                        match self.spawn_worker(PoolId(p)) {
+                        match self.spawn_worker(p) {
                             Some(w) => {
-                                if self.workers[w].initializing {
+                                if self.workers[w].state == WorkerState::Initializing {
                                     continue;
                                 }
                                 w
@@ -384,38 +388,42 @@ impl Engine<'_> {
         }
     }
 
-    pub(super) fn has_work(&self, p: usize) -> bool {
-        self.pools[p]
+    pub(super) fn has_work(&self, p: PoolId) -> bool {
+        self.pools[p.0]
             .runnable
             .iter()
-            .any(|&i| self.can_hand_out(TaskId(i)))
+            .any(|&id| self.can_hand_out(id))
     }
 
     /// Could [`Engine::next_unit`] give a unit of this task now?
     pub(super) fn can_hand_out(&self, id: TaskId) -> bool {
-        let st = &self.tasks[id.0];
-        (!st.extra.is_empty() && !self.terminating)
-            || (!st.retry.is_empty() && !self.stopping)
-            || (st.ready_unit.is_some() && !self.stopping)
-            || (!st.may_keep
+        let task = &self.tasks[id.0];
+        let Some(st) = task.running() else {
+            return false;
+        };
+        (!st.extra.is_empty() && !self.run.terminating())
+            || (!st.retry.is_empty() && !self.run.stopping())
+            || (st.ready_unit.is_some() && !self.run.stopping())
+            || (!task.may_keep
                 && !st.exhausted
-                && !self.stopping
+                && !self.run.stopping()
                 && match &st.source {
-                    Source::Queue(q) => !q.is_empty() || st.producer_done,
+                    Source::Queue(q) => {
+                        !q.is_empty() || matches!(task.producer, Producer::Ended { .. })
+                    }
                     _ => true,
                 })
     }
 
     /// Sends the next units of pool `p` to `worker`; false if none.
-    pub(super) fn dispatch(&mut self, p: usize, worker: usize) -> bool {
-        let mut cursor = 0;
-        while let Some(&i) = self.pools[p].runnable.range(cursor..).next() {
-            cursor = i + 1;
-            let id = TaskId(i);
+    pub(super) fn dispatch(&mut self, p: PoolId, worker: WorkerId) -> bool {
+        let mut cursor = TaskId(0);
+        while let Some(&id) = self.pools[p.0].runnable.range(cursor..).next() {
+            cursor = TaskId(id.0 + 1);
             let mut chunk = self.job.task(id).chunksize.max(1);
             // Each item counts towards max_tasks_per_child: a chunk never
             // takes a worker past its limit.
-            if let Some(limit) = self.job.pools[p].max_tasks_per_child {
+            if let Some(limit) = self.job.pools[p.0].max_tasks_per_child {
                 let slot = &self.workers[worker];
                 let used = slot.tasks_run + slot.units.len() as u64;
                 chunk = chunk.min(limit.saturating_sub(used).max(1) as usize);
@@ -447,7 +455,7 @@ impl Engine<'_> {
             if w.units.is_empty() {
                 w.current = Some((SystemTime::now(), Instant::now()));
             }
-            w.units.extend(calls.iter().map(|c| c.unit));
+            w.units.extend(calls.iter().map(|c| UnitId(c.unit)));
             // Sent by `flush_workers` once scheduling is done: one write
             // for everything a worker gets this round.
             w.conn.queue(&ToWorker::Run { calls });
@@ -458,9 +466,11 @@ impl Engine<'_> {
 
     /// Takes a task out of the runnable set once it has nothing more to hand out.
     pub(super) fn maybe_retire_task(&mut self, id: TaskId) {
-        let st = &self.tasks[id.0];
-        if st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none() {
-            self.pools[self.job.task(id).pool.0].runnable.remove(&id.0);
+        let drained = self.tasks[id.0].running().is_none_or(|st| {
+            st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none()
+        });
+        if drained {
+            self.pools[self.job.task(id).pool.0].runnable.remove(&id);
         }
         self.check_task_done(id);
     }
@@ -470,7 +480,7 @@ impl Engine<'_> {
     pub(super) fn make_call(
         &mut self,
         unit: Unit,
-        worker: usize,
+        worker: WorkerId,
     ) -> Option<(Call, Option<Instant>)> {
         let task = self.job.task(unit.task);
         let function = self.job.function(unit.function);
@@ -491,11 +501,7 @@ impl Engine<'_> {
             Ok(inv) if matches!(inv, Invocation::Builtin { .. }) => inv,
             Ok(mut inv) => {
                 // Which unit this is, and which worker of the pool runs it.
-                let id = match unit.kind {
-                    UnitKind::Callback => format!("{}:callback", task.id),
-                    UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-                    _ => task.id.clone(),
-                };
+                let id = unit.kind.record().name(&task.id);
                 let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
                 if let Some(i) = unit.index.filter(|_| unit.kind == UnitKind::Main) {
                     vars.push(("JOBFILE_INDEX".to_string(), i.to_string()));
@@ -506,11 +512,11 @@ impl Engine<'_> {
                 inv
             }
             Err(e) => {
-                let outcome = Outcome {
+                let outcome = CallOutcome {
                     error: Some(e),
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
-                self.tasks[unit.task.0].in_flight += 1;
+                self.count_in_flight(unit.task);
                 self.unit_done(unit, outcome, Status::Failed, None);
                 return None;
             }
@@ -518,11 +524,11 @@ impl Engine<'_> {
         let deadline = self.budget(&unit).map(|b| Instant::now() + b);
         let n = self.next_unit;
         self.next_unit += 1;
-        self.tasks[unit.task.0].in_flight += 1;
+        self.count_in_flight(unit.task);
         if unit.kind == UnitKind::Main {
             self.stream_producer_started(unit.task);
         }
-        self.units.insert(n, (unit, worker));
+        self.units.insert(UnitId(n), InFlight::Task(unit));
         Some((
             Call {
                 unit: n,
@@ -535,10 +541,24 @@ impl Engine<'_> {
     pub(super) fn stream_producer_started(&mut self, id: TaskId) {
         let consumers = self.consumers[id.0].clone();
         for c in consumers {
-            if !self.tasks[c.0].stream_started {
-                self.tasks[c.0].stream_started = true;
+            if self.tasks[c.0].producer == Producer::NotStarted {
+                self.tasks[c.0].producer = Producer::Running;
                 self.maybe_start(c);
             }
+        }
+    }
+
+    /// One more unit of `id` is handed out.
+    pub(super) fn count_in_flight(&mut self, id: TaskId) {
+        if let Some(st) = self.tasks[id.0].running_mut() {
+            st.in_flight += 1;
+        }
+    }
+
+    /// One unit of `id` handed out came back without a record.
+    pub(super) fn uncount_in_flight(&mut self, id: TaskId) {
+        if let Some(st) = self.tasks[id.0].running_mut() {
+            st.in_flight -= 1;
         }
     }
 }

@@ -7,9 +7,9 @@ use serde_json::{Map, Value};
 
 use super::state::*;
 use super::supervisor::{Engine, RunEnd, RunReport};
-use crate::exec::worker::GRACE;
+use crate::exec::process::GRACE;
 use crate::plan::item_call;
-use crate::report::{Record, Status};
+use crate::report::{Record, RecordKind, Status};
 use crate::spec::TaskId;
 
 impl Engine<'_> {
@@ -19,26 +19,27 @@ impl Engine<'_> {
             RunEnd::Completed => {
                 // Whatever is left was held back by the stop policy.
                 for i in 0..self.tasks.len() {
-                    if self.tasks[i].phase != Phase::Done {
+                    if !self.tasks[i].is_done() {
                         self.cancel_rest(TaskId(i));
                     }
                 }
             }
-            RunEnd::Signalled(_) | RunEnd::OutputLost => {
-                self.stopping = true;
-                self.terminating = true;
-                self.interrupted = true;
-                for w in 0..self.workers.len() {
-                    if matches!(self.workers[w].state, WorkerState::Busy) {
+            RunEnd::Signalled(_) | RunEnd::OutputLost | RunEnd::PollFailed(_) => {
+                self.run.advance(RunPhase::Interrupted);
+                for w in self.workers.ids() {
+                    if !self.workers[w].units.is_empty() {
                         self.cancel_worker(w);
                     }
                 }
                 let until = Instant::now() + GRACE;
                 while !self.units.is_empty() && Instant::now() < until {
-                    self.poll_once();
+                    if self.poll_once().is_err() {
+                        break;
+                    }
                 }
-                for w in 0..self.workers.len() {
-                    if !matches!(self.workers[w].state, WorkerState::Dead) {
+                self.advance_exits(true);
+                for w in self.workers.ids() {
+                    if self.workers[w].state != WorkerState::Dead {
                         self.kill_worker(w);
                         if !self.workers[w].units.is_empty() {
                             self.worker_lost(w, Some(Status::Cancelled));
@@ -47,8 +48,9 @@ impl Engine<'_> {
                 }
             }
         }
-        for w in 0..self.workers.len() {
-            if !matches!(self.workers[w].state, WorkerState::Dead) {
+        self.advance_exits(true);
+        for w in self.workers.ids() {
+            if self.workers[w].state != WorkerState::Dead {
                 self.retire(w, false);
             }
         }
@@ -63,7 +65,7 @@ impl Engine<'_> {
         self.reap_all();
         if let Some((store, _, _)) = &self.shared {
             let mut r = Record::not_run(
-                "@shared".into(),
+                RecordKind::Shared.name(""),
                 None,
                 String::new(),
                 Status::Ok,
@@ -88,17 +90,17 @@ impl Engine<'_> {
     pub(super) fn cancel_rest(&mut self, id: TaskId) {
         let error = "cancelled: the run stopped after a failure";
         // `--resume`: records that stand are kept, not cancelled.
-        if self.tasks[id.0].phase == Phase::Waiting {
+        if self.tasks[id.0].is_waiting() {
             self.start_to_keep(id);
         }
         let may_keep = self.tasks[id.0].may_keep;
         match self.tasks[id.0].phase {
-            Phase::Waiting => {
+            TaskPhase::Waiting { .. } => {
                 let n = self.not_run_records(id, Status::Cancelled, error);
-                self.tasks[id.0].phase = Phase::Done;
+                self.tasks[id.0].phase = TaskPhase::Done;
                 self.sink.close(id.0, n);
             }
-            Phase::Running => {
+            TaskPhase::Running(_) => {
                 let task = self.job.task(id);
                 let function = self.job.function(task.function).name.clone();
                 let cancelled =
@@ -115,23 +117,27 @@ impl Engine<'_> {
                         r
                     };
                 // Units waiting for a retry (callbacks do not run now).
-                let st = &mut self.tasks[id.0];
+                let Some(st) = self.tasks[id.0].running_mut() else {
+                    return;
+                };
                 let mut pending: Vec<Unit> = st.retry.drain(..).collect();
                 pending.extend(st.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
-                pending.extend(st.ready_unit.take());
+                pending.extend(st.ready_unit.take().map(|u| *u));
+                st.records += pending.len() as u64;
                 for u in pending {
                     let mut r = cancelled(u.index, u.args, u.kwargs);
                     r.attempts = u.attempt - 1;
                     self.sink.emit(id.0, u.seq, r);
-                    self.tasks[id.0].records += 1;
                 }
                 // What was never handed out, one item at a time (a map of
                 // millions is never held whole).
-                let args = std::mem::take(&mut self.tasks[id.0].args);
-                let kwargs = std::mem::take(&mut self.tasks[id.0].kwargs);
-                if matches!(self.tasks[id.0].source, Source::Single(true))
-                    && !self.tasks[id.0].exhausted
-                {
+                let Some(st) = self.tasks[id.0].running_mut() else {
+                    return;
+                };
+                let args = std::mem::take(&mut st.args);
+                let kwargs = std::mem::take(&mut st.kwargs);
+                if matches!(st.source, Source::Single(true)) && !st.exhausted {
+                    st.records += 1;
                     let r = match may_keep {
                         true => self.kept_record(id, None, &args, &kwargs, None),
                         false => None,
@@ -144,10 +150,8 @@ impl Engine<'_> {
                         None => cancelled(None, args.clone(), kwargs.clone()),
                     };
                     self.sink.emit(id.0, 0, r);
-                    self.tasks[id.0].records += 1;
                 }
-                loop {
-                    let st = &mut self.tasks[id.0];
+                while let Some(st) = self.tasks[id.0].running_mut() {
                     let item = match &mut st.source {
                         _ if st.exhausted => None,
                         Source::Iter(it) => it.next().and_then(Result::ok),
@@ -173,12 +177,11 @@ impl Engine<'_> {
                     self.sink.emit(id.0, index, r);
                 }
                 self.flush_held(id);
-                let st = &mut self.tasks[id.0];
-                st.phase = Phase::Done;
-                let n = st.records;
+                let n = self.tasks[id.0].running().map_or(0, |st| st.records);
+                self.tasks[id.0].phase = TaskPhase::Done;
                 self.sink.close(id.0, n);
             }
-            Phase::Done => {}
+            TaskPhase::Done => {}
         }
     }
 }

@@ -3,11 +3,14 @@
 
 mod dispatch;
 mod finish;
+mod launcher;
 mod outcomes;
 mod prepare;
 mod resume;
 mod state;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 mod workers;
 
 pub use prepare::{Prepared, prepare};

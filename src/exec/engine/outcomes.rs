@@ -8,14 +8,14 @@ use serde_json::{Map, Value};
 use super::finish::resolved_args;
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::protocol::Outcome;
+use crate::exec::protocol::CallOutcome;
 use crate::plan::{EdgeKind, ItemIter, NONE, UnitCall, item_call, unit_outputs};
 use crate::report::{Record, Status};
 use crate::spec::{MapSource, OnFailure, TaskId};
 
 impl Engine<'_> {
-    pub(super) fn on_done(&mut self, w: usize, n: u64, outcome: Outcome) {
-        let Some((unit, _)) = self.units.remove(&n) else {
+    pub(super) fn on_done(&mut self, w: WorkerId, n: UnitId, outcome: CallOutcome) {
+        let Some(flight) = self.units.remove(&n) else {
             return;
         };
         // The next queued unit (if any) starts now: its clock and deadline.
@@ -24,7 +24,8 @@ impl Engine<'_> {
             .iter()
             .find(|&&u| u != n)
             .and_then(|u| self.units.get(u))
-            .and_then(|(next, _)| self.budget(next));
+            .and_then(InFlight::unit)
+            .and_then(|next| self.budget(next));
         let slot = &mut self.workers[w];
         // Units end in the order they were queued: the answer is the head's.
         if slot.units.front() == Some(&n) {
@@ -33,24 +34,54 @@ impl Engine<'_> {
             slot.units.retain(|&u| u != n);
         }
         slot.pgid = None;
+        let cancelling = slot.state == WorkerState::Cancelling;
         if slot.units.is_empty() {
-            slot.state = WorkerState::Idle;
+            if !cancelling {
+                slot.state = WorkerState::Idle;
+            }
             slot.deadline = None;
             slot.current = None;
         } else {
             slot.current = Some((SystemTime::now(), Instant::now()));
-            slot.deadline = if slot.retiring {
+            slot.deadline = if cancelling {
                 slot.deadline
             } else {
                 next_budget.map(|b| Instant::now() + b)
             };
         }
-        if outcome.unstarted && unit.kind != UnitKind::Initializer {
+        let unit = match flight {
+            InFlight::Task(unit) => unit,
+            InFlight::Initializer => {
+                let pool = slot.pool;
+                let init = self.job.pools[pool.0].initializer.as_ref();
+                slot.python_only &= init.is_some_and(|i| {
+                    matches!(
+                        self.job.function(i.function).kind,
+                        crate::spec::FunctionKind::Python(_)
+                    )
+                });
+                if outcome.ok {
+                    self.pools[pool.0].init_failures = 0;
+                } else {
+                    self.pools[pool.0].init_failures += 1;
+                    let error = format!(
+                        "the pool's initializer failed: {}",
+                        outcome.error.clone().unwrap_or_default()
+                    );
+                    self.retire(w, true);
+                    if self.pools[pool.0].init_failures >= 3 {
+                        self.pool_gives_up(pool, error);
+                    }
+                }
+                return;
+            }
+        };
+        if outcome.unstarted {
             // It never ran: it goes back as it was, ahead of what was
             // queued behind it, and the worker ends.
-            let queued: Vec<u64> = slot.units.drain(..).collect();
+            let queued: Vec<UnitId> = slot.units.drain(..).collect();
             self.requeue(queued);
-            self.tasks[unit.task.0].in_flight -= 1;
+            self.uncount_in_flight(unit.task);
             self.give_back(vec![unit]);
             self.retire(w, false);
             return;
@@ -59,29 +90,11 @@ impl Engine<'_> {
             self.job.function(unit.function).kind,
             crate::spec::FunctionKind::Python(_)
         );
-        if unit.kind == UnitKind::Initializer {
-            slot.initializing = false;
-            let pool = slot.pool;
-            if outcome.ok {
-                self.pools[pool.0].init_failures = 0;
-            } else {
-                self.pools[pool.0].init_failures += 1;
-                let error = format!(
-                    "the pool's initializer failed: {}",
-                    outcome.error.clone().unwrap_or_default()
-                );
-                self.retire(w, true);
-                if self.pools[pool.0].init_failures >= 3 {
-                    self.pool_gives_up(pool, error);
-                }
-            }
-            return;
-        }
         slot.tasks_run += 1;
-        let cancel_rest = slot.retiring && !slot.units.is_empty();
+        let cancel_rest = cancelling && !slot.units.is_empty();
         // A unit stopped because the run is being terminated is cancelled,
         // whatever the signal did to it.
-        let stopped = slot.retiring && self.terminating && !outcome.ok;
+        let stopped = cancelling && self.run.terminating() && !outcome.ok;
         let status = if outcome.ok {
             Status::Ok
         } else if stopped {
@@ -103,7 +116,7 @@ impl Engine<'_> {
         if outcome.retire {
             // The worker ends after this answer: what was queued behind
             // it never started.
-            let queued: Vec<u64> = slot.units.drain(..).collect();
+            let queued: Vec<UnitId> = slot.units.drain(..).collect();
             self.requeue(queued);
             self.retire(w, false);
         } else if limit.is_some_and(|l| slot.tasks_run >= l) && slot.units.is_empty() {
@@ -117,7 +130,7 @@ impl Engine<'_> {
         speed.finished += 1;
         speed.mean_ms += (outcome.duration_ms - speed.mean_ms) / (speed.finished.min(16) as f64);
         self.unit_done(unit, outcome, status, Some(ran_on));
-        if cancel_rest && self.terminating {
+        if cancel_rest && self.run.terminating() {
             // Cancelled while more units were queued on it: they never run.
             self.kill_worker(w);
             self.worker_lost(w, Some(Status::Cancelled));
@@ -129,7 +142,7 @@ impl Engine<'_> {
     pub(super) fn unit_done(
         &mut self,
         mut unit: Unit,
-        mut outcome: Outcome,
+        mut outcome: CallOutcome,
         mut status: Status,
         worker: Option<RanOn>,
     ) {
@@ -154,15 +167,16 @@ impl Engine<'_> {
         if retryable
             && unit.kind == UnitKind::Main
             && unit.attempt <= task.retries
-            && !self.stopping
+            && !self.run.stopping()
         {
-            let st = &mut self.tasks[unit.task.0];
-            st.in_flight -= 1;
-            let task_index = unit.task.0;
-            let mut again = unit;
-            again.attempt += 1;
-            st.retry.push_back(again);
-            self.make_runnable(TaskId(task_index));
+            let id = unit.task;
+            if let Some(st) = self.tasks[id.0].running_mut() {
+                st.in_flight -= 1;
+                let mut again = unit;
+                again.attempt += 1;
+                st.retry.push_back(again);
+            }
+            self.make_runnable(id);
             return;
         }
         self.record_final(unit, outcome, status, worker);
@@ -171,18 +185,14 @@ impl Engine<'_> {
     pub(super) fn record_final(
         &mut self,
         unit: Unit,
-        outcome: Outcome,
+        outcome: CallOutcome,
         status: Status,
         worker: Option<RanOn>,
     ) {
         let id = unit.task;
         let task = self.job.task(id);
         let function = self.job.function(unit.function);
-        let name = match unit.kind {
-            UnitKind::Callback => format!("{}:callback", task.id),
-            UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-            _ => task.id.clone(),
-        };
+        let name = unit.kind.record().name(&task.id);
         let error = if status == Status::Ok {
             None
         } else {
@@ -212,7 +222,9 @@ impl Engine<'_> {
             print,
         };
         let has_callback = task.callback.is_some() || task.error_callback.is_some();
-        let st = &mut self.tasks[id.0];
+        let Some(st) = self.tasks[id.0].running_mut() else {
+            return;
+        };
         let last = unit.kind == UnitKind::Main
             && has_callback
             && st.exhausted
@@ -221,14 +233,19 @@ impl Engine<'_> {
         if last {
             // Held until the callback's record, so that one follows it
             // directly in completion order too.
-            st.held_last = Some((unit.seq, record));
+            st.held_last = Some(Box::new((unit.seq, record)));
         } else {
             if unit.kind != UnitKind::Main {
                 self.flush_held(id);
             }
             self.sink.emit(id.0, unit.seq, record);
         }
-        let st = &mut self.tasks[id.0];
+        let task = &mut self.tasks[id.0];
+        let keep_values = task.keep_values;
+        let value = &mut task.value;
+        let TaskPhase::Running(st) = &mut task.phase else {
+            return;
+        };
         st.in_flight -= 1;
         st.records += 1;
         match unit.kind {
@@ -243,7 +260,7 @@ impl Engine<'_> {
                     }
                     st.failed = true;
                 }
-                if st.keep_values {
+                if keep_values {
                     match unit.index {
                         Some(i) => {
                             let i = i as usize;
@@ -252,7 +269,7 @@ impl Engine<'_> {
                             }
                             st.values[i] = Some(outcome.value);
                         }
-                        None => st.value = Some(outcome.value),
+                        None => *value = Some(Box::new(outcome.value)),
                     }
                 }
                 if status != Status::Ok && status != Status::Cancelled {
@@ -264,13 +281,16 @@ impl Engine<'_> {
                 st.callback_pending = false;
                 self.check_task_done(id);
             }
-            UnitKind::Initializer => {}
         }
     }
 
     /// Writes a task's record held for its callback.
     pub(super) fn flush_held(&mut self, id: TaskId) {
-        if let Some((seq, record)) = self.tasks[id.0].held_last.take() {
+        let held = self.tasks[id.0]
+            .running_mut()
+            .and_then(|st| st.held_last.take());
+        if let Some(held) = held {
+            let (seq, record) = *held;
             self.sink.emit(id.0, seq, record);
         }
     }
@@ -278,16 +298,14 @@ impl Engine<'_> {
     /// Applies the failure policy of the failed task's pool.
     pub(super) fn on_failure(&mut self, id: TaskId) {
         let policy = self.job.pools[self.job.task(id).pool.0].on_failure;
-        if policy == OnFailure::Continue || self.stopping {
+        if policy == OnFailure::Continue || self.run.stopping() {
             return;
         }
-        self.stopping = true;
+        self.run.advance(RunPhase::Stopping);
         if policy == OnFailure::Terminate {
-            self.terminating = true;
-            for w in 0..self.workers.len() {
-                if matches!(self.workers[w].state, WorkerState::Busy)
-                    && !self.workers[w].initializing
-                {
+            self.run.advance(RunPhase::Terminating);
+            for w in self.workers.ids() {
+                if self.workers[w].state == WorkerState::Busy {
                     self.cancel_worker(w);
                 }
             }
@@ -296,32 +314,32 @@ impl Engine<'_> {
 
     /// Has a task ended? Then record what follows from it.
     pub(super) fn check_task_done(&mut self, id: TaskId) {
-        let st = &mut self.tasks[id.0];
+        let task = &mut self.tasks[id.0];
+        let producer_ended = matches!(task.producer, Producer::Ended { .. });
+        let Some(st) = task.running_mut() else {
+            return;
+        };
         if let Source::Queue(q) = &st.source {
-            if q.is_empty() && st.producer_done {
+            if q.is_empty() && producer_ended {
                 st.exhausted = true;
             }
         }
-        let st = &self.tasks[id.0];
-        if st.phase != Phase::Running
-            || !st.exhausted
-            || st.in_flight > 0
-            || !st.retry.is_empty()
-            || st.ready_unit.is_some()
-        {
+        if !st.exhausted || st.in_flight > 0 || !st.retry.is_empty() || st.ready_unit.is_some() {
             return;
         }
-        if st.ok.is_none() {
+        if st.ended.is_none() {
             self.task_ended(id);
         }
-        let st = &self.tasks[id.0];
-        if st.ok.is_some() && !st.callback_pending && st.extra.is_empty() {
-            let st = &mut self.tasks[id.0];
-            st.phase = Phase::Done;
+        let Some(st) = self.tasks[id.0].running() else {
+            return;
+        };
+        if st.ended.is_some() && !st.callback_pending && st.extra.is_empty() {
             let total = st.records;
             let pool = self.job.task(id).pool.0;
-            self.pools[pool].runnable.remove(&id.0);
+            self.pools[pool].runnable.remove(&id);
             self.flush_held(id);
+            // What it held while it ran is freed here.
+            self.tasks[id.0].phase = TaskPhase::Done;
             self.sink.close(id.0, total);
         }
     }
@@ -329,36 +347,42 @@ impl Engine<'_> {
     /// All units of a task ended: its value, callbacks and dependents.
     pub(super) fn task_ended(&mut self, id: TaskId) {
         let task = self.job.task(id);
-        let st = &mut self.tasks[id.0];
-        let ok = !st.failed && !st.producer_failed;
-        st.ok = Some(ok);
-        if self.interrupted {
+        let state = &mut self.tasks[id.0];
+        let producer_failed = state.producer == Producer::Ended { ok: false };
+        let keep_values = state.keep_values;
+        let value = &mut state.value;
+        let TaskPhase::Running(st) = &mut state.phase else {
+            return;
+        };
+        let ok = !st.failed && !producer_failed;
+        st.ended = Some(ok);
+        if self.run == RunPhase::Interrupted {
             return;
         }
-        if st.keep_values && task.map.is_some() {
+        if keep_values && task.map.is_some() {
             let values = std::mem::take(&mut st.values);
-            st.value = Some(Value::Array(
+            *value = Some(Box::new(Value::Array(
                 values
                     .into_iter()
                     .map(|v| v.unwrap_or(Value::Null))
                     .collect(),
-            ));
+            )));
         }
         let own_ok = !st.failed;
-        let st = &self.tasks[id.0];
+        let first_error = st.first_error.clone();
+        let seq = st.records;
         let callback = if own_ok {
             task.callback.map(|f| (f, UnitKind::Callback))
         } else {
             task.error_callback.map(|f| (f, UnitKind::ErrorCallback))
         };
         if let Some((f, kind)) = callback {
-            if !self.stopping || kind == UnitKind::ErrorCallback {
+            if !self.run.stopping() || kind == UnitKind::ErrorCallback {
                 let arg = if own_ok {
-                    st.value.clone().unwrap_or(Value::Null)
+                    self.tasks[id.0].value()
                 } else {
-                    Value::String(st.first_error.clone().unwrap_or_default())
+                    Value::String(first_error.unwrap_or_default())
                 };
-                let seq = st.records;
                 let unit = Unit {
                     task: id,
                     kind,
@@ -374,13 +398,15 @@ impl Engine<'_> {
                 };
                 // A task that ran nothing again keeps its callback's record.
                 if let Some(record) = self.kept_callback(&unit) {
-                    let st = &mut self.tasks[id.0];
-                    st.records += 1;
+                    if let Some(st) = self.tasks[id.0].running_mut() {
+                        st.records += 1;
+                    }
                     self.sink.emit(id.0, seq, record);
                 } else {
-                    let st = &mut self.tasks[id.0];
-                    st.extra.push_back(unit);
-                    st.callback_pending = true;
+                    if let Some(st) = self.tasks[id.0].running_mut() {
+                        st.extra.push_back(unit);
+                        st.callback_pending = true;
+                    }
                     self.make_runnable(id);
                 }
             }
@@ -389,11 +415,8 @@ impl Engine<'_> {
         let consumers = self.consumers[id.0].clone();
         for c in consumers {
             let cs = &mut self.tasks[c.0];
-            if !ok {
-                cs.producer_failed = true;
-            }
-            cs.producer_done = true;
-            if cs.phase == Phase::Running {
+            cs.producer = Producer::Ended { ok };
+            if cs.running().is_some() {
                 self.maybe_retire_task(c);
             }
         }
@@ -401,24 +424,25 @@ impl Engine<'_> {
     }
 
     pub(super) fn release_dependents(&mut self, id: TaskId, ok: bool) {
-        let dependents = self.plan.dependents[id.0].clone();
-        for d in dependents {
+        let plan = self.plan;
+        for &d in &plan.dependents[id.0] {
             let kind = self.plan.deps[d.0]
                 .iter()
                 .find(|e| e.on == id)
                 .map(|e| e.kind);
             if kind == Some(EdgeKind::Stream) {
-                if !ok && self.tasks[d.0].phase == Phase::Waiting {
+                if !ok && self.tasks[d.0].is_waiting() {
                     // The producer ended without starting its consumer.
                     self.skip(d, &self.job.task(id).id.clone());
                 }
                 continue;
             }
             if ok {
-                let st = &mut self.tasks[d.0];
-                st.pending = st.pending.saturating_sub(1);
+                if let TaskPhase::Waiting { pending } = &mut self.tasks[d.0].phase {
+                    *pending = pending.saturating_sub(1);
+                }
                 self.maybe_start(d);
-            } else if self.tasks[d.0].phase == Phase::Waiting {
+            } else if self.tasks[d.0].is_waiting() {
                 self.skip(d, &self.job.task(id).id.clone());
             }
         }
@@ -428,10 +452,7 @@ impl Engine<'_> {
     pub(super) fn skip(&mut self, id: TaskId, because: &str) {
         let error = format!("dependency `{because}` did not end ok");
         let n = self.not_run_records(id, Status::Skipped, &error);
-        let st = &mut self.tasks[id.0];
-        st.phase = Phase::Done;
-        st.ok = Some(false);
-        st.records = n;
+        self.tasks[id.0].phase = TaskPhase::Done;
         self.sink.close(id.0, n);
         self.release_dependents(id, false);
     }

@@ -3,7 +3,8 @@
 
 use std::os::unix::net::UnixListener;
 
-use crate::exec::fork_server::{ForkServer, become_subreaper};
+use super::launcher::{Forked, Launcher};
+use crate::exec::fork_server::{ForkServer, become_subreaper, ensure_single_threaded};
 use crate::exec::python::Template;
 use crate::exec::signals::SignalPipe;
 use crate::shared::SharedStore;
@@ -12,16 +13,18 @@ use crate::spec::Job;
 /// The engine's resources that must exist before any thread: the fork
 /// server and the shared-values socket.
 pub struct Prepared {
-    pub(super) fork_server: ForkServer,
+    /// The fork server, behind the engine's launcher seam.
+    pub(super) launcher: Box<dyn Launcher>,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
     pub(super) signals: SignalPipe,
     /// The template interpreter, when the job has Python functions.
     pub(super) python: Option<Template>,
 }
 
-/// Sets up what must exist before any thread: call it first in `run`,
-/// while the process is single-threaded.
+/// Sets up what must exist before any thread: call it first in `run`.
+/// Fails, changing nothing, unless the process has one thread.
 pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
+    ensure_single_threaded("preparing the run")?;
     let shared = if job.shared.is_empty() {
         None
     } else {
@@ -29,8 +32,8 @@ pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
         let path = dir.socket_path();
         let listener = UnixListener::bind(&path)?;
         listener.set_nonblocking(true)?;
-        // SAFETY: the process is still single-threaded (nothing has been
-        // spawned yet), so changing the environment races with nothing.
+        // SAFETY: the process has one thread (checked above; nothing here
+        // starts one), so changing the environment races with nothing.
         unsafe { std::env::set_var(crate::shared::ENV_VAR, &path) };
         Some((SharedStore::new(job.shared.clone()), listener, dir))
     };
@@ -59,7 +62,7 @@ pub fn prepare(job: &Job) -> std::io::Result<Prepared> {
     };
     let fork_server = ForkServer::start()?;
     Ok(Prepared {
-        fork_server,
+        launcher: Box::new(Forked::new(fork_server)),
         shared,
         signals,
         python,

@@ -43,9 +43,14 @@ impl Engine<'_> {
     /// [`Engine::next_unit`], whose unit is not in flight yet.
     pub(super) fn keep_until_run(&mut self, id: TaskId) {
         loop {
-            let st = &mut self.tasks[id.0];
-            if !st.may_keep || st.phase != Phase::Running || st.ready_unit.is_some() || st.exhausted
-            {
+            let task = &mut self.tasks[id.0];
+            if !task.may_keep {
+                break;
+            }
+            let Some(st) = task.running_mut() else {
+                break;
+            };
+            if st.ready_unit.is_some() || st.exhausted {
                 break;
             }
             if let Some(&first) = st.outstanding.first() {
@@ -91,9 +96,11 @@ impl Engine<'_> {
                 Some(record) => self.keep(id, index, record),
                 None => {
                     let unit = self.main_unit(id, index, args, kwargs, item);
-                    let st = &mut self.tasks[id.0];
-                    st.ran = true;
-                    st.ready_unit = Some(unit);
+                    let task = &mut self.tasks[id.0];
+                    task.ran = true;
+                    if let Some(st) = task.running_mut() {
+                        st.ready_unit = Some(Box::new(unit));
+                    }
                 }
             }
         }
@@ -102,18 +109,22 @@ impl Engine<'_> {
     /// Writes a kept record in its place and takes its value.
     fn keep(&mut self, id: TaskId, index: Option<u64>, record: Record) {
         self.resumed.kept += 1;
-        let st = &mut self.tasks[id.0];
-        st.records += 1;
-        if st.keep_values {
-            match index {
-                Some(i) => {
-                    let i = i as usize;
-                    if st.values.len() <= i {
-                        st.values.resize(i + 1, None);
+        let task = &mut self.tasks[id.0];
+        let keep_values = task.keep_values;
+        let value = &mut task.value;
+        if let TaskPhase::Running(st) = &mut task.phase {
+            st.records += 1;
+            if keep_values {
+                match index {
+                    Some(i) => {
+                        let i = i as usize;
+                        if st.values.len() <= i {
+                            st.values.resize(i + 1, None);
+                        }
+                        st.values[i] = Some(record.value.clone());
                     }
-                    st.values[i] = Some(record.value.clone());
+                    None => *value = Some(Box::new(record.value.clone())),
                 }
-                None => st.value = Some(record.value.clone()),
             }
         }
         self.sink.emit(id.0, index.unwrap_or(0), record);
@@ -130,7 +141,7 @@ impl Engine<'_> {
     ) -> Option<Record> {
         let task = self.job.task(id);
         let key = unit_key(&task.id, args, kwargs);
-        let task_print = self.tasks.get(id.0)?.print?;
+        let task_print = self.tasks.get(id.0)?.running()?.print?;
         let earlier = self.opts.previous.as_mut()?.take(&key)?;
         if !earlier.ok() {
             return None;
@@ -157,7 +168,7 @@ impl Engine<'_> {
         let st = &self.tasks[unit.task.0];
         // Taken even when it cannot stand: it is this callback's.
         let may_keep = st.may_keep && !st.ran;
-        let task_print = self.tasks.get(unit.task.0)?.print?;
+        let task_print = st.running()?.print?;
         let name = self.record_name(unit);
         let key = unit_key(&name, &unit.args, &unit.kwargs);
         let previous = self.opts.previous.as_mut()?;
@@ -177,18 +188,13 @@ impl Engine<'_> {
 
     /// The task id a unit's record carries.
     pub(super) fn record_name(&self, unit: &Unit) -> String {
-        let task = self.job.task(unit.task);
-        match unit.kind {
-            UnitKind::Callback => format!("{}:callback", task.id),
-            UnitKind::ErrorCallback => format!("{}:error_callback", task.id),
-            _ => task.id.clone(),
-        }
+        unit.kind.record().name(&self.job.task(unit.task).id)
     }
 
     /// The print a finished unit's record carries, when results are kept
     /// for `--resume`.
     pub(super) fn unit_print(&self, unit: &Unit, name: &str, status: Status) -> Option<UnitPrint> {
-        let task_print = self.tasks.get(unit.task.0)?.print?;
+        let task_print = self.tasks.get(unit.task.0)?.running()?.print?;
         let key = unit_key(name, &unit.args, &unit.kwargs);
         let state = if status == Status::Ok {
             unit_state(&task_print, &unit.inputs, &unit.outputs)
@@ -215,7 +221,7 @@ impl Engine<'_> {
         let mut tainted: Vec<bool> = self
             .tasks
             .iter()
-            .map(|t| t.phase != Phase::Waiting && !t.may_keep)
+            .map(|t| !t.is_waiting() && !t.may_keep)
             .collect();
         loop {
             let mut changed = false;
@@ -241,7 +247,7 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            let base = record.task.split(':').next().unwrap_or_default();
+            let (base, _) = record.kind();
             match self.job.task_named(base) {
                 Some(t) => {
                     let mut record = record;
@@ -266,14 +272,10 @@ impl Engine<'_> {
     /// `--resume` after a stop: a waiting task whose earlier records stand
     /// keeps them instead of being cancelled. True when it was started so.
     pub(super) fn start_to_keep(&mut self, id: TaskId) -> bool {
-        let st = &self.tasks[id.0];
-        if st.phase != Phase::Waiting || st.pending > 0 || !st.stream_started {
-            return false;
-        }
-        if !self.may_keep(id) {
+        if !self.tasks[id.0].may_start() || !self.may_keep(id) {
             return false;
         }
         self.start_task(id);
-        self.tasks[id.0].phase == Phase::Running && self.tasks[id.0].may_keep
+        self.tasks[id.0].running().is_some() && self.tasks[id.0].may_keep
     }
 }

@@ -8,14 +8,39 @@ use serde_json::{Map, Value};
 
 use crate::exec::protocol::Conn;
 use crate::plan::{Digest, ItemIter};
-use crate::report::Record;
+use crate::report::{Record, RecordKind};
 use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Waiting,
+/// Where the run is. Each phase includes the ones before it: a run that
+/// terminates has stopped too, an interrupted one terminates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum RunPhase {
+    /// Work is handed out as it becomes ready.
     Running,
-    Done,
+    /// A failure under `stop`: nothing new starts, what runs ends.
+    Stopping,
+    /// A failure under `terminate`: running units are being killed too.
+    Terminating,
+    /// A signal (or lost output): as terminating, and nothing follows from
+    /// what ends now (no callbacks, no dependents).
+    Interrupted,
+}
+
+impl RunPhase {
+    /// Nothing new starts.
+    pub(super) fn stopping(self) -> bool {
+        self >= RunPhase::Stopping
+    }
+
+    /// Running units are being killed.
+    pub(super) fn terminating(self) -> bool {
+        self >= RunPhase::Terminating
+    }
+
+    /// Moves on to `to`, never back.
+    pub(super) fn advance(&mut self, to: RunPhase) {
+        *self = (*self).max(to);
+    }
 }
 
 /// What a unit runs for its task.
@@ -24,7 +49,48 @@ pub(super) enum UnitKind {
     Main,
     Callback,
     ErrorCallback,
+}
+
+impl UnitKind {
+    /// The kind of record a unit of this kind makes.
+    pub(super) fn record(self) -> RecordKind {
+        match self {
+            UnitKind::Main => RecordKind::Main,
+            UnitKind::Callback => RecordKind::Callback,
+            UnitKind::ErrorCallback => RecordKind::ErrorCallback,
+        }
+    }
+}
+
+/// A worker's place in the engine's worker table; a slot is reused once
+/// its worker is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct WorkerId(pub(super) usize);
+
+/// The number a call is sent with; the worker answers with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct UnitId(pub(super) u64);
+
+/// A call handed to a worker and not answered yet.
+// Boxing the unit would cost an allocation per call; only the calls in
+// flight are held, at most a few per worker.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum InFlight {
+    /// A unit of a task.
+    Task(Unit),
+    /// The pool's initializer, the first call of a new worker (or of a
+    /// renewed interpreter).
     Initializer,
+}
+
+impl InFlight {
+    /// The task unit, when it is one.
+    pub(super) fn unit(&self) -> Option<&Unit> {
+        match self {
+            InFlight::Task(unit) => Some(unit),
+            InFlight::Initializer => None,
+        }
+    }
 }
 
 /// One call to run.
@@ -53,48 +119,159 @@ pub(super) enum Source {
     Queue(VecDeque<Value>),
 }
 
+/// One task of the job: where it is, and what outlives its run (its value,
+/// whether it ran). Small, as a job may have a hundred thousand tasks:
+/// what a running task needs is boxed in its phase and freed when it ends.
 pub(super) struct TaskState {
-    pub(super) phase: Phase,
-    pub(super) pending: usize,
-    pub(super) stream_started: bool,
-    pub(super) source: Source,
-    pub(super) exhausted: bool,
-    pub(super) next_index: u64,
-    pub(super) retry: VecDeque<Unit>,
-    pub(super) extra: VecDeque<Unit>,
-    pub(super) in_flight: u64,
-    pub(super) records: u64,
-    pub(super) failed: bool,
-    pub(super) first_error: Option<String>,
+    pub(super) phase: TaskPhase,
+    /// For a stream consumer: where its producer is.
+    pub(super) producer: Producer,
+    /// Its value, once known: what result references to it resolve to
+    /// (boxed: most tasks have none, and a `Value` takes 80 bytes).
+    pub(super) value: Option<Box<Value>>,
+    /// Its values are needed (by a callback or a result reference).
     pub(super) keep_values: bool,
-    pub(super) values: Vec<Option<Value>>,
-    pub(super) value: Option<Value>,
-    pub(super) ok: Option<bool>,
-    pub(super) callback_pending: bool,
-    pub(super) producer_failed: bool,
-    /// The stream producer has ended: no more lines will come.
-    pub(super) producer_done: bool,
+    /// It is the producer of a stream.
     pub(super) has_stream_consumers: bool,
-    /// The task's own args and kwargs, resolved once when it starts (its
-    /// result references are final then); every item shares them.
-    pub(super) args: Vec<Value>,
-    pub(super) kwargs: Map<String, Value>,
-    /// The task's last record, held until its callback's record.
-    pub(super) held_last: Option<(u64, Record)>,
-    /// Its fingerprint with its shared inputs' contents, taken as it
-    /// started (when the results keep fingerprints).
-    pub(super) print: Option<Digest>,
     /// `--resume`: its units may keep their earlier records (none of its
     /// dependencies ran anything again).
     pub(super) may_keep: bool,
     /// One of its units ran (or failed to start) in this run, so what
     /// depends on it runs again.
     pub(super) ran: bool,
+}
+
+/// Where a task is. A task is in exactly one phase, and only a running
+/// task has units, queues or counts.
+pub(super) enum TaskPhase {
+    /// Waiting for `pending` dependencies to end ok (and, for a stream
+    /// consumer, for its producer to start: see [`Producer`]).
+    Waiting { pending: u32 },
+    /// Started: handing out units, or waiting for the last ones (and its
+    /// callback) to end.
+    Running(Box<Running>),
+    /// Ended, skipped, cancelled or left out: all its records are out.
+    Done,
+}
+
+/// A stream consumer's producer, as the consumer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Producer {
+    /// Not a stream consumer.
+    None,
+    /// No unit of the producer has started: the consumer waits.
+    NotStarted,
+    /// Running: its lines come.
+    Running,
+    /// Ended: no more lines will come.
+    Ended { ok: bool },
+}
+
+impl TaskState {
+    /// What a started task holds, if it has started and not ended.
+    pub(super) fn running(&self) -> Option<&Running> {
+        match &self.phase {
+            TaskPhase::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// [`TaskState::running`], to change.
+    pub(super) fn running_mut(&mut self) -> Option<&mut Running> {
+        match &mut self.phase {
+            TaskPhase::Running(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Waiting, with nothing left to wait for: it may start.
+    pub(super) fn may_start(&self) -> bool {
+        matches!(self.phase, TaskPhase::Waiting { pending: 0 })
+            && self.producer != Producer::NotStarted
+    }
+
+    /// Its value, `null` until it has one.
+    pub(super) fn value(&self) -> Value {
+        self.value.as_deref().cloned().unwrap_or(Value::Null)
+    }
+
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(self.phase, TaskPhase::Waiting { .. })
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        matches!(self.phase, TaskPhase::Done)
+    }
+}
+
+/// What a running task holds.
+pub(super) struct Running {
+    /// Where its items come from.
+    pub(super) source: Source,
+    /// The source has no more items (what is queued still runs).
+    pub(super) exhausted: bool,
+    /// The index of the next item.
+    pub(super) next_index: u64,
+    /// Its units to run again (retries, and units given back by a lost
+    /// worker), ahead of new items.
+    pub(super) retry: VecDeque<Unit>,
+    /// Its callback units.
+    pub(super) extra: VecDeque<Unit>,
+    /// Units handed out and not recorded yet.
+    pub(super) in_flight: u64,
+    /// Records it has made.
+    pub(super) records: u64,
+    /// One of its own units did not end ok.
+    pub(super) failed: bool,
+    /// The first error, for its error callback.
+    pub(super) first_error: Option<String>,
+    /// Its items' values, for its value (when they are needed).
+    pub(super) values: Vec<Option<Value>>,
+    /// Its units have all ended: whether it ended ok. Then only its
+    /// callback may still run.
+    pub(super) ended: Option<bool>,
+    /// Its callback was handed out and has no record yet.
+    pub(super) callback_pending: bool,
+    /// The task's own args and kwargs, resolved once when it starts (its
+    /// result references are final then); every item shares them.
+    pub(super) args: Vec<Value>,
+    pub(super) kwargs: Map<String, Value>,
+    /// The task's last record, held until its callback's record.
+    pub(super) held_last: Option<Box<(u64, Record)>>,
+    /// Its fingerprint with its shared inputs' contents, taken as it
+    /// started (when the results keep fingerprints).
+    pub(super) print: Option<Digest>,
     /// `--resume`: the next unit that must run, its items before it kept.
-    pub(super) ready_unit: Option<Unit>,
+    pub(super) ready_unit: Option<Box<Unit>>,
     /// `--resume`: seqs of units handed out and not yet recorded; kept
     /// records go at most [`KEEP_AHEAD`] past the first of them.
     pub(super) outstanding: BTreeSet<u64>,
+}
+
+impl Running {
+    /// A task that starts with its items from `source`.
+    pub(super) fn new(source: Source, args: Vec<Value>, kwargs: Map<String, Value>) -> Running {
+        Running {
+            source,
+            exhausted: false,
+            next_index: 0,
+            retry: VecDeque::new(),
+            extra: VecDeque::new(),
+            in_flight: 0,
+            records: 0,
+            failed: false,
+            first_error: None,
+            values: Vec::new(),
+            ended: None,
+            callback_pending: false,
+            args,
+            kwargs,
+            held_last: None,
+            print: None,
+            ready_unit: None,
+            outstanding: BTreeSet::new(),
+        }
+    }
 }
 
 /// Durations of a function's units (ms, moving average): a function whose
@@ -105,10 +282,31 @@ pub(super) struct Speed {
     pub(super) mean_ms: f64,
 }
 
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum WorkerState {
+    /// Waiting for work.
     Idle,
+    /// Running its pool's initializer: it takes nothing else until that ends.
+    Initializing,
+    /// Running the units it was sent.
     Busy,
+    /// Told to cancel what it runs (`terminate`, or a signal); its
+    /// deadline kills it if it does not answer in time. It takes no more work.
+    Cancelling,
+    /// Gone by itself, its exit status not known yet (see
+    /// [`super::workers::PendingExit`]): its units wait for it.
+    Exiting,
+    /// Gone: its slot may take a new worker.
     Dead,
+}
+
+impl WorkerState {
+    /// Is the engine still talking to it (its connection polled, its
+    /// deadline watched)?
+    pub(super) fn connected(self) -> bool {
+        !matches!(self, WorkerState::Exiting | WorkerState::Dead)
+    }
 }
 
 pub(super) struct WorkerSlot {
@@ -132,16 +330,14 @@ pub(super) struct WorkerSlot {
     pub(super) number: usize,
     pub(super) conn: Conn,
     pub(super) state: WorkerState,
-    /// Units sent in the current dispatch, not yet done.
-    pub(super) units: VecDeque<u64>,
+    /// Units sent and not answered yet, in the order they run.
+    pub(super) units: VecDeque<UnitId>,
     pub(super) pgid: Option<i32>,
     pub(super) deadline: Option<Instant>,
     pub(super) tasks_run: u64,
     /// Every call it has run was a Python call: at `max_tasks_per_child` it
     /// can take a fresh interpreter instead of being replaced.
     pub(super) python_only: bool,
-    pub(super) initializing: bool,
-    pub(super) retiring: bool,
     /// Reading paused: a stream consumer is behind.
     pub(super) paused: bool,
     /// When the unit at the head of `units` started (wall clock, monotonic).
@@ -164,7 +360,56 @@ pub(super) struct PoolState {
     /// Slurm workers that ended before they were ready, in a row.
     pub(super) step_failures: u32,
     pub(super) gave_up: Option<String>,
-    pub(super) runnable: BTreeSet<usize>,
+    /// Its tasks that may hand out units, in submission order.
+    pub(super) runnable: BTreeSet<TaskId>,
+}
+
+/// The engine's workers, by [`WorkerId`].
+#[derive(Default)]
+pub(super) struct WorkerTable(Vec<WorkerSlot>);
+
+impl WorkerTable {
+    /// Every slot's id, dead ones too (the iterator borrows nothing).
+    pub(super) fn ids(&self) -> impl Iterator<Item = WorkerId> + use<> {
+        (0..self.0.len()).map(WorkerId)
+    }
+
+    /// The slots with their ids.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (WorkerId, &WorkerSlot)> {
+        self.0.iter().enumerate().map(|(i, w)| (WorkerId(i), w))
+    }
+
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut WorkerSlot> {
+        self.0.iter_mut()
+    }
+
+    /// Puts a new worker in the first dead slot, or a new one.
+    pub(super) fn insert(&mut self, slot: WorkerSlot) -> WorkerId {
+        match self.0.iter().position(|w| w.state == WorkerState::Dead) {
+            Some(i) => {
+                self.0[i] = slot;
+                WorkerId(i)
+            }
+            None => {
+                self.0.push(slot);
+                WorkerId(self.0.len() - 1)
+            }
+        }
+    }
+}
+
+impl std::ops::Index<WorkerId> for WorkerTable {
+    type Output = WorkerSlot;
+
+    fn index(&self, id: WorkerId) -> &WorkerSlot {
+        &self.0[id.0]
+    }
+}
+
+impl std::ops::IndexMut<WorkerId> for WorkerTable {
+    fn index_mut(&mut self, id: WorkerId) -> &mut WorkerSlot {
+        &mut self.0[id.0]
+    }
 }
 
 /// Stream lines buffered per consumer before the producer is held back.
@@ -217,6 +462,48 @@ pub(super) fn resolve_kw(tasks: &[TaskState], kwargs: &[(String, Arg)]) -> Map<S
 fn resolve_one(tasks: &[TaskState], a: &Arg) -> Value {
     match a {
         Arg::Value(v) => v.clone(),
-        Arg::Result(id) => tasks[id.0].value.clone().unwrap_or(Value::Null),
+        Arg::Result(id) => tasks[id.0].value(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_kinds_read_back_as_written() {
+        for kind in [UnitKind::Main, UnitKind::Callback, UnitKind::ErrorCallback] {
+            let name = kind.record().name("thumbs");
+            assert_eq!(RecordKind::parse(&name), ("thumbs", kind.record()));
+        }
+        assert_eq!(RecordKind::Callback.name("a"), "a:callback");
+        assert_eq!(RecordKind::ErrorCallback.name("a"), "a:error_callback");
+        let shared = RecordKind::Shared.name("ignored");
+        assert_eq!(shared, "@shared");
+        assert_eq!(RecordKind::parse(&shared), ("", RecordKind::Shared));
+        // Not a callback: the whole string is the id, which no task has.
+        assert_eq!(RecordKind::parse("a:b"), ("a:b", RecordKind::Main));
+    }
+
+    #[test]
+    fn run_phases_only_move_on() {
+        let mut run = RunPhase::Running;
+        assert!(!run.stopping());
+        run.advance(RunPhase::Terminating);
+        assert!(run.stopping() && run.terminating());
+        run.advance(RunPhase::Stopping);
+        assert_eq!(run, RunPhase::Terminating);
+        run.advance(RunPhase::Interrupted);
+        assert_eq!(run, RunPhase::Interrupted);
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// A task waiting or done costs its [`super::TaskState`] only.
+    #[test]
+    fn a_task_is_small() {
+        let size = std::mem::size_of::<super::TaskState>();
+        assert!(size <= 64, "{size} bytes");
     }
 }

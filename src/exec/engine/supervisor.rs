@@ -6,7 +6,7 @@
 //! becomes a record. Nothing here formats output: records go to the
 //! [`Sink`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -17,9 +17,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use super::launcher::Launcher;
 use super::prepare::Prepared;
 use super::state::*;
-use crate::exec::fork_server::ForkServer;
+use super::workers::PendingExit;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
@@ -28,7 +29,7 @@ use crate::plan::Digest;
 use crate::plan::{EdgeKind, Plan};
 use crate::report::{Previous, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
-use crate::spec::{FunctionKind, Job, TaskId};
+use crate::spec::{FunctionKind, Job, PoolId, TaskId};
 
 /// Options of a run beyond the job file.
 #[derive(Default)]
@@ -59,6 +60,9 @@ pub enum RunEnd {
     /// Stopped because the results could not be written (a closed pipe,
     /// a full disk): running on would only lose more.
     OutputLost,
+    /// Stopped because the engine's own poll failed (not interrupted: it
+    /// cannot wait for anything any more).
+    PollFailed(nix::errno::Errno),
 }
 
 /// What the run left: how it ended and the counts by status.
@@ -86,44 +90,66 @@ pub struct Resumed {
     pub unreadable: u64,
 }
 
-/// Runs a checked job to the end; records go to `sink`.
-pub fn run(job: &Job, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunReport {
-    let plan = Plan::new(job);
+/// Runs a checked job, whose graph is `plan`, to the end; records go to
+/// `sink`.
+pub fn run(job: &Job, plan: &Plan, prepared: Prepared, sink: Sink, opts: RunOptions) -> RunReport {
     let mut e = Engine::new(job, plan, prepared, sink, opts);
     e.start();
     let end = e.main_loop();
     e.finish(end)
 }
 
+/// A shared-value client (a command's `jobfile shared ...`): one request
+/// line, one reply.
+pub(super) struct Client {
+    stream: UnixStream,
+    /// What it sent so far.
+    request: Vec<u8>,
+    /// The reply, once the request was applied, and how much of it is sent.
+    reply: Option<(Vec<u8>, usize)>,
+}
+
+/// What a descriptor in the poll set stands for.
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    Signal,
+    Listener,
+    Client(usize),
+    Allocation,
+    /// A lost worker's pidfd: it has exited.
+    Exit,
+    Worker(WorkerId),
+}
+
 pub(super) struct Engine<'a> {
     pub(super) job: &'a Job,
-    pub(super) plan: Plan,
-    pub(super) fs: ForkServer,
+    pub(super) plan: &'a Plan,
+    /// Starts and stops the workers of local pools.
+    pub(super) launcher: Box<dyn Launcher>,
     pub(super) signals: SignalPipe,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
-    pub(super) clients: Vec<(UnixStream, Vec<u8>)>,
+    pub(super) clients: Vec<Client>,
     pub(super) sink: Sink,
     pub(super) opts: RunOptions,
     pub(super) tasks: Vec<TaskState>,
     pub(super) pools: Vec<PoolState>,
-    pub(super) workers: Vec<WorkerSlot>,
-    pub(super) units: HashMap<u64, (Unit, usize), UnitHasher>,
+    pub(super) workers: WorkerTable,
+    pub(super) units: HashMap<UnitId, InFlight, UnitHasher>,
     pub(super) next_unit: u64,
-    pub(super) stopping: bool,
-    /// Running units are being killed (terminate policy, or a signal).
-    pub(super) terminating: bool,
-    /// Stopped by a signal: nothing follows from what ends now.
-    pub(super) interrupted: bool,
+    /// Whether work is still handed out, and what follows from failures.
+    pub(super) run: RunPhase,
     /// Workers that were let go and are not reaped yet.
     pub(super) retired: Vec<u32>,
+    /// Workers that went by themselves, waited for to learn how they ended.
+    pub(super) exits: Vec<PendingExit>,
     pub(super) consumers: Vec<Vec<TaskId>>,
     pub(super) speeds: Vec<Speed>,
     /// How many times a task became runnable: scheduling repeats while it grows.
     pub(super) runnable_events: u64,
     /// Slurm allocations, by pool.
-    pub(super) allocations: HashMap<usize, Allocation>,
+    pub(super) allocations: HashMap<PoolId, Allocation>,
     /// Slurm allocations asked for and not granted yet, by pool.
-    pub(super) requests: HashMap<usize, AllocationRequest>,
+    pub(super) requests: HashMap<PoolId, AllocationRequest>,
     /// This machine's host name: a worker elsewhere records its own.
     pub(super) host: Option<String>,
     /// `srun`s of retired Slurm workers, reaped at the end.
@@ -140,7 +166,7 @@ pub(super) struct Engine<'a> {
 impl<'a> Engine<'a> {
     pub(super) fn new(
         job: &'a Job,
-        plan: Plan,
+        plan: &'a Plan,
         prepared: Prepared,
         sink: Sink,
         opts: RunOptions,
@@ -189,45 +215,30 @@ impl<'a> Engine<'a> {
                             .iter()
                             .any(|e| e.on.0 == i && e.kind == EdgeKind::Result)
                     });
+                let pending = plan.deps[i]
+                    .iter()
+                    .filter(|e| e.kind != EdgeKind::Stream)
+                    .count();
                 TaskState {
-                    phase: Phase::Waiting,
-                    pending: plan.deps[i]
-                        .iter()
-                        .filter(|e| e.kind != EdgeKind::Stream)
-                        .count(),
-                    stream_started: t.stream_source().is_none(),
-                    source: Source::None,
-                    exhausted: false,
-                    next_index: 0,
-                    retry: VecDeque::new(),
-                    extra: VecDeque::new(),
-                    in_flight: 0,
-                    records: 0,
-                    failed: false,
-                    first_error: None,
-                    keep_values: needs_value,
-                    values: Vec::new(),
+                    phase: TaskPhase::Waiting {
+                        pending: pending as u32,
+                    },
+                    producer: match t.stream_source() {
+                        Some(_) => Producer::NotStarted,
+                        None => Producer::None,
+                    },
                     value: None,
-                    ok: None,
-                    callback_pending: false,
-                    producer_failed: false,
-                    producer_done: false,
-                    held_last: None,
+                    keep_values: needs_value,
                     has_stream_consumers: !consumers[i].is_empty(),
-                    args: Vec::new(),
-                    kwargs: serde_json::Map::new(),
-                    print: None,
                     may_keep: false,
                     ran: false,
-                    ready_unit: None,
-                    outstanding: BTreeSet::new(),
                 }
             })
             .collect();
         Engine {
             job,
             plan,
-            fs: prepared.fork_server,
+            launcher: prepared.launcher,
             signals: prepared.signals,
             shared: prepared.shared,
             python_setup: job.uses_python().then(|| {
@@ -242,19 +253,18 @@ impl<'a> Engine<'a> {
             opts,
             tasks,
             pools,
-            workers: Vec::new(),
+            workers: WorkerTable::default(),
             units: HashMap::default(),
             next_unit: 0,
-            stopping: false,
-            terminating: false,
-            interrupted: false,
+            run: RunPhase::Running,
             retired: Vec::new(),
+            exits: Vec::new(),
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
             allocations: HashMap::new(),
             requests: HashMap::new(),
-            host: crate::exec::worker::host_name(),
+            host: crate::exec::process::host_name(),
             ended_steps: Vec::new(),
             resumed: Resumed::default(),
         }
@@ -263,9 +273,7 @@ impl<'a> Engine<'a> {
     pub(super) fn start(&mut self) {
         let left_out: Vec<TaskId> = self.opts.left_out.iter().copied().collect();
         for &id in &left_out {
-            let st = &mut self.tasks[id.0];
-            st.phase = Phase::Done;
-            st.ok = Some(true);
+            self.tasks[id.0].phase = TaskPhase::Done;
             self.sink.close(id.0, 0);
         }
         for id in left_out {
@@ -297,7 +305,9 @@ impl<'a> Engine<'a> {
             if self.all_done() {
                 return RunEnd::Completed;
             }
-            self.poll_once();
+            if let Err(e) = self.poll_once() {
+                return RunEnd::PollFailed(e);
+            }
         }
     }
 
@@ -305,31 +315,39 @@ impl<'a> Engine<'a> {
     /// every task has ended, or the rest is held back by the stop policy.
     /// A pool waiting for its Slurm allocation still has work to start.
     pub(super) fn all_done(&self) -> bool {
-        self.units.is_empty() && (self.requests.is_empty() || self.stopping)
+        self.units.is_empty() && (self.requests.is_empty() || self.run.stopping())
     }
 
-    pub(super) fn poll_once(&mut self) {
+    /// Waits for the next event (a signal, a client, a worker's frame or
+    /// exit, a deadline) and handles it. Only a failed poll (other than
+    /// `EINTR`, which is an event like any other) is an error.
+    pub(super) fn poll_once(&mut self) -> nix::Result<()> {
         // Frames left in a buffer while their worker was paused are served
         // first: no poll would wake up for them.
-        let buffered: Vec<usize> = (0..self.workers.len())
-            .filter(|&w| {
-                let s = &self.workers[w];
-                !matches!(s.state, WorkerState::Dead) && !s.paused && s.conn.has_frame()
-            })
+        let buffered: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, s)| s.state.connected() && !s.paused && s.conn.has_frame())
+            .map(|(w, _)| w)
             .collect();
         if !buffered.is_empty() {
             for w in buffered {
                 self.serve_frames(w, true);
             }
-            return;
+            return Ok(());
         }
         self.sink.flush();
         self.sink.running(self.units.len());
         let timeout = self
             .workers
             .iter()
-            .filter_map(|w| w.deadline)
+            .filter_map(|(_, w)| w.deadline)
             .chain(self.requests.values().map(|r| r.deadline()))
+            .chain(self.exits.iter().map(|x| match x.pidfd {
+                Some(_) => x.until,
+                // Without a pidfd, nothing wakes the poll when it exits.
+                None => Instant::now() + std::time::Duration::from_millis(5),
+            }))
             .min()
             .map(|d| d.saturating_duration_since(Instant::now()));
         let timeout = match timeout {
@@ -338,55 +356,67 @@ impl<'a> Engine<'a> {
             None => PollTimeout::from(1000u16),
         };
         // Descriptors are borrowed for the poll only; indexes map back.
-        let mut which: Vec<(u8, usize)> = Vec::new();
-        let ready: Vec<(u8, usize, PollFlags)> = {
+        let mut which: Vec<Ready> = Vec::new();
+        let ready: Vec<(Ready, PollFlags)> = {
             let mut fds: Vec<PollFd<'_>> = Vec::new();
             fds.push(PollFd::new(self.signals.fd(), PollFlags::POLLIN));
-            which.push((0, 0));
+            which.push(Ready::Signal);
             if let Some((_, listener, _)) = &self.shared {
                 fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-                which.push((2, 0));
+                which.push(Ready::Listener);
             }
-            for (i, (c, _)) in self.clients.iter().enumerate() {
-                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-                which.push((3, i));
+            for (i, c) in self.clients.iter().enumerate() {
+                // Its request, then room for its reply.
+                let wanted = match c.reply {
+                    None => PollFlags::POLLIN,
+                    Some(_) => PollFlags::POLLOUT,
+                };
+                fds.push(PollFd::new(c.stream.as_fd(), wanted));
+                which.push(Ready::Client(i));
             }
             for r in self.requests.values() {
                 fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
-                which.push((5, 0));
+                which.push(Ready::Allocation);
             }
-            for (i, w) in self.workers.iter().enumerate() {
-                if matches!(w.state, WorkerState::Dead) {
+            for x in &self.exits {
+                if let Some(fd) = &x.pidfd {
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    which.push(Ready::Exit);
+                }
+            }
+            for (i, w) in self.workers.iter() {
+                if !w.state.connected() {
                     continue;
                 }
                 // Input and output may be one socket or two pipes.
                 if let (true, Some(fd)) = (w.conn.wants_write(), w.conn.write_fd()) {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
-                    which.push((4, i));
+                    which.push(Ready::Worker(i));
                 }
                 if let (false, Some(fd)) = (w.paused, w.conn.read_fd()) {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                    which.push((4, i));
+                    which.push(Ready::Worker(i));
                 }
             }
             match poll(&mut fds, timeout) {
+                // A signal: its byte is in the self-pipe, read by the loop.
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => {}
+                Err(e) => return Err(e),
             }
             fds.iter()
                 .zip(which.iter())
-                .filter_map(|(fd, &(k, i))| {
+                .filter_map(|(fd, &k)| {
                     let r = fd.revents().unwrap_or(PollFlags::empty());
-                    (!r.is_empty()).then_some((k, i, r))
+                    (!r.is_empty()).then_some((k, r))
                 })
                 .collect()
         };
         let mut done_clients = Vec::new();
-        for (kind, i, flags) in ready {
-            match kind {
-                2 => self.accept_clients(),
-                3 if self.serve_client(i) => done_clients.push(i),
-                4 => {
+        for (ready, flags) in ready {
+            match ready {
+                Ready::Listener => self.accept_clients(),
+                Ready::Client(i) if self.serve_client(i) => done_clients.push(i),
+                Ready::Worker(i) => {
                     if flags.contains(PollFlags::POLLOUT) {
                         let _ = self.workers[i].conn.flush();
                     }
@@ -405,8 +435,12 @@ impl<'a> Engine<'a> {
         if !self.requests.is_empty() {
             self.advance_requests();
         }
+        if !self.exits.is_empty() {
+            self.advance_exits(false);
+        }
         self.reap_retired();
         self.check_deadlines();
+        Ok(())
     }
 
     pub(super) fn accept_clients(&mut self) {
@@ -415,38 +449,55 @@ impl<'a> Engine<'a> {
         };
         while let Ok((stream, _)) = listener.accept() {
             if stream.set_nonblocking(true).is_ok() {
-                self.clients.push((stream, Vec::new()));
+                self.clients.push(Client {
+                    stream,
+                    request: Vec::new(),
+                    reply: None,
+                });
             }
         }
     }
 
-    /// Reads a shared-value client's request and answers it once it is
-    /// whole; `true` when the client is done (answered, or gone).
+    /// Reads a shared-value client's request, applies it once it is
+    /// whole, and writes the reply as the client takes it; `true` when the
+    /// client is done (answered, or gone). Never waits for the client.
     pub(super) fn serve_client(&mut self, i: usize) -> bool {
         let Some((store, _, _)) = &mut self.shared else {
             return true;
         };
-        let (stream, buf) = &mut self.clients[i];
-        let mut chunk = [0u8; 4096];
-        let closed = loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => break true,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
-                Err(_) => break true,
-            }
-        };
-        if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let reply = handle_line(store, &buf[..nl]);
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.write_all(&reply);
-            true
-        } else {
-            closed
+        let client = &mut self.clients[i];
+        if client.reply.is_none() {
+            let mut chunk = [0u8; 4096];
+            let closed = loop {
+                match client.stream.read(&mut chunk) {
+                    Ok(0) => break true,
+                    Ok(n) => client.request.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break true,
+                }
+            };
+            let Some(nl) = client.request.iter().position(|&b| b == b'\n') else {
+                return closed;
+            };
+            client.reply = Some((handle_line(store, &client.request[..nl]), 0));
         }
+        let Some((reply, sent)) = &mut client.reply else {
+            return true;
+        };
+        while *sent < reply.len() {
+            match client.stream.write(&reply[*sent..]) {
+                Ok(n) => *sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Gone before its answer: the operation stands all the same.
+                Err(_) => return true,
+            }
+        }
+        true
     }
 
-    pub(super) fn read_worker(&mut self, w: usize) {
+    pub(super) fn read_worker(&mut self, w: WorkerId) {
         let alive = self.workers[w].conn.fill().unwrap_or(false);
         self.serve_frames(w, alive);
     }
@@ -454,7 +505,7 @@ impl<'a> Engine<'a> {
     /// Handles the frames a worker's connection holds. While the worker is
     /// paused (its stream's consumers are behind) the rest stay in the
     /// buffer, unless the worker is gone and they are all there is.
-    pub(super) fn serve_frames(&mut self, w: usize, alive: bool) {
+    pub(super) fn serve_frames(&mut self, w: WorkerId, alive: bool) {
         loop {
             if alive && self.workers[w].paused {
                 return;
@@ -465,7 +516,7 @@ impl<'a> Engine<'a> {
                 None => break,
             };
             self.on_frame(w, frame);
-            if matches!(self.workers[w].state, WorkerState::Dead) {
+            if !self.workers[w].state.connected() {
                 return;
             }
         }
@@ -474,7 +525,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn on_frame(&mut self, w: usize, frame: FromWorker) {
+    pub(super) fn on_frame(&mut self, w: WorkerId, frame: FromWorker) {
         match frame {
             FromWorker::Ready { pid, host } => {
                 let slot = &mut self.workers[w];
@@ -484,8 +535,8 @@ impl<'a> Engine<'a> {
                 self.pools[slot.pool.0].step_failures = 0;
             }
             FromWorker::Spawned { pgid, .. } => self.workers[w].pgid = Some(pgid),
-            FromWorker::Line { unit, stream, line } => self.on_line(w, unit, stream, line),
-            FromWorker::Item { unit, value } => self.on_item(w, unit, value),
+            FromWorker::Line { unit, stream, line } => self.on_line(w, UnitId(unit), stream, line),
+            FromWorker::Item { unit, value } => self.on_item(w, UnitId(unit), value),
             FromWorker::Shared { op } => {
                 let (ok, error) = match &mut self.shared {
                     Some((store, _, _)) => match store.apply(&op) {
@@ -501,16 +552,16 @@ impl<'a> Engine<'a> {
                 conn.queue(&ToWorker::SharedReply { ok, error });
                 let _ = conn.flush();
             }
-            FromWorker::Done { unit, outcome } => self.on_done(w, unit, outcome),
+            FromWorker::Done { unit, outcome } => self.on_done(w, UnitId(unit), outcome),
         }
     }
 
-    pub(super) fn on_line(&mut self, w: usize, unit: u64, stream: LineStream, line: String) {
-        let Some((u, _)) = self.units.get(&unit) else {
+    pub(super) fn on_line(&mut self, w: WorkerId, unit: UnitId, stream: LineStream, line: String) {
+        let Some(u) = self.units.get(&unit).and_then(InFlight::unit) else {
             return;
         };
         let task = u.task;
-        if self.opts.live && u.kind != UnitKind::Initializer {
+        if self.opts.live {
             let id = &self.job.task(task).id;
             let err = stream == LineStream::Err;
             self.sink
@@ -524,8 +575,8 @@ impl<'a> Engine<'a> {
     }
 
     /// A value a Python generator yielded: the next item of its consumers.
-    pub(super) fn on_item(&mut self, w: usize, unit: u64, value: Value) {
-        let Some((u, _)) = self.units.get(&unit) else {
+    pub(super) fn on_item(&mut self, w: WorkerId, unit: UnitId, value: Value) {
+        let Some(u) = self.units.get(&unit).and_then(InFlight::unit) else {
             return;
         };
         if u.kind == UnitKind::Main {
@@ -535,13 +586,15 @@ impl<'a> Engine<'a> {
     }
 
     /// Queues one item of producer `task` for each of its consumers.
-    fn feed_consumers(&mut self, w: usize, task: TaskId, item: Value) {
+    fn feed_consumers(&mut self, w: WorkerId, task: TaskId, item: Value) {
         let consumers = self.consumers[task.0].clone();
         let mut behind = false;
         for c in consumers {
-            if let Source::Queue(q) = &mut self.tasks[c.0].source {
-                q.push_back(item.clone());
-                behind |= q.len() >= STREAM_HIGH_WATER && self.tasks[c.0].in_flight > 0;
+            if let Some(st) = self.tasks[c.0].running_mut() {
+                if let Source::Queue(q) = &mut st.source {
+                    q.push_back(item.clone());
+                    behind |= q.len() >= STREAM_HIGH_WATER && st.in_flight > 0;
+                }
             }
         }
         // Back-pressure: stop reading the producer while its consumers
@@ -551,13 +604,13 @@ impl<'a> Engine<'a> {
 
     pub(super) fn check_deadlines(&mut self) {
         let now = Instant::now();
-        for w in 0..self.workers.len() {
+        for w in self.workers.ids() {
             let slot = &self.workers[w];
-            if matches!(slot.state, WorkerState::Dead) {
+            if !slot.state.connected() {
                 continue;
             }
             if slot.deadline.is_some_and(|d| d <= now) {
-                let status = if slot.retiring {
+                let status = if slot.state == WorkerState::Cancelling {
                     Status::Cancelled
                 } else {
                     Status::Timeout

@@ -9,15 +9,31 @@ use nix::unistd::Pid;
 
 use super::state::*;
 use super::supervisor::Engine;
-use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
+use crate::exec::fork_server::WorkerExit;
 use crate::exec::invocation::{Setting, add_env, invocation};
-use crate::exec::protocol::{Call, Conn, Outcome, ToWorker};
+use crate::exec::process::pidfd_open;
+use crate::exec::process::{GRACE, signal_name};
+use crate::exec::protocol::{Call, CallOutcome, Conn, ToWorker};
 use crate::exec::slurm::{
     ALLOCATION_TIMEOUT, AllocationRequest, SlurmRequest, default_worker_binary,
 };
-use crate::exec::worker::{GRACE, signal_name};
 use crate::report::Status;
 use crate::spec::{Backend, PoolId, TaskId};
+
+/// How long a worker that went by itself may take to become a zombie
+/// after its socket closed, before its units are recorded without its
+/// signal.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
+
+/// A lost worker whose exit status is not known yet.
+pub(super) struct PendingExit {
+    pub(super) worker: WorkerId,
+    /// Readable once the process has exited (none before Linux 5.3: the
+    /// loop then looks again every few milliseconds).
+    pub(super) pidfd: Option<std::os::fd::OwnedFd>,
+    pub(super) until: Instant,
+    is_step: bool,
+}
 
 /// Why no worker was started.
 pub(super) enum LaunchError {
@@ -44,22 +60,10 @@ impl Engine<'_> {
         use LaunchError::Failed;
         let spec = &self.job.pools[pool.0];
         if spec.backend != Backend::Slurm {
-            let spawned = match self.fs.spawn() {
-                Ok(spawned) => spawned,
-                // The fork server is gone (killed from outside). A new one
-                // may be forked only while this process has one thread.
-                Err(e) if thread_count() == 1 => {
-                    self.fs = ForkServer::start().map_err(|e2| {
-                        Failed(format!(
-                            "cannot start a worker: {e}; no new fork server: {e2}"
-                        ))
-                    })?;
-                    self.fs
-                        .spawn()
-                        .map_err(|e| Failed(format!("cannot start a worker: {e}")))?
-                }
-                Err(e) => return Err(Failed(format!("cannot start a worker: {e}"))),
-            };
+            let spawned = self
+                .launcher
+                .spawn()
+                .map_err(|e| Failed(format!("cannot start a worker: {e}")))?;
             let conn = Conn::new(spawned.conn, None).map_err(|e| Failed(e.to_string()))?;
             return Ok(Launched {
                 pid: spawned.pid,
@@ -68,8 +72,8 @@ impl Engine<'_> {
                 node: None,
             });
         }
-        if !self.allocations.contains_key(&pool.0) {
-            if !self.requests.contains_key(&pool.0) {
+        if !self.allocations.contains_key(&pool) {
+            if !self.requests.contains_key(&pool) {
                 let request = SlurmRequest {
                     partition: spec.slurm.partition.clone(),
                     nodes: spec.slurm.nodes,
@@ -81,7 +85,7 @@ impl Engine<'_> {
                     AllocationRequest::start(&request, ALLOCATION_TIMEOUT).map_err(|e| {
                         Failed(format!("no Slurm allocation for pool `{}`: {e}", spec.name))
                     })?;
-                self.requests.insert(pool.0, pending);
+                self.requests.insert(pool, pending);
             }
             return Err(LaunchError::Pending);
         }
@@ -94,7 +98,7 @@ impl Engine<'_> {
         let name = spec.name.clone();
         let alloc = self
             .allocations
-            .get_mut(&pool.0)
+            .get_mut(&pool)
             .ok_or_else(|| Failed("the Slurm allocation is gone".to_string()))?;
         let step = alloc
             .spawn_placed(&binary)
@@ -112,13 +116,13 @@ impl Engine<'_> {
     /// its nodes and its pool starts workers on the next round; a refused
     /// one makes its pool give up.
     pub(super) fn advance_requests(&mut self) {
-        let pools: Vec<usize> = self.requests.keys().copied().collect();
+        let pools: Vec<PoolId> = self.requests.keys().copied().collect();
         for p in pools {
             let Some(answer) = self.requests.get_mut(&p).and_then(|r| r.advance()) else {
                 continue;
             };
             self.requests.remove(&p);
-            let name = &self.job.pools[p].name;
+            let name = &self.job.pools[p.0].name;
             match answer {
                 Ok(mut alloc) => {
                     if let Err(e) = alloc.load_nodes() {
@@ -131,13 +135,13 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     let error = format!("no Slurm allocation for pool `{name}`: {e}");
-                    self.pool_gives_up(PoolId(p), error);
+                    self.pool_gives_up(p, error);
                 }
             }
         }
     }
 
-    pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<usize> {
+    pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<WorkerId> {
         let Launched {
             pid,
             conn,
@@ -153,9 +157,10 @@ impl Engine<'_> {
         };
         let number = (1..)
             .find(|n| {
-                !self.workers.iter().any(|w| {
-                    w.pool == pool && w.number == *n && !matches!(w.state, WorkerState::Dead)
-                })
+                !self
+                    .workers
+                    .iter()
+                    .any(|(_, w)| w.pool == pool && w.number == *n && w.state != WorkerState::Dead)
             })
             .unwrap_or(1);
         let slot = WorkerSlot {
@@ -174,25 +179,10 @@ impl Engine<'_> {
             deadline: None,
             tasks_run: 0,
             python_only: true,
-            initializing: false,
-            retiring: false,
             paused: false,
             current: None,
         };
-        let w = match self
-            .workers
-            .iter()
-            .position(|w| matches!(w.state, WorkerState::Dead))
-        {
-            Some(i) => {
-                self.workers[i] = slot;
-                i
-            }
-            None => {
-                self.workers.push(slot);
-                self.workers.len() - 1
-            }
-        };
+        let w = self.workers.insert(slot);
         self.pools[pool.0].live += 1;
         if let Some((local, remote)) = &self.python_setup {
             let setup = if self.workers[w].step.is_some() {
@@ -213,29 +203,16 @@ impl Engine<'_> {
     /// Sends a worker its pool's initializer, when the pool has one, as the
     /// first call of a new worker or of a renewed interpreter; `false` when
     /// the pool gave up.
-    pub(super) fn start_initializer(&mut self, w: usize) -> bool {
+    pub(super) fn start_initializer(&mut self, w: WorkerId) -> bool {
         let pool = self.workers[w].pool;
         let number = self.workers[w].number;
         let Some(init) = &self.job.pools[pool.0].initializer else {
             return true;
         };
         {
-            let unit = Unit {
-                task: TaskId(usize::MAX),
-                kind: UnitKind::Initializer,
-                index: None,
-                seq: 0,
-                function: init.function,
-                args: init.args.clone(),
-                kwargs: init.kwargs.clone(),
-                item: None,
-                attempt: 1,
-                inputs: crate::plan::NONE,
-                outputs: crate::plan::NONE,
-            };
             let function = self.job.function(init.function);
             let setting = Setting::of_function(function);
-            let inv = match invocation(self.job, function, &unit.args, &unit.kwargs, None, &setting)
+            let inv = match invocation(self.job, function, &init.args, &init.kwargs, None, &setting)
             {
                 Ok(mut inv) => {
                     add_env(&mut inv, [("JOBFILE_SLOT".to_string(), number.to_string())]);
@@ -248,11 +225,12 @@ impl Engine<'_> {
             };
             let n = self.next_unit;
             self.next_unit += 1;
-            self.units.insert(n, (unit, w));
+            self.units.insert(UnitId(n), InFlight::Initializer);
             let slot = &mut self.workers[w];
-            slot.initializing = true;
-            slot.state = WorkerState::Busy;
-            slot.units = VecDeque::from([n]);
+            if slot.state != WorkerState::Cancelling {
+                slot.state = WorkerState::Initializing;
+            }
+            slot.units = VecDeque::from([UnitId(n)]);
             slot.conn.queue(&ToWorker::Run {
                 calls: vec![Call {
                     unit: n,
@@ -268,7 +246,7 @@ impl Engine<'_> {
     /// `max_tasks_per_child`: it keeps its process and takes a fresh
     /// interpreter (from the template's spares), which runs the pool's
     /// initializer first, as a new worker's would.
-    pub(super) fn renew(&mut self, w: usize) {
+    pub(super) fn renew(&mut self, w: WorkerId) {
         let slot = &mut self.workers[w];
         slot.tasks_run = 0;
         slot.conn.queue(&ToWorker::Renew);
@@ -279,17 +257,16 @@ impl Engine<'_> {
     /// Three failed initializer starts in a row: the pool's tasks fail.
     pub(super) fn pool_gives_up(&mut self, pool: PoolId, error: String) {
         self.pools[pool.0].gave_up = Some(error.clone());
-        let ids: Vec<usize> = self.pools[pool.0].runnable.iter().copied().collect();
-        for i in ids {
-            let id = TaskId(i);
+        let ids: Vec<TaskId> = self.pools[pool.0].runnable.iter().copied().collect();
+        for id in ids {
             loop {
                 let Some(unit) = self.next_unit(id) else {
                     break;
                 };
-                self.tasks[i].in_flight += 1;
-                let outcome = Outcome {
+                self.count_in_flight(id);
+                let outcome = CallOutcome {
                     error: Some(error.clone()),
-                    ..Outcome::default()
+                    ..CallOutcome::default()
                 };
                 self.record_final(unit, outcome, Status::Failed, None);
             }
@@ -299,17 +276,26 @@ impl Engine<'_> {
 
     /// Stops what a worker runs: cancel frame and TERM to the command's
     /// group now; the deadline kills the worker if it does not answer.
-    pub(super) fn cancel_worker(&mut self, w: usize) {
+    pub(super) fn cancel_worker(&mut self, w: WorkerId) {
         let slot = &mut self.workers[w];
         slot.conn.queue(&ToWorker::Cancel);
         let _ = slot.conn.flush();
         if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
+        let initializer = self.job.pools[slot.pool.0]
+            .initializer
+            .as_ref()
+            .map(|i| i.function);
         let builtin = slot.units.iter().any(|u| {
-            self.units.get(u).is_some_and(|(unit, _)| {
+            let function = match self.units.get(u) {
+                Some(InFlight::Task(unit)) => Some(unit.function),
+                Some(InFlight::Initializer) => initializer,
+                None => None,
+            };
+            function.is_some_and(|f| {
                 matches!(
-                    self.job.function(unit.function).kind,
+                    self.job.function(f).kind,
                     crate::spec::FunctionKind::Builtin(_)
                 )
             })
@@ -322,36 +308,103 @@ impl Engine<'_> {
             };
         let slot = &mut self.workers[w];
         slot.deadline = Some(slot.deadline.map_or(soon, |d| d.min(soon)));
-        slot.retiring = true;
+        slot.state = WorkerState::Cancelling;
     }
 
-    pub(super) fn kill_worker(&mut self, w: usize) {
+    pub(super) fn kill_worker(&mut self, w: WorkerId) {
         let slot = &self.workers[w];
         if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
         // srun passes SIGTERM on as the end of its step, within
         // milliseconds; a SIGKILL would hold the step's CPU for seconds.
-        let signal = if slot.step.is_some() {
-            Signal::SIGTERM
-        } else {
-            Signal::SIGKILL
-        };
-        let _ = kill(Pid::from_raw(slot.pid as i32), signal);
+        match slot.step {
+            Some(_) => {
+                let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGTERM);
+            }
+            None => self.launcher.signal(slot.pid, Signal::SIGKILL),
+        }
     }
 
     /// A worker is gone (or was killed): its units end as `status`, or as
-    /// `crashed` with the worker's signal.
-    pub(super) fn worker_lost(&mut self, w: usize, status: Option<Status>) {
-        let pid = self.workers[w].pid;
-        if let Some(pgid) = self.workers[w].pgid {
+    /// `crashed` with the worker's signal. A worker that went by itself may
+    /// not be reaped yet (its socket closes a moment before it is a
+    /// zombie): then its end waits in [`Engine::exits`] for its pidfd, or
+    /// for a short deadline, and the loop goes on meanwhile.
+    pub(super) fn worker_lost(&mut self, w: WorkerId, status: Option<Status>) {
+        let slot = &mut self.workers[w];
+        if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
-        let is_step = self.workers[w].step.is_some();
-        let exit = match self.workers[w].step.take() {
-            Some(child) => self.wait_step(child),
-            None => self.wait_exit(pid),
+        slot.conn.close();
+        let is_step = slot.step.is_some();
+        if status.is_some() {
+            // Stopped by the engine: how it exits adds nothing to the
+            // records; it is reaped later.
+            match slot.step.take() {
+                Some(child) => self.ended_steps.push(child),
+                None => self.retired.push(slot.pid),
+            }
+            self.end_lost(w, status, None, is_step);
+            return;
+        }
+        let exit = match &mut slot.step {
+            Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
+            None => self.launcher.try_exit(slot.pid),
         };
+        if exit.is_some() {
+            slot.step = None;
+            self.end_lost(w, None, exit, is_step);
+            return;
+        }
+        let pidfd = match &slot.step {
+            Some(child) => pidfd_open(Pid::from_raw(child.id() as i32)).ok(),
+            None => self.launcher.exit_fd(slot.pid),
+        };
+        slot.state = WorkerState::Exiting;
+        self.exits.push(PendingExit {
+            worker: w,
+            pidfd,
+            until: Instant::now() + EXIT_WAIT,
+            is_step,
+        });
+    }
+
+    /// Ends the lost workers that have exited (or waited long enough: those
+    /// are reaped later, and their units crash without a signal).
+    pub(super) fn advance_exits(&mut self, force: bool) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.exits.len() {
+            let w = self.exits[i].worker;
+            let slot = &mut self.workers[w];
+            let exit = match &mut slot.step {
+                Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
+                None => self.launcher.try_exit(slot.pid),
+            };
+            if exit.is_none() && !force && now < self.exits[i].until {
+                i += 1;
+                continue;
+            }
+            let pending = self.exits.swap_remove(i);
+            match (exit, slot.step.take()) {
+                (None, Some(child)) => self.ended_steps.push(child),
+                (None, None) => self.retired.push(slot.pid),
+                (Some(_), _) => {}
+            }
+            self.end_lost(w, None, exit, pending.is_step);
+        }
+    }
+
+    /// The rest of [`Engine::worker_lost`], once the exit is known (or
+    /// given up on).
+    fn end_lost(
+        &mut self,
+        w: WorkerId,
+        status: Option<Status>,
+        exit: Option<WorkerExit>,
+        is_step: bool,
+    ) {
         let ran_on = RanOn {
             pid: self.workers[w].reported_pid,
             host: self.workers[w].host.clone(),
@@ -362,36 +415,36 @@ impl Engine<'_> {
         let node_lost = self.step_over(w, status.is_none());
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
-        slot.conn.close();
-        let units: Vec<u64> = slot.units.drain(..).collect();
+        let units: Vec<UnitId> = slot.units.drain(..).collect();
         let pool = slot.pool;
         let began = slot.current.take();
         self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
         let signal = exit.and_then(|e| e.signal());
         let mut requeue: Vec<Unit> = Vec::new();
         for (pos, n) in units.into_iter().enumerate() {
-            let Some((unit, _)) = self.units.remove(&n) else {
-                continue;
-            };
-            if (pos > 0 || never_started)
-                && status != Some(Status::Cancelled)
-                && unit.kind != UnitKind::Initializer
-            {
-                // Queued behind the unit that was running: it never
-                // started, so it goes back to its task as it was.
-                self.tasks[unit.task.0].in_flight -= 1;
-                requeue.push(unit);
-                continue;
-            }
-            if unit.kind == UnitKind::Initializer {
-                if never_started {
-                    // It never ran: the failed start is counted below.
+            let unit = match self.units.remove(&n) {
+                None => continue,
+                Some(InFlight::Initializer) => {
+                    if never_started {
+                        // It never ran: the failed start is counted below.
+                        continue;
+                    }
+                    self.pools[pool.0].init_failures += 1;
+                    if self.pools[pool.0].init_failures >= 3 {
+                        self.pool_gives_up(
+                            pool,
+                            "the pool's initializer crashed its worker".into(),
+                        );
+                    }
                     continue;
                 }
-                self.pools[pool.0].init_failures += 1;
-                if self.pools[pool.0].init_failures >= 3 {
-                    self.pool_gives_up(pool, "the pool's initializer crashed its worker".into());
-                }
+                Some(InFlight::Task(unit)) => unit,
+            };
+            if (pos > 0 || never_started) && status != Some(Status::Cancelled) {
+                // Queued behind the unit that was running: it never
+                // started, so it goes back to its task as it was.
+                self.uncount_in_flight(unit.task);
+                requeue.push(unit);
                 continue;
             }
             let task = self.job.task(unit.task);
@@ -427,7 +480,7 @@ impl Engine<'_> {
                 ),
                 _ => (0.0, 0.0),
             };
-            let outcome = Outcome {
+            let outcome = CallOutcome {
                 error: Some(error),
                 signal: if status == Status::Crashed {
                     signal
@@ -436,7 +489,7 @@ impl Engine<'_> {
                 },
                 started_ms,
                 duration_ms,
-                ..Outcome::default()
+                ..CallOutcome::default()
             };
             self.unit_done(unit, outcome, status, Some(ran_on.clone()));
         }
@@ -448,11 +501,11 @@ impl Engine<'_> {
 
     /// Units that were queued on a worker but never started go back to
     /// their tasks, by number.
-    pub(super) fn requeue(&mut self, numbers: Vec<u64>) {
+    pub(super) fn requeue(&mut self, numbers: Vec<UnitId>) {
         let mut units = Vec::with_capacity(numbers.len());
         for n in numbers {
-            if let Some((unit, _)) = self.units.remove(&n) {
-                self.tasks[unit.task.0].in_flight -= 1;
+            if let Some(InFlight::Task(unit)) = self.units.remove(&n) {
+                self.uncount_in_flight(unit.task);
                 units.push(unit);
             }
         }
@@ -464,10 +517,11 @@ impl Engine<'_> {
     pub(super) fn give_back(&mut self, units: Vec<Unit>) {
         for unit in units.into_iter().rev() {
             let id = unit.task;
-            let st = &mut self.tasks[id.0];
-            match unit.kind {
-                UnitKind::Main => st.retry.push_front(unit),
-                _ => st.extra.push_front(unit),
+            if let Some(st) = self.tasks[id.0].running_mut() {
+                match unit.kind {
+                    UnitKind::Main => st.retry.push_front(unit),
+                    UnitKind::Callback | UnitKind::ErrorCallback => st.extra.push_front(unit),
+                }
             }
             self.make_runnable(id);
         }
@@ -476,12 +530,12 @@ impl Engine<'_> {
     /// A Slurm worker's step is over (lost when `lost`, else let go): its
     /// node has one worker less, and after a loss the allocation is asked
     /// which nodes it still has. The worker's node, when it is lost.
-    fn step_over(&mut self, w: usize, lost: bool) -> Option<String> {
+    fn step_over(&mut self, w: WorkerId, lost: bool) -> Option<String> {
         let slot = &mut self.workers[w];
         let node = slot.node.take()?;
         let (ready, pool) = (slot.ready, slot.pool);
         let name = &self.job.pools[pool.0].name;
-        let alloc = self.allocations.get_mut(&pool.0)?;
+        let alloc = self.allocations.get_mut(&pool)?;
         let (newly_lost, given_up) = alloc.step_ended(&node, ready, lost);
         for n in newly_lost {
             eprintln!(
@@ -503,11 +557,11 @@ impl Engine<'_> {
         state.step_failures += 1;
         let placeable = self
             .allocations
-            .get(&pool.0)
+            .get(&pool)
             .is_some_and(|a| a.can_place() && a.placement().is_some());
         let unplaced = self
             .allocations
-            .get(&pool.0)
+            .get(&pool)
             .is_some_and(|a| a.placement().is_none());
         if placeable || (unplaced && state.step_failures < 3) {
             return;
@@ -529,47 +583,10 @@ impl Engine<'_> {
         self.pool_gives_up(pool, error);
     }
 
-    /// The exit status of a Slurm worker's `srun`, waiting briefly.
-    pub(super) fn wait_step(&mut self, mut child: std::process::Child) -> Option<WorkerExit> {
-        use std::os::unix::process::ExitStatusExt;
-        let until = Instant::now() + Duration::from_millis(500);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    return Some(WorkerExit {
-                        pid: child.id(),
-                        status: status.into_raw(),
-                    });
-                }
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                _ => {
-                    self.ended_steps.push(child);
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// The exit status of a worker, waiting briefly for the fork server's
-    /// report (it reaps the worker a moment after its socket closes).
-    pub(super) fn wait_exit(&mut self, pid: u32) -> Option<WorkerExit> {
-        let until = Instant::now() + Duration::from_millis(500);
-        loop {
-            if let Some(exit) = try_reap(pid) {
-                return Some(exit);
-            }
-            if Instant::now() >= until {
-                // Still there: reaped later, with the retired ones.
-                self.retired.push(pid);
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
     /// Reaps the retired workers that have exited.
     pub(super) fn reap_retired(&mut self) {
-        self.retired.retain(|&pid| try_reap(pid).is_none());
+        let launcher = &mut self.launcher;
+        self.retired.retain(|&pid| launcher.try_exit(pid).is_none());
     }
 
     /// At the end: waits briefly for the retired workers, then kills what
@@ -581,20 +598,24 @@ impl Engine<'_> {
             self.reap_retired();
             std::thread::sleep(Duration::from_millis(5));
         }
-        for &pid in &self.retired {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid as i32), None);
+        for pid in std::mem::take(&mut self.retired) {
+            self.launcher.signal(pid, Signal::SIGKILL);
+            self.launcher.wait(pid);
         }
-        self.retired.clear();
-        reap_orphans();
+        self.launcher.end();
     }
 
     /// Closes a worker's socket so it exits (max_tasks_per_child, a failed
     /// initializer); a new worker takes its place when there is work.
-    pub(super) fn retire(&mut self, w: usize, kill_it: bool) {
+    pub(super) fn retire(&mut self, w: WorkerId, kill_it: bool) {
         let slot = &mut self.workers[w];
         if kill_it {
-            let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
+            match slot.step {
+                Some(_) => {
+                    let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
+                }
+                None => self.launcher.signal(slot.pid, Signal::SIGKILL),
+            }
         }
         slot.state = WorkerState::Dead;
         let pool = slot.pool;
@@ -635,31 +656,5 @@ impl Engine<'_> {
                 eprintln!("warning: releasing the Slurm allocation: {e}");
             }
         }
-    }
-}
-
-/// The exit of child `pid` if it has ended (reaping it), else `None`.
-fn try_reap(pid: u32) -> Option<WorkerExit> {
-    let mut status = 0;
-    // SAFETY: waitpid on one of our own children, without blocking.
-    let rc = unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
-    match rc {
-        0 => None,
-        // ECHILD: not ours (any more); nothing to wait for.
-        r if r < 0 => Some(WorkerExit { pid, status: 0 }),
-        _ => Some(WorkerExit { pid, status }),
-    }
-}
-
-/// Kills and reaps every remaining child but the fork server: orphans the
-/// engine adopted as a subreaper.
-fn reap_orphans() {
-    for pid in crate::exec::worker::children_of(std::process::id()) {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "jobfile-forksrv" {
-            continue; // ends on its own when its socket closes
-        }
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
     }
 }

@@ -29,9 +29,9 @@ use super::runtime_args;
 use super::setup::PythonSetup;
 use crate::exec::capture::Pipe;
 use crate::exec::command::{Control, DEFAULT_CAPTURE_LIMIT, Events, Stream};
-use crate::exec::protocol::{Invocation, Outcome};
+use crate::exec::process::signal_name;
+use crate::exec::protocol::{CallOutcome, Invocation};
 use crate::exec::readiness::{poll_in, poll_timeout};
-use crate::exec::worker::signal_name;
 
 /// How long the pipes are still read after an interpreter died, when
 /// something it started keeps them open.
@@ -161,7 +161,7 @@ impl<'a> Request<'a> {
     }
 }
 
-/// How a call ended, before it becomes an [`Outcome`].
+/// How a call ended, before it becomes a [`CallOutcome`].
 enum End {
     Done(Value),
     Died,
@@ -216,11 +216,11 @@ impl Interpreter {
         call: &PythonCall<'_>,
         watch: Option<BorrowedFd<'_>>,
         events: &mut dyn CallEvents,
-    ) -> Outcome {
+    ) -> CallOutcome {
         self.out.forward(call.forward_lines);
         self.err.forward(call.forward_lines);
         let line = Request::of(call, None);
-        let mut outcome = Outcome::default();
+        let mut outcome = CallOutcome::default();
         let end = match self.write_ctrl(&line) {
             Ok(()) => self.supervise(call.timeout, call.grace, false, watch, events, &mut outcome),
             Err(_) => End::Died,
@@ -284,8 +284,8 @@ impl Interpreter {
         grace: Duration,
         watch: Option<BorrowedFd<'_>>,
         events: &mut dyn CallEvents,
-    ) -> Outcome {
-        let mut outcome = Outcome::default();
+    ) -> CallOutcome {
+        let mut outcome = CallOutcome::default();
         let end = self.supervise(None, grace, true, watch, events, &mut outcome);
         self.ahead = self.ahead.saturating_sub(1);
         let segments = match &end {
@@ -322,7 +322,7 @@ impl Interpreter {
         &mut self,
         end: End,
         timeout: Option<Duration>,
-        outcome: &mut Outcome,
+        outcome: &mut CallOutcome,
         events: &mut dyn CallEvents,
     ) {
         match end {
@@ -379,7 +379,7 @@ impl Interpreter {
         marked: bool,
         watch: Option<BorrowedFd<'_>>,
         events: &mut dyn CallEvents,
-        outcome: &mut Outcome,
+        outcome: &mut CallOutcome,
     ) -> End {
         let start = Instant::now();
         let deadline = timeout.and_then(|t| start.checked_add(t));

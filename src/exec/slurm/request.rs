@@ -13,7 +13,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use super::allocation::{Allocation, wait_or_kill};
 use super::sentinel::Sentinel;
 use super::tools::{SlurmError, partition_nodes, scancel, spawn_error};
-use crate::exec::protocol::set_nonblocking;
+use crate::exec::readiness::set_nonblocking;
 
 /// How long a request waits for `salloc` by default.
 pub const ALLOCATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -103,7 +103,7 @@ impl AllocationRequest {
         // on SIGINT, as it does when the engine gives up waiting.
         unsafe {
             cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGINT)?;
                 Ok(())
             });
         }
