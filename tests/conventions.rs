@@ -139,13 +139,15 @@ fn color_follows_the_choice_and_the_conventional_variables() {
 }
 
 /// Two tasks on a pool of 2 where `a` ends only after `b` has: in
-/// completion order `b` comes first, in submission order `a` does.
+/// completion order `b` comes first, in submission order `a` does. `a`
+/// waits a little more once `b` has made its file, for `b`'s exit to reach
+/// the engine first on a loaded machine.
 const TWO_TASKS: &str = r#"
 version = 1
 [pool]
 processes = 2
 [functions.wait_for_b]
-shell = 'i=0; while [ ! -e b.done ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; echo a'
+shell = 'i=0; while [ ! -e b.done ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; sleep 0.5; echo a'
 [functions.make_b]
 shell = 'touch b.done; echo b'
 [[task]]
