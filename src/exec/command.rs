@@ -19,19 +19,18 @@
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFlags, PollTimeout};
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use super::capture::Pipe;
 use super::readiness::{poll_in, poll_timeout};
+use super::spawn;
 
 /// Bytes of stdout, and of stderr, kept by default (16 MiB each).
 pub const DEFAULT_CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
@@ -246,18 +245,25 @@ pub fn run(
     watch: Option<BorrowedFd<'_>>,
     events: &mut dyn Events,
 ) -> Result<Outcome, SpawnError> {
-    let mut child = spawn(spec)?;
+    let child = spawn(spec)?;
     let program = spec.argv.first().cloned().unwrap_or_default();
-    // A pid always fits in an i32 (pid_max is at most 2^22).
-    let raw_pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    let pid = Pid::from_raw(raw_pid);
-    let out = child.stdout.take().map(OwnedFd::from);
-    let err = child.stderr.take().map(OwnedFd::from);
+    let pid = child.pid;
+    let raw_pid = pid.as_raw();
     let mut sup = Supervisor {
         spec,
         pid,
-        out: Pipe::new(Stream::Stdout, out, spec.capture_limit, spec.forward_lines),
-        err: Pipe::new(Stream::Stderr, err, spec.capture_limit, spec.forward_lines),
+        out: Pipe::nonblocking(
+            Stream::Stdout,
+            Some(child.stdout),
+            spec.capture_limit,
+            spec.forward_lines,
+        ),
+        err: Pipe::nonblocking(
+            Stream::Stderr,
+            Some(child.stderr),
+            spec.capture_limit,
+            spec.forward_lines,
+        ),
         outcome: Outcome::default(),
         kill_at: None,
         killed: false,
@@ -272,7 +278,7 @@ pub fn run(
     sup.err.drain(&mut sup.outcome.truncated, events);
     sup.out.finish(events);
     sup.err.finish(events);
-    let status = child.wait();
+    let status = wait_exit(pid);
     reap_group(pid);
 
     let lost = |source| SpawnError::Supervise {
@@ -281,21 +287,21 @@ pub fn run(
         source,
     };
     supervised.map_err(lost)?;
-    let status = status.map_err(lost)?;
+    let (exit_code, signal) = status.map_err(lost)?;
     let mut outcome = sup.outcome;
-    outcome.exit_code = status.code();
-    outcome.signal = status.signal();
+    outcome.exit_code = exit_code;
+    outcome.signal = signal;
     outcome.stdout = sup.out.captured;
     outcome.stderr = sup.err.captured;
     Ok(outcome)
 }
 
 /// Starts the child with its pipes, group and death signal.
-fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
-    let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyArgv)?;
+fn spawn(spec: &CommandSpec) -> Result<spawn::Child, SpawnError> {
+    let program = spec.argv.first().ok_or(SpawnError::EmptyArgv)?;
     if let Some(cwd) = &spec.cwd {
-        // std reports a missing cwd as the program's NotFound; check first
-        // so the error names the right thing.
+        // A missing cwd would come back from the child as the program's
+        // NotFound; check first so the error names the right thing.
         match std::fs::metadata(cwd) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
@@ -319,58 +325,8 @@ fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
     {
         return Err(SpawnError::BadEnv { name: name.clone() });
     }
-
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    let parent = nix::unistd::getpid().as_raw();
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe functions may be called. It calls only `prctl`,
-    // `sigemptyset`, `sigaction` and `getppid` (plain system calls or, for
-    // `sigemptyset`, a write to a local), does not allocate
-    // (`from_raw_os_error` builds an error without allocating) and touches
-    // no lock. An all-zero `sigaction` is a valid value of that C struct.
-    // `parent` is a plain integer copied in before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Die with the parent. The death signal fires when the thread
-            // that forked exits; the worker is single-threaded, so that is
-            // the worker itself.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            // Start from default dispositions for the signals that stop or
-            // concern a command: an ignored SIGTERM or SIGCHLD would
-            // otherwise survive the exec.
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = libc::SIG_DFL;
-            libc::sigemptyset(&mut action.sa_mask);
-            for sig in [
-                libc::SIGTERM,
-                libc::SIGINT,
-                libc::SIGQUIT,
-                libc::SIGHUP,
-                libc::SIGCHLD,
-            ] {
-                libc::sigaction(sig, &action, std::ptr::null_mut());
-            }
-            // The parent may have died before the prctl above: then the
-            // death signal will never come, and the child has been
-            // reparented. Do not run the command at all.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().map_err(|source| {
+    spawn::spawn(spec).map_err(|failure| {
+        let (spawn::Failure::Setup(source) | spawn::Failure::Child(source)) = failure;
         let program = program.clone();
         match source.kind() {
             ErrorKind::NotFound => SpawnError::NotFound { program },
@@ -378,6 +334,19 @@ fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
             _ => SpawnError::Other { program, source },
         }
     })
+}
+
+/// Reaps the main process: its exit code, or the signal that killed it.
+fn wait_exit(pid: Pid) -> io::Result<(Option<i32>, Option<i32>)> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok((Some(code), None)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok((None, Some(sig as i32))),
+            // Stopped or continued: not asked for; keep waiting.
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The state of one running command.
@@ -588,6 +557,7 @@ mod tests {
     use super::*;
     use std::fs::File;
     use std::io::Write;
+    use std::process::Command;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn sh(script: &str) -> CommandSpec {

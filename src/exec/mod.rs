@@ -7,6 +7,7 @@ mod fork_server;
 mod output_capture;
 pub mod protocol;
 mod readiness;
+mod spawn;
 mod worker;
 
 pub use builtins::{Builtin, CallContext, Registry, builtin_names, install_registry, registry};
