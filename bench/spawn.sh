@@ -6,7 +6,12 @@
 # The runners take turns, RUNS rounds (5 by default); each row is the
 # median wall time of its runs and the median CPU time (user + system, all
 # processes) beside it, so a loaded machine shows up as wall time well
-# above CPU time / 2. The load average is printed before and after.
+# above CPU time / 2. The load average is printed before and after. The
+# wall-time ratio ("rate / C") is the figure to quote from a quiet
+# machine; on a loaded one the C loop, which blocks in wait(), suffers
+# more than jobfile, and the CPU-time ratio ("C CPU / CPU": how much of
+# jobfile's processor time the C loop needs for the same work) is the
+# steadier one.
 # Usage: bench/spawn.sh [N] (from the repository root)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -68,8 +73,8 @@ labels = {"jobfile": "jobfile run -j 2", "c": "C posix_spawn loop, 2 in flight",
           "xargs": "xargs -P2 -n1", "parallel": "GNU parallel -j2"}
 med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()}
 print(f"{n} runs of /bin/true, {len(rows['c'])} rounds, medians")
-print(f"{'runner':34} {'wall s':>8} {'cmds/s':>8} {'CPU s':>8} {'rate / C':>9}")
+print(f"{'runner':34} {'wall s':>8} {'cmds/s':>8} {'CPU s':>8} {'rate / C':>9} {'C CPU / CPU':>12}")
 for k in names:
     wall, cpu = med[k]
-    print(f"{labels[k]:34} {wall:8.3f} {n / wall:8.0f} {cpu:8.3f} {med['c'][0] / wall:9.2f}")
+    print(f"{labels[k]:34} {wall:8.3f} {n / wall:8.0f} {cpu:8.3f} {med['c'][0] / wall:9.2f} {med['c'][1] / cpu:12.2f}")
 PY
