@@ -809,6 +809,74 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_program_is_not_found() {
+        let err = run(&CommandSpec::new(vec![String::new()]), None, &mut NoEvents).unwrap_err();
+        assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_program_is_looked_up_in_the_childs_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("only-here");
+        std::fs::write(&script, "#!/bin/sh\necho found \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut spec = CommandSpec::new(vec!["only-here".into(), "it".into()]);
+        let missing = run(&spec, None, &mut NoEvents).unwrap_err();
+        assert!(
+            matches!(missing, SpawnError::NotFound { .. }),
+            "{missing:?}"
+        );
+        let path = format!("/nonexistent:{}:/bin", dir.path().display());
+        spec.env.push(("PATH".into(), path));
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert_eq!(out.stdout, b"found it\n");
+    }
+
+    #[test]
+    fn a_script_without_an_interpreter_line_runs_with_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("plain");
+        std::fs::write(&script, "echo plain \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let spec = CommandSpec::new(vec![script.display().to_string(), "arg".into()]);
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert_eq!(out.stdout, b"plain arg\n");
+    }
+
+    #[test]
+    fn the_child_has_its_own_group_default_signals_and_no_mask() {
+        // SIGPIPE and SIGINT are ignored here as in a worker; the command
+        // must not inherit that, nor a blocked signal.
+        // SAFETY: setting SIGPIPE's disposition to ignore (as the Rust
+        // runtime already has it); no handler is installed.
+        let mut usr2 = nix::sys::signal::SigSet::empty();
+        usr2.add(Signal::SIGUSR2);
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+        usr2.thread_block().unwrap();
+        let spec = sh("ps -o pgid= -p $$; grep -E '^(SigBlk|SigIgn)' /proc/self/status");
+        let mut rec = Recorder::default();
+        let out = run(&spec, None, &mut rec).unwrap();
+        usr2.thread_unblock().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let pgid: i32 = lines.next().unwrap().trim().parse().unwrap();
+        assert_eq!(Some(pgid), rec.pid);
+        assert_ne!(pgid, nix::unistd::getpgrp().as_raw());
+        for line in lines {
+            let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            let pipe = 1u64 << (libc::SIGPIPE - 1);
+            assert_eq!(mask & pipe, 0, "{line}");
+            if line.starts_with("SigBlk") {
+                assert_eq!(mask, 0, "{line}");
+            }
+        }
+    }
+
+    #[test]
     fn other_spawn_errors() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("not-executable");

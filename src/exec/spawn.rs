@@ -275,6 +275,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         if denied {
             *libc::__errno_location() = libc::EACCES;
+        } else if args.candidate_count == 0 {
+            // An empty program name, which execvp reports so.
+            *libc::__errno_location() = libc::ENOENT;
         }
         fail(args)
     }
@@ -300,6 +303,9 @@ fn child_env(spec: &CommandSpec) -> Result<Vec<CString>, Failure> {
 /// in each folder of the child's `PATH` (an empty entry is the current
 /// folder).
 fn candidates(program: &str, spec: &CommandSpec) -> Result<Vec<CString>, Failure> {
+    if program.is_empty() {
+        return Ok(Vec::new());
+    }
     if program.contains('/') {
         return Ok(vec![c_string(program.as_bytes())?]);
     }
