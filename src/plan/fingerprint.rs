@@ -129,14 +129,28 @@ fn task_print(job: &Job, shared: &Shared, task: &Task, buffers: &mut (String, Ve
         Ok(())
     });
     put(bytes, "kwargs", text.as_bytes());
-    text_of(text, &|out| write!(out, "{:?}", task.env));
-    put(bytes, "env", text.as_bytes());
-    text_of(text, &|out| write!(out, "{:?}", task.cwd));
-    put(bytes, "cwd", text.as_bytes());
-    text_of(text, &|out| write!(out, "{:?}", task.inputs));
-    put(bytes, "inputs", text.as_bytes());
-    text_of(text, &|out| write!(out, "{:?}", task.outputs));
-    put(bytes, "outputs", text.as_bytes());
+    // Most tasks have none of these: their Debug text is written out
+    // rather than formatted (the same bytes).
+    if task.env.is_empty() {
+        put(bytes, "env", b"{}");
+    } else {
+        text_of(text, &|out| write!(out, "{:?}", task.env));
+        put(bytes, "env", text.as_bytes());
+    }
+    if task.cwd.is_none() {
+        put(bytes, "cwd", b"None");
+    } else {
+        text_of(text, &|out| write!(out, "{:?}", task.cwd));
+        put(bytes, "cwd", text.as_bytes());
+    }
+    for (label, list) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+        if list.is_empty() {
+            put(bytes, label, b"[]");
+        } else {
+            text_of(text, &|out| write!(out, "{list:?}"));
+            put(bytes, label, text.as_bytes());
+        }
+    }
     for f in [task.callback, task.error_callback] {
         let d = match f {
             Some(f) => &shared.functions[f.0].1,
@@ -211,6 +225,16 @@ mod tests {
         h.update(inputs);
         h.update(outputs);
         truncate(h.finalize())
+    }
+
+    #[test]
+    fn empty_parts_are_written_as_debug_formats_them() {
+        let env: std::collections::BTreeMap<String, String> = Default::default();
+        let cwd: Option<std::path::PathBuf> = None;
+        let list: Vec<crate::spec::template::Template> = Vec::new();
+        assert_eq!(format!("{env:?}"), "{}");
+        assert_eq!(format!("{cwd:?}"), "None");
+        assert_eq!(format!("{list:?}"), "[]");
     }
 
     #[test]
