@@ -47,6 +47,9 @@ pub const LINGER: Duration = Duration::from_millis(100);
 /// the caller (when it is a child subreaper) to become reapable.
 const REAP_WAIT: Duration = Duration::from_millis(200);
 
+/// How long a command runs before [`Events::on_running`].
+pub const RUNNING_AFTER: Duration = Duration::from_millis(2);
+
 /// Poll interval used only when the kernel has no `pidfd_open` (before 5.3).
 const FALLBACK_TICK: Duration = Duration::from_millis(10);
 
@@ -115,6 +118,15 @@ pub enum Control {
 pub trait Events {
     /// The child has started; `pid` is also the id of its process group.
     fn on_spawn(&mut self, pid: i32) {
+        let _ = pid;
+    }
+
+    /// The command has been running for [`RUNNING_AFTER`] (called once,
+    /// from the poll loop, while its main process runs; never for a command
+    /// that ends sooner). For news that only matters for a command that
+    /// lasts: telling another process about the group wakes that process,
+    /// which for a command of a millisecond costs as much as the command.
+    fn on_running(&mut self, pid: i32) {
         let _ = pid;
     }
 
@@ -377,10 +389,15 @@ impl Supervisor<'_> {
         let pidfd = pidfd_open(self.pid).ok();
         let mut watching = watch.is_some();
         let mut exited_at: Option<Instant> = None;
+        let mut running_at = start.checked_add(RUNNING_AFTER);
 
         loop {
             let now = Instant::now();
             if exited_at.is_none() {
+                if running_at.is_some_and(|r| now >= r) {
+                    running_at = None;
+                    events.on_running(self.pid.as_raw());
+                }
                 if self.kill_at.is_none() && deadline.is_some_and(|d| now >= d) {
                     self.outcome.timed_out = true;
                     self.stop(now);
@@ -402,6 +419,9 @@ impl Supervisor<'_> {
             match exited_at {
                 Some(at) => wake_at(at + LINGER),
                 None => {
+                    if let Some(r) = running_at {
+                        wake_at(r);
+                    }
                     if let (None, Some(d)) = (self.kill_at, deadline) {
                         wake_at(d);
                     }
@@ -596,6 +616,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         pid: Option<i32>,
+        running: Vec<i32>,
         lines: Vec<(Stream, String)>,
         watch_calls: usize,
     }
@@ -603,6 +624,9 @@ mod tests {
     impl Events for Recorder {
         fn on_spawn(&mut self, pid: i32) {
             self.pid = Some(pid);
+        }
+        fn on_running(&mut self, pid: i32) {
+            self.running.push(pid);
         }
         fn on_line(&mut self, stream: Stream, line: &[u8]) {
             self.lines
@@ -625,6 +649,16 @@ mod tests {
         assert!(out.success());
         assert!(!out.truncated && !out.timed_out && !out.cancelled);
         assert!(rec.pid.is_some_and(|p| p > 0));
+    }
+
+    #[test]
+    fn on_running_comes_once_for_a_command_that_lasts_and_not_for_a_quick_one() {
+        let mut rec = Recorder::default();
+        run(&sh("sleep 0.2"), None, &mut rec).unwrap();
+        assert_eq!(rec.running, [rec.pid.unwrap()]);
+        let mut rec = Recorder::default();
+        run(&CommandSpec::new(vec!["/bin/true".into()]), None, &mut rec).unwrap();
+        assert!(rec.running.len() <= 1, "{:?}", rec.running);
     }
 
     #[test]
