@@ -50,12 +50,21 @@ impl Pipe {
     ) -> Self {
         // A pipe that cannot be made non-blocking could stall the loop;
         // without the flag it is left out, as if it had been closed.
-        let fd = fd
-            .filter(|fd| set_nonblocking(fd.as_fd()).is_ok())
-            .map(File::from);
+        let fd = fd.filter(|fd| set_nonblocking(fd.as_fd()).is_ok());
+        Self::nonblocking(stream, fd, limit, forward_lines)
+    }
+
+    /// [`Pipe::new`] for a read end already non-blocking (a command's, made
+    /// so when it was created): two `fcntl` calls fewer per pipe.
+    pub(crate) fn nonblocking(
+        stream: Stream,
+        fd: Option<OwnedFd>,
+        limit: usize,
+        forward_lines: bool,
+    ) -> Self {
         Pipe {
             stream,
-            fd,
+            fd: fd.map(File::from),
             captured: Vec::new(),
             partial: Vec::new(),
             limit,

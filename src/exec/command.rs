@@ -18,21 +18,20 @@
 //! active, or the command's exit status may be lost.
 
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFlags, PollTimeout};
 use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::Pid;
 
 use super::capture::Pipe;
 use super::process::pidfd_open;
 use super::readiness::{poll_in, poll_timeout};
+use super::spawn;
 
 /// Bytes of stdout, and of stderr, kept by default (16 MiB each).
 pub const DEFAULT_CAPTURE_LIMIT: usize = 16 * 1024 * 1024;
@@ -48,6 +47,9 @@ pub const LINGER: Duration = Duration::from_millis(100);
 /// How long to wait for killed members of the group that were reparented to
 /// the caller (when it is a child subreaper) to become reapable.
 const REAP_WAIT: Duration = Duration::from_millis(200);
+
+/// How long a command runs before [`Events::on_running`].
+pub const RUNNING_AFTER: Duration = Duration::from_millis(2);
 
 /// Poll interval used only when the kernel has no `pidfd_open` (before 5.3).
 const FALLBACK_TICK: Duration = Duration::from_millis(10);
@@ -117,6 +119,15 @@ pub enum Control {
 pub trait Events {
     /// The child has started; `pid` is also the id of its process group.
     fn on_spawn(&mut self, pid: i32) {
+        let _ = pid;
+    }
+
+    /// The command has been running for [`RUNNING_AFTER`] (called once,
+    /// from the poll loop, while its main process runs; never for a command
+    /// that ends sooner). For news that only matters for a command that
+    /// lasts: telling another process about the group wakes that process,
+    /// which for a command of a millisecond costs as much as the command.
+    fn on_running(&mut self, pid: i32) {
         let _ = pid;
     }
 
@@ -247,18 +258,25 @@ pub fn run(
     watch: Option<BorrowedFd<'_>>,
     events: &mut dyn Events,
 ) -> Result<Outcome, SpawnError> {
-    let mut child = spawn(spec)?;
+    let child = spawn(spec)?;
     let program = spec.argv.first().cloned().unwrap_or_default();
-    // A pid always fits in an i32 (pid_max is at most 2^22).
-    let raw_pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    let pid = Pid::from_raw(raw_pid);
-    let out = child.stdout.take().map(OwnedFd::from);
-    let err = child.stderr.take().map(OwnedFd::from);
+    let pid = child.pid;
+    let raw_pid = pid.as_raw();
     let mut sup = Supervisor {
         spec,
         pid,
-        out: Pipe::new(Stream::Stdout, out, spec.capture_limit, spec.forward_lines),
-        err: Pipe::new(Stream::Stderr, err, spec.capture_limit, spec.forward_lines),
+        out: Pipe::nonblocking(
+            Stream::Stdout,
+            Some(child.stdout),
+            spec.capture_limit,
+            spec.forward_lines,
+        ),
+        err: Pipe::nonblocking(
+            Stream::Stderr,
+            Some(child.stderr),
+            spec.capture_limit,
+            spec.forward_lines,
+        ),
         outcome: Outcome::default(),
         kill_at: None,
         killed: false,
@@ -273,7 +291,7 @@ pub fn run(
     sup.err.drain(&mut sup.outcome.truncated, events);
     sup.out.finish(events);
     sup.err.finish(events);
-    let status = child.wait();
+    let status = wait_exit(pid);
     reap_group(pid);
 
     let lost = |source| SpawnError::Supervise {
@@ -282,21 +300,21 @@ pub fn run(
         source,
     };
     supervised.map_err(lost)?;
-    let status = status.map_err(lost)?;
+    let (exit_code, signal) = status.map_err(lost)?;
     let mut outcome = sup.outcome;
-    outcome.exit_code = status.code();
-    outcome.signal = status.signal();
+    outcome.exit_code = exit_code;
+    outcome.signal = signal;
     outcome.stdout = sup.out.captured;
     outcome.stderr = sup.err.captured;
     Ok(outcome)
 }
 
 /// Starts the child with its pipes, group and death signal.
-fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
-    let (program, args) = spec.argv.split_first().ok_or(SpawnError::EmptyArgv)?;
+fn spawn(spec: &CommandSpec) -> Result<spawn::Child, SpawnError> {
+    let program = spec.argv.first().ok_or(SpawnError::EmptyArgv)?;
     if let Some(cwd) = &spec.cwd {
-        // std reports a missing cwd as the program's NotFound; check first
-        // so the error names the right thing.
+        // A missing cwd would come back from the child as the program's
+        // NotFound; check first so the error names the right thing.
         match std::fs::metadata(cwd) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
@@ -320,58 +338,8 @@ fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
     {
         return Err(SpawnError::BadEnv { name: name.clone() });
     }
-
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    let parent = nix::unistd::getpid().as_raw();
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe functions may be called. It calls only `prctl`,
-    // `sigemptyset`, `sigaction` and `getppid` (plain system calls or, for
-    // `sigemptyset`, a write to a local), does not allocate
-    // (`from_raw_os_error` builds an error without allocating) and touches
-    // no lock. An all-zero `sigaction` is a valid value of that C struct.
-    // `parent` is a plain integer copied in before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Die with the parent. The death signal fires when the thread
-            // that forked exits; the worker is single-threaded, so that is
-            // the worker itself.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            // Start from default dispositions for the signals that stop or
-            // concern a command: an ignored SIGTERM or SIGCHLD would
-            // otherwise survive the exec.
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = libc::SIG_DFL;
-            libc::sigemptyset(&mut action.sa_mask);
-            for sig in [
-                libc::SIGTERM,
-                libc::SIGINT,
-                libc::SIGQUIT,
-                libc::SIGHUP,
-                libc::SIGCHLD,
-            ] {
-                libc::sigaction(sig, &action, std::ptr::null_mut());
-            }
-            // The parent may have died before the prctl above: then the
-            // death signal will never come, and the child has been
-            // reparented. Do not run the command at all.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().map_err(|source| {
+    spawn::spawn(spec).map_err(|failure| {
+        let (spawn::Failure::Setup(source) | spawn::Failure::Child(source)) = failure;
         let program = program.clone();
         match source.kind() {
             ErrorKind::NotFound => SpawnError::NotFound { program },
@@ -379,6 +347,19 @@ fn spawn(spec: &CommandSpec) -> Result<Child, SpawnError> {
             _ => SpawnError::Other { program, source },
         }
     })
+}
+
+/// Reaps the main process: its exit code, or the signal that killed it.
+fn wait_exit(pid: Pid) -> io::Result<(Option<i32>, Option<i32>)> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok((Some(code), None)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok((None, Some(sig as i32))),
+            // Stopped or continued: not asked for; keep waiting.
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// The state of one running command.
@@ -409,10 +390,15 @@ impl Supervisor<'_> {
         let pidfd = pidfd_open(self.pid).ok();
         let mut watching = watch.is_some();
         let mut exited_at: Option<Instant> = None;
+        let mut running_at = start.checked_add(RUNNING_AFTER);
 
         loop {
             let now = Instant::now();
             if exited_at.is_none() {
+                if running_at.is_some_and(|r| now >= r) {
+                    running_at = None;
+                    events.on_running(self.pid.as_raw());
+                }
                 if self.kill_at.is_none() && deadline.is_some_and(|d| now >= d) {
                     self.outcome.timed_out = true;
                     self.stop(now);
@@ -434,6 +420,9 @@ impl Supervisor<'_> {
             match exited_at {
                 Some(at) => wake_at(at + LINGER),
                 None => {
+                    if let Some(r) = running_at {
+                        wake_at(r);
+                    }
                     if let (None, Some(d)) = (self.kill_at, deadline) {
                         wake_at(d);
                     }
@@ -575,6 +564,8 @@ mod tests {
     use super::*;
     use std::fs::File;
     use std::io::Write;
+    use std::os::fd::OwnedFd;
+    use std::process::Command;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn sh(script: &str) -> CommandSpec {
@@ -613,6 +604,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         pid: Option<i32>,
+        running: Vec<i32>,
         lines: Vec<(Stream, String)>,
         watch_calls: usize,
     }
@@ -620,6 +612,9 @@ mod tests {
     impl Events for Recorder {
         fn on_spawn(&mut self, pid: i32) {
             self.pid = Some(pid);
+        }
+        fn on_running(&mut self, pid: i32) {
+            self.running.push(pid);
         }
         fn on_line(&mut self, stream: Stream, line: &[u8]) {
             self.lines
@@ -642,6 +637,16 @@ mod tests {
         assert!(out.success());
         assert!(!out.truncated && !out.timed_out && !out.cancelled);
         assert!(rec.pid.is_some_and(|p| p > 0));
+    }
+
+    #[test]
+    fn on_running_comes_once_for_a_command_that_lasts_and_not_for_a_quick_one() {
+        let mut rec = Recorder::default();
+        run(&sh("sleep 0.2"), None, &mut rec).unwrap();
+        assert_eq!(rec.running, [rec.pid.unwrap()]);
+        let mut rec = Recorder::default();
+        run(&CommandSpec::new(vec!["/bin/true".into()]), None, &mut rec).unwrap();
+        assert!(rec.running.len() <= 1, "{:?}", rec.running);
     }
 
     #[test]
@@ -823,6 +828,74 @@ mod tests {
             err.to_string(),
             "no such file or directory: `convrt-no-such-program`"
         );
+    }
+
+    #[test]
+    fn an_empty_program_is_not_found() {
+        let err = run(&CommandSpec::new(vec![String::new()]), None, &mut NoEvents).unwrap_err();
+        assert!(matches!(err, SpawnError::NotFound { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn the_program_is_looked_up_in_the_childs_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("only-here");
+        std::fs::write(&script, "#!/bin/sh\necho found \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut spec = CommandSpec::new(vec!["only-here".into(), "it".into()]);
+        let missing = run(&spec, None, &mut NoEvents).unwrap_err();
+        assert!(
+            matches!(missing, SpawnError::NotFound { .. }),
+            "{missing:?}"
+        );
+        let path = format!("/nonexistent:{}:/bin", dir.path().display());
+        spec.env.push(("PATH".into(), path));
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert_eq!(out.stdout, b"found it\n");
+    }
+
+    #[test]
+    fn a_script_without_an_interpreter_line_runs_with_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("plain");
+        std::fs::write(&script, "echo plain \"$1\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let spec = CommandSpec::new(vec![script.display().to_string(), "arg".into()]);
+        let out = run(&spec, None, &mut NoEvents).unwrap();
+        assert_eq!(out.stdout, b"plain arg\n");
+    }
+
+    #[test]
+    fn the_child_has_its_own_group_default_signals_and_no_mask() {
+        // SIGPIPE and SIGINT are ignored here as in a worker; the command
+        // must not inherit that, nor a blocked signal.
+        // SAFETY: setting SIGPIPE's disposition to ignore (as the Rust
+        // runtime already has it); no handler is installed.
+        let mut usr2 = nix::sys::signal::SigSet::empty();
+        usr2.add(Signal::SIGUSR2);
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+        usr2.thread_block().unwrap();
+        let spec = sh("ps -o pgid= -p $$; grep -E '^(SigBlk|SigIgn)' /proc/self/status");
+        let mut rec = Recorder::default();
+        let out = run(&spec, None, &mut rec).unwrap();
+        usr2.thread_unblock().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text.lines();
+        let pgid: i32 = lines.next().unwrap().trim().parse().unwrap();
+        assert_eq!(Some(pgid), rec.pid);
+        assert_ne!(pgid, nix::unistd::getpgrp().as_raw());
+        for line in lines {
+            let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+            let pipe = 1u64 << (libc::SIGPIPE - 1);
+            assert_eq!(mask & pipe, 0, "{line}");
+            if line.starts_with("SigBlk") {
+                assert_eq!(mask, 0, "{line}");
+            }
+        }
     }
 
     #[test]

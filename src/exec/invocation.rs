@@ -56,6 +56,10 @@ pub fn invocation(
     item: Option<&Value>,
     setting: &Setting<'_>,
 ) -> Result<Invocation, String> {
+    if let FunctionKind::Builtin(name) = &function.kind {
+        // Runs in the worker: no environment, no folder, nothing to build.
+        return Ok(builtin(name, args, kwargs));
+    }
     let cwd = setting.cwd.unwrap_or(&job.dir);
     // Vars first, so that a function's or task's own `env` can override.
     let mut env: Vec<(String, String)> = job
@@ -68,13 +72,7 @@ pub fn invocation(
         .timeout
         .map(|t| t.as_millis().min(u64::MAX as u128) as u64);
     let argv = match &function.kind {
-        FunctionKind::Builtin(name) => {
-            return Ok(Invocation::Builtin {
-                name: name.clone(),
-                args: args.to_vec(),
-                kwargs: kwargs.clone(),
-            });
-        }
+        FunctionKind::Builtin(name) => return Ok(builtin(name, args, kwargs)),
         FunctionKind::Python(target) => {
             return Ok(Invocation::Python {
                 target: target.to_string(),
@@ -123,6 +121,14 @@ pub fn invocation(
         returns: function.returns,
         forward_lines: setting.forward_lines,
     })
+}
+
+fn builtin(name: &str, args: &[Value], kwargs: &Map<String, Value>) -> Invocation {
+    Invocation::Builtin {
+        name: name.to_string(),
+        args: args.to_vec(),
+        kwargs: kwargs.clone(),
+    }
 }
 
 /// Adds environment variables to a command's or Python call's own (they

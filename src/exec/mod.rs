@@ -8,6 +8,7 @@ mod output_capture;
 mod process;
 pub mod protocol;
 mod readiness;
+mod spawn;
 mod worker;
 
 pub use builtins::{Builtin, CallContext, Registry, builtin_names, install_registry, registry};

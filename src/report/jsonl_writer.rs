@@ -10,6 +10,8 @@ use super::writer::{RecordWriter, WriterOptions, write_whole};
 pub struct JsonlWriter<W> {
     out: W,
     reproducible: bool,
+    /// The line being made, kept between records for its allocation.
+    line: Vec<u8>,
 }
 
 impl<W: Write + Send> JsonlWriter<W> {
@@ -18,6 +20,7 @@ impl<W: Write + Send> JsonlWriter<W> {
         JsonlWriter {
             out,
             reproducible: opts.reproducible,
+            line: Vec::new(),
         }
     }
 
@@ -29,9 +32,10 @@ impl<W: Write + Send> JsonlWriter<W> {
 
 impl<W: Write + Send> RecordWriter for JsonlWriter<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        let mut line = serde_json::to_vec(&record.json(self.reproducible))?;
-        line.push(b'\n');
-        write_whole(&mut self.out, &line)
+        self.line.clear();
+        record.write_json(self.reproducible, &mut self.line);
+        self.line.push(b'\n');
+        write_whole(&mut self.out, &self.line)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -8,7 +8,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::record::Record;
 
@@ -33,10 +33,151 @@ impl Record {
 
     /// This record as one line of compact JSON, without the newline.
     pub fn to_json_string(&self, reproducible: bool) -> String {
-        // Serializing a record cannot fail: every map key is a string and
-        // non-finite floats were already made null.
-        serde_json::to_string(&self.json(reproducible)).unwrap_or_default()
+        let mut out = Vec::with_capacity(256);
+        self.write_json(reproducible, &mut out);
+        // Only whole UTF-8 strings and ASCII went in.
+        String::from_utf8(out).unwrap_or_default()
     }
+
+    /// Appends this record as compact JSON, the very bytes `serde_json`
+    /// makes of [`Record::json`], to `out`. Written by hand because it runs
+    /// once per record, hundreds of thousands of times a second: the keys
+    /// are literals, and strings with nothing to escape are copied whole.
+    pub fn write_json(&self, reproducible: bool, out: &mut Vec<u8>) {
+        let r = self;
+        out.extend_from_slice(b"{\"task\":");
+        put_str(out, &r.task);
+        if r.is_shared() {
+            out.extend_from_slice(b",\"status\":\"");
+            out.extend_from_slice(r.status.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"value\":");
+            put_value(out, &r.value);
+            out.push(b'}');
+            return;
+        }
+        if let Some(index) = r.index {
+            out.extend_from_slice(b",\"index\":");
+            put_int(out, index);
+        }
+        out.extend_from_slice(b",\"function\":");
+        put_str(out, &r.function);
+        out.extend_from_slice(b",\"args\":[");
+        for (i, a) in r.args.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            put_value(out, a);
+        }
+        out.extend_from_slice(b"],\"kwargs\":");
+        put_object(out, &r.kwargs);
+        out.extend_from_slice(b",\"status\":\"");
+        out.extend_from_slice(r.status.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"value\":");
+        put_value(out, &r.value);
+        out.extend_from_slice(b",\"exit_code\":");
+        put_opt_int(out, r.exit_code);
+        out.extend_from_slice(b",\"signal\":");
+        put_opt_int(out, r.signal);
+        out.extend_from_slice(b",\"error\":");
+        match &r.error {
+            Some(e) => put_str(out, e),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"stdout\":");
+        put_str(out, &r.stdout);
+        out.extend_from_slice(b",\"stderr\":");
+        put_str(out, &r.stderr);
+        if r.truncated {
+            out.extend_from_slice(b",\"truncated\":true");
+        }
+        out.extend_from_slice(b",\"attempts\":");
+        put_int(out, r.attempts);
+        if !reproducible {
+            out.extend_from_slice(b",\"worker\":");
+            put_opt_int(out, r.worker);
+            out.extend_from_slice(b",\"started\":");
+            match r.started.and_then(rfc3339_millis) {
+                Some(t) => put_str(out, &t),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"duration_ms\":");
+            put_value(out, &duration_json(r.duration_ms));
+            if let Some(host) = &r.host {
+                out.extend_from_slice(b",\"host\":");
+                put_str(out, host);
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// A JSON string, as `serde_json` writes it.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Escapes are rare: leave their exact form to serde_json. Writing
+        // a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn put_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn put_opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
+    match n {
+        Some(n) => put_int(out, n),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A JSON value, as `serde_json` writes it compactly (objects in their
+/// own order).
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::String(s) => put_str(out, s),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => put_int(out, u),
+            (None, Some(i)) => put_int(out, i),
+            // Floats: ryu, through serde_json, which cannot fail on a Vec.
+            _ => {
+                let _ = serde_json::to_writer(&mut *out, n);
+            }
+        },
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                put_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => put_object(out, map),
+    }
+}
+
+fn put_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_str(out, k);
+        out.push(b':');
+        put_value(out, v);
+    }
+    out.push(b'}');
 }
 
 impl Serialize for RecordJson<'_> {
@@ -215,6 +356,45 @@ mod tests {
             rfc3339_millis(UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
             None
         );
+    }
+
+    /// What serde_json makes of the record, which the hand-written bytes
+    /// must equal.
+    fn by_serde(r: &Record, reproducible: bool) -> String {
+        serde_json::to_string(&r.json(reproducible)).unwrap()
+    }
+
+    #[test]
+    fn hand_written_bytes_are_serde_jsons() {
+        let mut records = crate::report::testing::assorted();
+        let mut odd = sample();
+        odd.task = "tab\there \"quoted\" back\\slash \u{1} \u{7f} é 😀".into();
+        odd.stdout = "line\nnext\r\n\u{8}\u{c}\u{1f}".into();
+        odd.error = Some("</script> \u{2028}".into());
+        odd.args = vec![
+            json!(-3),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(1e300),
+            json!(0.1),
+            json!([[], {}, [null, true, false]]),
+            json!({"b": 1, "a": {"\n": "x"}}),
+        ];
+        odd.value = json!({"z": [1, 2.25, "s"], "a": null});
+        odd.truncated = true;
+        odd.host = Some("node\"2".into());
+        odd.duration_ms = Some(0.04);
+        records.push(odd);
+        let mut shared = sample();
+        shared.task = "@shared".into();
+        shared.value = json!({"num": 3.5, "list": ["x"]});
+        records.push(shared);
+        for r in &records {
+            for reproducible in [false, true] {
+                assert_eq!(r.to_json_string(reproducible), by_serde(r, reproducible));
+            }
+        }
     }
 
     #[test]
