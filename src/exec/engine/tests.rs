@@ -572,7 +572,9 @@ function = "noop"
         ran.lines(),
         ["slow cancelled", "bad failed", "later cancelled"]
     );
-    let mut calls = ran.seen.calls.clone();
-    calls.sort();
-    assert_eq!(calls, ["fail", "hang"], "two workers, one call each");
+    // `hang` may be cancelled before its worker has read it; `later` is
+    // never sent.
+    let calls = &ran.seen.calls;
+    assert!(calls.iter().any(|c| c == "fail"), "{calls:?}");
+    assert!(calls.iter().all(|c| c == "fail" || c == "hang"), "{calls:?}");
 }
