@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -168,6 +168,22 @@ impl Shown {
     }
 }
 
+/// `script(1)` running the shell command `cmd` on a new pty, in the job's
+/// folder, its input and the bytes the terminal got on pipes.
+fn under_script(job: &Job, cmd: &str) -> Child {
+    Command::new("script")
+        .args(["-qfec", cmd, "/dev/null"])
+        .current_dir(job.dir.path())
+        .env_remove("CI")
+        .env_remove("COLUMNS")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script(1) runs")
+}
+
 /// Runs `jobfile run job.toml ARGS` in the job's folder on a terminal of
 /// `columns`; with `interrupt`, types Ctrl-C once the file `started`
 /// exists.
@@ -177,17 +193,7 @@ fn on_terminal(job: &Job, args: &str, columns: usize, interrupt: bool) -> Shown 
         bin(),
         job.path.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .current_dir(job.dir.path())
-        .env_remove("CI")
-        .env_remove("COLUMNS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script(1) runs");
+    let mut child = under_script(job, &cmd);
     let mut stdin = child.stdin.take().unwrap();
     if interrupt {
         let started = job.file("started");
@@ -416,17 +422,7 @@ map = ["slow", "quick"]
         bin(),
         job.path.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qfec", &cmd, "/dev/null"])
-        .current_dir(job.dir.path())
-        .env_remove("CI")
-        .env_remove("COLUMNS")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script(1) runs");
+    let mut child = under_script(&job, &cmd);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut stdout = child.stdout.take().unwrap();
     let reader = {

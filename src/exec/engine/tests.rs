@@ -576,5 +576,8 @@ function = "noop"
     // never sent.
     let calls = &ran.seen.calls;
     assert!(calls.iter().any(|c| c == "fail"), "{calls:?}");
-    assert!(calls.iter().all(|c| c == "fail" || c == "hang"), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c == "fail" || c == "hang"),
+        "{calls:?}"
+    );
 }
