@@ -160,7 +160,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             .enumerate()
             .filter(|(i, _)| !left_out.contains(&spec::TaskId(*i)))
             .map(|(_, t)| t)
-            .try_fold(0u64, |acc, t| match &t.map {
+            .try_fold(0u64, |acc, t| match t.map() {
                 None => Some(acc + 1),
                 Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
             });
@@ -263,7 +263,7 @@ fn dry_run(job: &Job, left_out: &std::collections::BTreeSet<spec::TaskId>) -> Ex
         };
         let args: Vec<serde_json::Value> = task.args.iter().map(shown).collect();
         let kwargs: serde_json::Map<String, serde_json::Value> = task
-            .kwargs
+            .kwargs()
             .iter()
             .map(|(k, a)| (k.clone(), shown(a)))
             .collect();
@@ -277,7 +277,7 @@ fn dry_run(job: &Job, left_out: &std::collections::BTreeSet<spec::TaskId>) -> Ex
                 Err(e) => format!("{label}: error: {e}"),
             }
         };
-        let text = match &task.map {
+        let text = match task.map() {
             None => line(task.id.clone(), None, &args, &kwargs),
             Some(MapSource::Result(id)) => format!(
                 "{}: map over the value of `{}` (known at run time)",

@@ -52,17 +52,17 @@ fn task_print(job: &Job, task: &Task) -> Digest {
     );
     put(
         "kwargs",
-        task.kwargs
+        task.kwargs()
             .iter()
             .map(|(k, a)| format!("{k}={}", arg(a)))
             .collect::<Vec<_>>()
             .join("\u{0}"),
     );
-    put("env", format!("{:?}", task.env));
-    put("cwd", format!("{:?}", task.cwd));
-    put("inputs", format!("{:?}", task.inputs));
-    put("outputs", format!("{:?}", task.outputs));
-    for f in [task.callback, task.error_callback] {
+    put("env", format!("{:?}", task.env()));
+    put("cwd", format!("{:?}", task.cwd()));
+    put("inputs", format!("{:?}", task.inputs()));
+    put("outputs", format!("{:?}", task.outputs()));
+    for f in [task.callback(), task.error_callback()] {
         put("callback", format!("{:?}", f.map(|f| job.function(f))));
     }
     put(
@@ -79,7 +79,7 @@ fn task_print(job: &Job, task: &Task) -> Digest {
 pub fn with_shared_inputs(job: &Job, task: &Task, print: &Digest) -> Digest {
     let mut h = blake3::Hasher::new();
     h.update(print);
-    for t in task.inputs.iter().filter(|t| !is_per_unit(t)) {
+    for t in task.inputs().iter().filter(|t| !is_per_unit(t)) {
         let files = files_of(job, t, &[], &Map::new(), None).unwrap_or_default();
         h.update(&(files.len() as u64).to_le_bytes());
         for p in files {

@@ -34,7 +34,7 @@ impl Engine<'_> {
     /// Starts a task: its items' source, its own args and kwargs.
     pub(super) fn start_task(&mut self, id: TaskId) {
         let task = self.job.task(id);
-        let source = match &task.map {
+        let source = match task.map() {
             None => Source::Single(true),
             Some(MapSource::Stream(_)) => Source::Queue(VecDeque::new()),
             Some(MapSource::Result(src)) => {
@@ -56,7 +56,7 @@ impl Engine<'_> {
             },
         };
         let args = resolve(&self.tasks, &task.args);
-        let kwargs = resolve_kw(&self.tasks, &task.kwargs);
+        let kwargs = resolve_kw(&self.tasks, task.kwargs());
         let print = self
             .opts
             .prints
@@ -412,7 +412,7 @@ impl Engine<'_> {
         while let Some(&i) = self.pools[p].runnable.range(cursor..).next() {
             cursor = i + 1;
             let id = TaskId(i);
-            let mut chunk = self.job.task(id).chunksize.max(1);
+            let mut chunk = self.job.task(id).chunksize().max(1);
             // Each item counts towards max_tasks_per_child: a chunk never
             // takes a worker past its limit.
             if let Some(limit) = self.job.pools[p].max_tasks_per_child {

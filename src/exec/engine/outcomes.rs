@@ -134,7 +134,7 @@ impl Engine<'_> {
         worker: Option<RanOn>,
     ) {
         let task = self.job.task(unit.task);
-        if status == Status::Ok && unit.kind == UnitKind::Main && !task.outputs.is_empty() {
+        if status == Status::Ok && unit.kind == UnitKind::Main && !task.outputs().is_empty() {
             let call = UnitCall {
                 args: &unit.args,
                 kwargs: &unit.kwargs,
@@ -211,7 +211,7 @@ impl Engine<'_> {
             duration_ms: (outcome.started_ms > 0.0).then_some(outcome.duration_ms),
             print,
         };
-        let has_callback = task.callback.is_some() || task.error_callback.is_some();
+        let has_callback = task.callback().is_some() || task.error_callback().is_some();
         let st = &mut self.tasks[id.0];
         let last = unit.kind == UnitKind::Main
             && has_callback
@@ -335,7 +335,7 @@ impl Engine<'_> {
         if self.interrupted {
             return;
         }
-        if st.keep_values && task.map.is_some() {
+        if st.keep_values && task.map().is_some() {
             let values = std::mem::take(&mut st.values);
             st.value = Some(Value::Array(
                 values
@@ -347,9 +347,9 @@ impl Engine<'_> {
         let own_ok = !st.failed;
         let st = &self.tasks[id.0];
         let callback = if own_ok {
-            task.callback.map(|f| (f, UnitKind::Callback))
+            task.callback().map(|f| (f, UnitKind::Callback))
         } else {
-            task.error_callback.map(|f| (f, UnitKind::ErrorCallback))
+            task.error_callback().map(|f| (f, UnitKind::ErrorCallback))
         };
         if let Some((f, kind)) = callback {
             if !self.stopping || kind == UnitKind::ErrorCallback {
@@ -450,7 +450,7 @@ impl Engine<'_> {
                 error.to_string(),
             )
         };
-        let static_items = match &task.map {
+        let static_items = match task.map() {
             Some(src @ (MapSource::Items(_) | MapSource::Range { .. } | MapSource::Product(_))) => {
                 ItemIter::new(src, &self.job.dir).ok()
             }
@@ -473,7 +473,7 @@ impl Engine<'_> {
             }
             None => {
                 let mut r = make(None);
-                if task.map.is_none() {
+                if task.map().is_none() {
                     r.args = resolved_args(self, id);
                 }
                 self.sink.emit(id.0, 0, r);
