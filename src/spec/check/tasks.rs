@@ -187,7 +187,40 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{at, errors, help};
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::super::super::check_source;
+    use super::super::super::job::{Arg, MapSource, TaskId};
+    use super::super::testing::{at, errors, help, options};
+
+    #[test]
+    fn tasks_made_as_read_are_finished_with_references_to_later_ones() {
+        let text = "version = 1\n\
+            [[task]]\nid = \"a\"\nfunction = \"echo\"\n\
+            args = [{ result = \"b\" }, 7]\nkwargs = { k = { result = \"echo-2\" } }\n\
+            [[task]]\nid = \"b\"\nfunction = \"f\"\nafter = [\"echo-2\"]\n\
+            [[task]]\nfunction = \"echo\"\nmap = { result = \"b\" }\n\
+            [functions.f]\nbuiltin = \"noop\"\nenv = { A = \"1\" }\n";
+        let job = check_source(Path::new("job.toml"), text, &options(&[])).expect("a good job");
+        let [a, b, c] = &job.tasks[..] else {
+            panic!("three tasks: {:?}", job.tasks);
+        };
+        assert_eq!(
+            (a.id.as_str(), b.id.as_str(), c.id.as_str()),
+            ("a", "b", "echo-2")
+        );
+        assert_eq!(a.args, [Arg::Result(TaskId(1)), Arg::Value(json!(7))]);
+        assert_eq!(a.kwargs(), [("k".to_string(), Arg::Result(TaskId(2)))]);
+        assert_eq!(a.function, c.function);
+        assert_eq!(job.function(b.function).name, "f");
+        assert_eq!(b.after(), [TaskId(2)]);
+        assert_eq!(b.env().get("A").map(String::as_str), Some("1"));
+        assert!(matches!(c.map(), Some(MapSource::Result(TaskId(1)))));
+        assert!(a.env().is_empty() && a.after().is_empty() && a.map().is_none());
+        assert_eq!(a.chunksize(), 1);
+    }
 
     #[test]
     fn an_unknown_pool_lists_the_declared_ones() {
