@@ -25,7 +25,7 @@ use super::diagnostic::Diagnostic;
 use super::job::{Arg, Task};
 use super::map_source::{MAP_SOURCES, RawMap};
 use super::raw::{
-    RawCall, RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS,
+    Mode, RawCall, RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS,
 };
 use super::suggest::did_you_mean;
 use super::toml_tree::{self, Entry, Item, Table, Value};
@@ -85,9 +85,78 @@ pub struct Pending {
     pub function: u32,
     /// Whether it has an `id` of its own.
     pub has_id: bool,
-    /// The task as written, when it has keys beyond `id`, `function` and
-    /// `args` (which it no longer holds).
-    pub rest: Option<Box<RawTask>>,
+    /// The keys it has beyond `id`, `function` and `args`, if any: only
+    /// those it has (a whole [`RawTask`] is 480 bytes).
+    pub rest: Option<Box<[RawKey]>>,
+}
+
+impl Pending {
+    /// The task as written, without its `id`, `function` and `args`
+    /// (`None` when it has nothing else).
+    pub fn take_raw(&mut self) -> Option<RawTask> {
+        let keys = self.rest.take()?;
+        let mut t = RawTask::default();
+        for key in keys {
+            match key {
+                RawKey::Kwargs(v) => t.kwargs = *v,
+                RawKey::Mode(v) => t.mode = Some(v),
+                RawKey::After(v) => t.after = v,
+                RawKey::Map(v) => t.map = Some(*v),
+                RawKey::Chunksize(v) => t.chunksize = Some(v),
+                RawKey::Inputs(v) => t.inputs = v,
+                RawKey::Outputs(v) => t.outputs = v,
+                RawKey::Pool(v) => t.pool = Some(v),
+                RawKey::Callback(v) => t.callback = Some(v),
+                RawKey::ErrorCallback(v) => t.error_callback = Some(v),
+                RawKey::Timeout(v) => t.timeout = Some(v),
+                RawKey::Retries(v) => t.retries = Some(v),
+                RawKey::Env(v) => t.env = Some(v),
+                RawKey::Cwd(v) => t.cwd = Some(v),
+            }
+        }
+        Some(t)
+    }
+}
+
+/// One key of a task as written, beyond `id`, `function` and `args`, kept
+/// until the checker finishes the task (32 bytes; the big ones boxed).
+#[derive(Debug)]
+pub enum RawKey {
+    Kwargs(Box<Map<String, Json>>),
+    Mode(Mode),
+    After(Vec<String>),
+    Map(Box<RawMap>),
+    Chunksize(i64),
+    Inputs(Vec<String>),
+    Outputs(Vec<String>),
+    Pool(String),
+    Callback(String),
+    ErrorCallback(String),
+    Timeout(String),
+    Retries(i64),
+    Env(BTreeMap<String, String>),
+    Cwd(String),
+}
+
+/// The keys `t` has (its `id`, `function` and `args` aside).
+fn keys_of(t: RawTask) -> Vec<RawKey> {
+    let mut keys = Vec::new();
+    let mut put = |key: Option<RawKey>| keys.extend(key);
+    put((!t.kwargs.is_empty()).then(|| RawKey::Kwargs(Box::new(t.kwargs))));
+    put(t.mode.map(RawKey::Mode));
+    put((!t.after.is_empty()).then_some(RawKey::After(t.after)));
+    put(t.map.map(|m| RawKey::Map(Box::new(m))));
+    put(t.chunksize.map(RawKey::Chunksize));
+    put((!t.inputs.is_empty()).then_some(RawKey::Inputs(t.inputs)));
+    put((!t.outputs.is_empty()).then_some(RawKey::Outputs(t.outputs)));
+    put(t.pool.map(RawKey::Pool));
+    put(t.callback.map(RawKey::Callback));
+    put(t.error_callback.map(RawKey::ErrorCallback));
+    put(t.timeout.map(RawKey::Timeout));
+    put(t.retries.map(RawKey::Retries));
+    put(t.env.map(RawKey::Env));
+    put(t.cwd.map(RawKey::Cwd));
+    keys
 }
 
 impl LoadedTasks {
@@ -125,7 +194,7 @@ impl LoadedTasks {
         self.pending.push(Pending {
             function,
             has_id,
-            rest: rare.then(|| Box::new(raw)),
+            rest: rare.then(|| keys_of(raw).into_boxed_slice()),
         });
     }
 
@@ -1152,7 +1221,7 @@ map = { range = [0, 3] }
 function = "f"
 map = [[1], [2]]
 "#;
-        let l = load(text);
+        let mut l = load(text);
         assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
         let pool = l.raw.pool.expect("a pool");
         assert_eq!(pool.processes, Some(2));
@@ -1162,11 +1231,10 @@ map = [[1], [2]]
         assert_eq!(l.raw.results.and_then(|r| r.order), Some(Order::Completion));
         assert_eq!(l.raw.functions["f"].returns, Some(Returns::Lines));
         assert_eq!(l.tasks.tasks.len(), 2);
-        let first = l.tasks.pending[0]
-            .rest
-            .as_deref()
-            .expect("keys beyond args");
+        let first = l.tasks.pending[0].take_raw().expect("keys beyond args");
         assert_eq!(first.mode, Some(Mode::Blocking));
+        assert_eq!(first.kwargs["k"], Json::from(vec![1]));
+        assert!(l.tasks.pending[1].rest.is_some(), "a map");
         assert_eq!(
             l.tasks.tasks[0].args,
             [1.into(), "a".into(), 2.5.into(), true.into()].map(Arg::Value)

@@ -37,12 +37,13 @@ impl Checker<'_> {
         let known = self.known_ids(&ids, &pending);
         // Whether a blocking task came before: the tasks after it wait.
         let mut blocked = false;
-        for (n, (task, p)) in tasks.iter_mut().zip(&pending).enumerate() {
+        for (n, (task, mut p)) in tasks.iter_mut().zip(pending).enumerate() {
             if self.unreadable.tasks.contains_key(&n) {
                 continue;
             }
             let path = root.index(n);
-            let t = p.rest.as_deref().unwrap_or(&PLAIN);
+            let rest = p.take_raw();
+            let t = rest.as_ref().unwrap_or(&PLAIN);
             // As written: a misspelt `after` still says the task waits.
             let waits = blocked || !t.after.is_empty() || reads_a_result(&task.args, t);
             let function = &function_names[p.function as usize];
