@@ -208,7 +208,9 @@ pub enum MapSource {
 /// A big job is mostly tasks of an id, a function and a few args, so those
 /// are fields and everything else (rarely set) sits behind one box, read
 /// through methods of the same names: a task of the usual shape is 96
-/// bytes, not 300.
+/// bytes, not 300. In that box, `after` and `kwargs` come first and the
+/// rest is boxed once more, so that a task of a dependency graph does not
+/// carry room for a map, files, callbacks and an env.
 #[derive(Debug, Clone)]
 pub struct Task {
     pub id: String,
@@ -220,15 +222,21 @@ pub struct Task {
     pub timeout: Option<Duration>,
     /// Task, else function, else pool retries.
     pub retries: u32,
+    links: Option<Box<TaskLinks>>,
+}
+
+/// What a task of a graph often has, and the box of the rest.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskLinks {
+    pub(crate) kwargs: Vec<(String, Arg)>,
+    /// Explicit `after` dependencies.
+    pub(crate) after: Vec<TaskId>,
     extras: Option<Box<TaskExtras>>,
 }
 
 /// What a task rarely has.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskExtras {
-    pub(crate) kwargs: Vec<(String, Arg)>,
-    /// Explicit `after` dependencies.
-    pub(crate) after: Vec<TaskId>,
     pub(crate) map: Option<MapSource>,
     pub(crate) chunksize: usize,
     /// Files whose content counts for `--resume`: globs relative to the
@@ -247,8 +255,6 @@ pub(crate) struct TaskExtras {
 impl Default for TaskExtras {
     fn default() -> TaskExtras {
         TaskExtras {
-            kwargs: Vec::new(),
-            after: Vec::new(),
             map: None,
             chunksize: 1,
             inputs: Vec::new(),
@@ -293,61 +299,70 @@ impl Task {
             pool: PoolId(0),
             timeout: None,
             retries: 0,
-            extras: None,
+            links: None,
         }
+    }
+
+    /// `after` and `kwargs`, made on first use.
+    pub(crate) fn links_mut(&mut self) -> &mut TaskLinks {
+        self.links.get_or_insert_with(Box::default)
     }
 
     /// The rarely set parts, made on first use.
     pub(crate) fn extras_mut(&mut self) -> &mut TaskExtras {
-        self.extras.get_or_insert_with(Box::default)
+        self.links_mut().extras.get_or_insert_with(Box::default)
+    }
+
+    fn extras(&self) -> Option<&TaskExtras> {
+        self.links.as_ref().and_then(|l| l.extras.as_deref())
     }
 
     /// Named args, in the order written.
     pub fn kwargs(&self) -> &[(String, Arg)] {
-        self.extras.as_ref().map_or(&[], |x| &x.kwargs)
+        self.links.as_ref().map_or(&[], |l| &l.kwargs)
     }
 
     /// Explicit `after` dependencies.
     pub fn after(&self) -> &[TaskId] {
-        self.extras.as_ref().map_or(&[], |x| &x.after)
+        self.links.as_ref().map_or(&[], |l| &l.after)
     }
 
     pub fn map(&self) -> Option<&MapSource> {
-        self.extras.as_ref().and_then(|x| x.map.as_ref())
+        self.extras().and_then(|x| x.map.as_ref())
     }
 
     /// Items of a map sent to a worker at once.
     pub fn chunksize(&self) -> usize {
-        self.extras.as_ref().map_or(1, |x| x.chunksize)
+        self.extras().map_or(1, |x| x.chunksize)
     }
 
     /// Files whose content counts for `--resume`: globs relative to the
     /// job's folder, with placeholders filled for each unit.
     pub fn inputs(&self) -> &[Template] {
-        self.extras.as_ref().map_or(&[], |x| &x.inputs)
+        self.extras().map_or(&[], |x| &x.inputs)
     }
 
     /// Files each unit makes, as [`Task::inputs`].
     pub fn outputs(&self) -> &[Template] {
-        self.extras.as_ref().map_or(&[], |x| &x.outputs)
+        self.extras().map_or(&[], |x| &x.outputs)
     }
 
     pub fn callback(&self) -> Option<FunctionId> {
-        self.extras.as_ref().and_then(|x| x.callback)
+        self.extras().and_then(|x| x.callback)
     }
 
     pub fn error_callback(&self) -> Option<FunctionId> {
-        self.extras.as_ref().and_then(|x| x.error_callback)
+        self.extras().and_then(|x| x.error_callback)
     }
 
     /// The function's env with the task's on top.
     pub fn env(&self) -> &BTreeMap<String, String> {
-        self.extras.as_ref().map_or(&NO_ENV, |x| &x.env)
+        self.extras().map_or(&NO_ENV, |x| &x.env)
     }
 
     /// Task, else function cwd (absolute).
     pub fn cwd(&self) -> Option<&Path> {
-        self.extras.as_ref().and_then(|x| x.cwd.as_deref())
+        self.extras().and_then(|x| x.cwd.as_deref())
     }
 
     /// Every task whose value this task reads (args, kwargs, map source).

@@ -87,7 +87,7 @@ impl Checker<'_> {
             }
         }
         if !after.is_empty() {
-            task.extras_mut().after = after;
+            task.links_mut().after = after;
         }
         self.resolve_args(known, &mut task.args, &path.key("args"));
         if !t.kwargs.is_empty() {
@@ -96,7 +96,7 @@ impl Checker<'_> {
                 let arg = self.arg(known, a, path.key("kwargs").key(k));
                 kwargs.push((k.clone(), arg));
             }
-            task.extras_mut().kwargs = kwargs;
+            task.links_mut().kwargs = kwargs;
         }
         if let Some(map) = &t.map {
             if let Some(map) = self.map_source(map, &path.key("map"), known) {
