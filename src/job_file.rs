@@ -43,7 +43,7 @@ fn cycle_diagnostic(job: &Job, cycle: &Cycle) -> Option<Diagnostic> {
             .collect();
         format!("dependency cycle: {} -> `{}`", names.join(" -> "), task.id)
     };
-    let key = (!task.after.is_empty()).then_some("after");
+    let key = (!task.after().is_empty()).then_some("after");
     Some(spec::task_diagnostic(first, key, message).with_help(
         "a task cannot wait, through `after`, results, streams or a blocking task, for itself",
     ))

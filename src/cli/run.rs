@@ -172,7 +172,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             .enumerate()
             .filter(|(i, _)| !left_out.contains(&spec::TaskId(*i)))
             .map(|(_, t)| t)
-            .try_fold(0u64, |acc, t| match &t.map {
+            .try_fold(0u64, |acc, t| match t.map() {
                 None => Some(acc + 1),
                 Some(source) => ItemIter::len_hint(source).map(|n| acc + n),
             });
@@ -279,12 +279,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
 /// its items in the text format, JUnit and `--live`.
 fn item_names(job: &Job) -> ItemNames {
     ItemNames::new(job.tasks.iter().filter_map(|t| {
-        let source = t.map.as_ref()?;
+        let source = t.map()?;
         Some((
             t.id.clone(),
             ItemShape {
                 args: t.args.len(),
-                kwargs: t.kwargs.iter().map(|(k, _)| k.clone()).collect(),
+                kwargs: t.kwargs().iter().map(|(k, _)| k.clone()).collect(),
                 keys: match source {
                     MapSource::Product(axes) => Some(axes.iter().map(|(k, _)| k.clone()).collect()),
                     _ => None,
@@ -313,7 +313,7 @@ fn dry_run(job: &Job, left_out: &std::collections::BTreeSet<spec::TaskId>) -> Ex
         };
         let args: Vec<serde_json::Value> = task.args.iter().map(shown).collect();
         let kwargs: serde_json::Map<String, serde_json::Value> = task
-            .kwargs
+            .kwargs()
             .iter()
             .map(|(k, a)| (k.clone(), shown(a)))
             .collect();
@@ -327,7 +327,7 @@ fn dry_run(job: &Job, left_out: &std::collections::BTreeSet<spec::TaskId>) -> Ex
                 Err(e) => format!("{label}: error: {e}"),
             }
         };
-        let text = match &task.map {
+        let text = match task.map() {
             None => line(task.id.clone(), None, &args, &kwargs),
             Some(MapSource::Result(id)) => format!(
                 "{}: map over the value of `{}` (known at run time)",

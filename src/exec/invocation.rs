@@ -29,8 +29,8 @@ impl<'a> Setting<'a> {
     /// The setting of a task's calls.
     pub fn of_task(task: &'a Task, function: &'a Function, forward_lines: bool) -> Setting<'a> {
         Setting {
-            env: &task.env,
-            cwd: task.cwd.as_deref().or(function.cwd.as_deref()),
+            env: task.env(),
+            cwd: task.cwd().or(function.cwd.as_deref()),
             timeout: task.timeout,
             forward_lines,
         }

@@ -119,7 +119,7 @@ fn task_print(job: &Job, shared: &Shared, task: &Task, buffers: &mut (String, Ve
     });
     put(bytes, "args", text.as_bytes());
     text_of(text, &|out| {
-        for (i, (k, a)) in task.kwargs.iter().enumerate() {
+        for (i, (k, a)) in task.kwargs().iter().enumerate() {
             if i > 0 {
                 out.push('\u{0}');
             }
@@ -131,19 +131,19 @@ fn task_print(job: &Job, shared: &Shared, task: &Task, buffers: &mut (String, Ve
     put(bytes, "kwargs", text.as_bytes());
     // Most tasks have none of these: their Debug text is written out
     // rather than formatted (the same bytes).
-    if task.env.is_empty() {
+    if task.env().is_empty() {
         put(bytes, "env", b"{}");
     } else {
-        text_of(text, &|out| write!(out, "{:?}", task.env));
+        text_of(text, &|out| write!(out, "{:?}", task.env()));
         put(bytes, "env", text.as_bytes());
     }
-    if task.cwd.is_none() {
+    if task.cwd().is_none() {
         put(bytes, "cwd", b"None");
     } else {
-        text_of(text, &|out| write!(out, "{:?}", task.cwd));
+        text_of(text, &|out| write!(out, "{:?}", task.cwd()));
         put(bytes, "cwd", text.as_bytes());
     }
-    for (label, list) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+    for (label, list) in [("inputs", task.inputs()), ("outputs", task.outputs())] {
         if list.is_empty() {
             put(bytes, label, b"[]");
         } else {
@@ -151,7 +151,7 @@ fn task_print(job: &Job, shared: &Shared, task: &Task, buffers: &mut (String, Ve
             put(bytes, label, text.as_bytes());
         }
     }
-    for f in [task.callback, task.error_callback] {
+    for f in [task.callback(), task.error_callback()] {
         let d = match f {
             Some(f) => &shared.functions[f.0].1,
             None => &shared.no_callback,
@@ -167,13 +167,13 @@ fn task_print(job: &Job, shared: &Shared, task: &Task, buffers: &mut (String, Ve
 /// for every unit, hashed now: call it as the task starts, once what it
 /// depends on has ended (and made those files).
 pub fn with_shared_inputs(job: &Job, task: &Task, print: &Digest) -> Digest {
-    if task.inputs.iter().all(is_per_unit) {
+    if task.inputs().iter().all(is_per_unit) {
         // The same digest as below with no file, in one call.
         return truncate(blake3::hash(print));
     }
     let mut h = blake3::Hasher::new();
     h.update(print);
-    for t in task.inputs.iter().filter(|t| !is_per_unit(t)) {
+    for t in task.inputs().iter().filter(|t| !is_per_unit(t)) {
         let files = files_of(job, t, &[], &Map::new(), None).unwrap_or_default();
         h.update(&(files.len() as u64).to_le_bytes());
         for p in files {

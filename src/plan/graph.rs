@@ -85,7 +85,7 @@ fn all_edges(job: &Job) -> Vec<Vec<Edge>> {
 fn edges(job: &Job, id: TaskId, barrier: Option<TaskId>) -> Vec<Edge> {
     let task = job.task(id);
     let mut out: Vec<Edge> = task
-        .after
+        .after()
         .iter()
         .map(|&on| Edge {
             on,
@@ -208,7 +208,7 @@ mod tests {
         let plan = Plan::new(&job);
         assert_eq!(plan.deps.len(), job.tasks.len());
         assert_eq!(plan.dependents.len(), 2);
-        let source = job.tasks[1].map.as_ref().expect("a map");
+        let source = job.tasks[1].map().expect("a map");
         assert_eq!(ItemIter::len_hint(source), Some(10_000_000));
     }
 

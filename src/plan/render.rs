@@ -101,9 +101,9 @@ fn json_plan<'a>(job: &'a Job, plan: &Plan) -> JsonPlan<'a> {
                     kind: e.kind.as_str(),
                 })
                 .collect(),
-            items: items(t.map.as_ref()),
-            callback: t.callback.map(|f| job.function(f).name.as_str()),
-            error_callback: t.error_callback.map(|f| job.function(f).name.as_str()),
+            items: items(t.map()),
+            callback: t.callback().map(|f| job.function(f).name.as_str()),
+            error_callback: t.error_callback().map(|f| job.function(f).name.as_str()),
         })
         .collect();
     JsonPlan {
@@ -122,7 +122,7 @@ fn text(job: &Job, plan: &Plan) -> String {
                 .iter()
                 .map(|e| format!("{}({})", job.task(e.on).id, e.kind.as_str()))
                 .collect();
-            let items = match items(t.map.as_ref()) {
+            let items = match items(t.map()) {
                 Value::Null => "-".to_string(),
                 Value::String(s) => s,
                 v => v.to_string(),

@@ -98,7 +98,7 @@ pub struct UnitCall<'a> {
 /// The fingerprint of the inputs filled for this unit (those the same for
 /// every unit are in the task's fingerprint); [`NONE`] when there are none.
 pub fn unit_inputs(job: &Job, task: &Task, call: &UnitCall<'_>) -> Digest {
-    let per_unit: Vec<&Template> = task.inputs.iter().filter(|t| is_per_unit(t)).collect();
+    let per_unit: Vec<&Template> = task.inputs().iter().filter(|t| is_per_unit(t)).collect();
     if per_unit.is_empty() {
         return NONE;
     }
@@ -117,11 +117,11 @@ pub fn unit_inputs(job: &Job, task: &Task, call: &UnitCall<'_>) -> Digest {
 /// The fingerprint of the outputs of this unit, as they are now; the first
 /// pattern that matches no file (as filled) when one is missing.
 pub fn unit_outputs(job: &Job, task: &Task, call: &UnitCall<'_>) -> Result<Digest, String> {
-    if task.outputs.is_empty() {
+    if task.outputs().is_empty() {
         return Ok(NONE);
     }
     let mut h = blake3::Hasher::new();
-    for t in &task.outputs {
+    for t in task.outputs() {
         let pattern = fill(job, t, call.args, call.kwargs, call.item).unwrap_or_default();
         let files = glob_files(&job.dir, &pattern);
         if files.is_empty() {

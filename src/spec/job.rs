@@ -3,7 +3,7 @@
 //! [`super::check`]; everything after the spec layer works on this.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -204,34 +204,71 @@ pub enum MapSource {
 }
 
 /// A checked task.
+///
+/// A big job is mostly tasks of an id, a function and a few args, so those
+/// are fields and everything else (rarely set) sits behind one box, read
+/// through methods of the same names: a task of the usual shape is 96
+/// bytes, not 300. In that box, `after` and `kwargs` come first and the
+/// rest is boxed once more, so that a task of a dependency graph does not
+/// carry room for a map, files, callbacks and an env.
 #[derive(Debug, Clone)]
 pub struct Task {
     pub id: String,
     pub function: FunctionId,
     pub args: Vec<Arg>,
-    pub kwargs: Vec<(String, Arg)>,
     pub mode: Mode,
-    /// Explicit `after` dependencies.
-    pub after: Vec<TaskId>,
-    pub map: Option<MapSource>,
-    pub chunksize: usize,
-    /// Files whose content counts for `--resume`: globs relative to the
-    /// job's folder, with placeholders filled for each unit.
-    pub inputs: Vec<Template>,
-    /// Files each unit makes, as `inputs`.
-    pub outputs: Vec<Template>,
     pub pool: PoolId,
-    pub callback: Option<FunctionId>,
-    pub error_callback: Option<FunctionId>,
     /// Task, else function, else pool timeout.
     pub timeout: Option<Duration>,
     /// Task, else function, else pool retries.
     pub retries: u32,
-    /// The function's env with the task's on top.
-    pub env: BTreeMap<String, String>,
-    /// Task, else function cwd (absolute).
-    pub cwd: Option<PathBuf>,
+    links: Option<Box<TaskLinks>>,
 }
+
+/// What a task of a graph often has, and the box of the rest.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskLinks {
+    pub(crate) kwargs: Vec<(String, Arg)>,
+    /// Explicit `after` dependencies.
+    pub(crate) after: Vec<TaskId>,
+    extras: Option<Box<TaskExtras>>,
+}
+
+/// What a task rarely has.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskExtras {
+    pub(crate) map: Option<MapSource>,
+    pub(crate) chunksize: usize,
+    /// Files whose content counts for `--resume`: globs relative to the
+    /// job's folder, with placeholders filled for each unit.
+    pub(crate) inputs: Vec<Template>,
+    /// Files each unit makes, as `inputs`.
+    pub(crate) outputs: Vec<Template>,
+    pub(crate) callback: Option<FunctionId>,
+    pub(crate) error_callback: Option<FunctionId>,
+    /// The function's env with the task's on top.
+    pub(crate) env: BTreeMap<String, String>,
+    /// Task, else function cwd (absolute).
+    pub(crate) cwd: Option<PathBuf>,
+}
+
+impl Default for TaskExtras {
+    fn default() -> TaskExtras {
+        TaskExtras {
+            map: None,
+            chunksize: 1,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            callback: None,
+            error_callback: None,
+            env: BTreeMap::new(),
+            cwd: None,
+        }
+    }
+}
+
+/// The env of a task that sets none.
+static NO_ENV: BTreeMap<String, String> = BTreeMap::new();
 
 impl Job {
     /// The function of a task.
@@ -253,36 +290,89 @@ impl Job {
 impl Task {
     /// A task with the id `id` and nothing resolved yet; the checker fills
     /// it in (a job is only handed out when every task resolved).
-    pub(crate) fn unresolved(id: &str) -> Task {
+    pub(crate) fn unresolved(id: String) -> Task {
         Task {
-            id: id.to_string(),
+            id,
             function: FunctionId(usize::MAX),
             args: Vec::new(),
-            kwargs: Vec::new(),
             mode: Mode::default(),
-            after: Vec::new(),
-            map: None,
-            chunksize: 1,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
             pool: PoolId(0),
-            callback: None,
-            error_callback: None,
             timeout: None,
             retries: 0,
-            env: BTreeMap::new(),
-            cwd: None,
+            links: None,
         }
+    }
+
+    /// `after` and `kwargs`, made on first use.
+    pub(crate) fn links_mut(&mut self) -> &mut TaskLinks {
+        self.links.get_or_insert_with(Box::default)
+    }
+
+    /// The rarely set parts, made on first use.
+    pub(crate) fn extras_mut(&mut self) -> &mut TaskExtras {
+        self.links_mut().extras.get_or_insert_with(Box::default)
+    }
+
+    fn extras(&self) -> Option<&TaskExtras> {
+        self.links.as_ref().and_then(|l| l.extras.as_deref())
+    }
+
+    /// Named args, in the order written.
+    pub fn kwargs(&self) -> &[(String, Arg)] {
+        self.links.as_ref().map_or(&[], |l| &l.kwargs)
+    }
+
+    /// Explicit `after` dependencies.
+    pub fn after(&self) -> &[TaskId] {
+        self.links.as_ref().map_or(&[], |l| &l.after)
+    }
+
+    pub fn map(&self) -> Option<&MapSource> {
+        self.extras().and_then(|x| x.map.as_ref())
+    }
+
+    /// Items of a map sent to a worker at once.
+    pub fn chunksize(&self) -> usize {
+        self.extras().map_or(1, |x| x.chunksize)
+    }
+
+    /// Files whose content counts for `--resume`: globs relative to the
+    /// job's folder, with placeholders filled for each unit.
+    pub fn inputs(&self) -> &[Template] {
+        self.extras().map_or(&[], |x| &x.inputs)
+    }
+
+    /// Files each unit makes, as [`Task::inputs`].
+    pub fn outputs(&self) -> &[Template] {
+        self.extras().map_or(&[], |x| &x.outputs)
+    }
+
+    pub fn callback(&self) -> Option<FunctionId> {
+        self.extras().and_then(|x| x.callback)
+    }
+
+    pub fn error_callback(&self) -> Option<FunctionId> {
+        self.extras().and_then(|x| x.error_callback)
+    }
+
+    /// The function's env with the task's on top.
+    pub fn env(&self) -> &BTreeMap<String, String> {
+        self.extras().map_or(&NO_ENV, |x| &x.env)
+    }
+
+    /// Task, else function cwd (absolute).
+    pub fn cwd(&self) -> Option<&Path> {
+        self.extras().and_then(|x| x.cwd.as_deref())
     }
 
     /// Every task whose value this task reads (args, kwargs, map source).
     pub fn result_refs(&self) -> impl Iterator<Item = TaskId> + '_ {
-        let args = self.args.iter().chain(self.kwargs.iter().map(|(_, a)| a));
+        let args = self.args.iter().chain(self.kwargs().iter().map(|(_, a)| a));
         let from_args = args.filter_map(|a| match a {
             Arg::Result(id) => Some(*id),
             Arg::Value(_) => None,
         });
-        let from_map = match &self.map {
+        let from_map = match self.map() {
             Some(MapSource::Result(id)) => Some(*id),
             _ => None,
         };
@@ -291,9 +381,25 @@ impl Task {
 
     /// The producer of a `stream` map.
     pub fn stream_source(&self) -> Option<TaskId> {
-        match &self.map {
+        match self.map() {
             Some(MapSource::Stream(id)) => Some(*id),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A big job is mostly plain tasks: what each costs is pinned.
+    #[test]
+    fn a_plain_task_is_small() {
+        assert_eq!(std::mem::size_of::<Arg>(), std::mem::size_of::<Value>());
+        assert!(
+            std::mem::size_of::<Task>() <= 96,
+            "{}",
+            std::mem::size_of::<Task>()
+        );
     }
 }

@@ -22,9 +22,10 @@ use serde_json::{Map, Number, Value as Json};
 
 use super::check::default_task_id;
 use super::diagnostic::Diagnostic;
+use super::job::{Arg, Task};
 use super::map_source::{MAP_SOURCES, RawMap};
 use super::raw::{
-    RawCall, RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS,
+    Mode, RawCall, RawFunction, RawJob, RawPool, RawPython, RawResults, RawTask, TOP_LEVEL_KEYS,
 };
 use super::suggest::did_you_mean;
 use super::toml_tree::{self, Entry, Item, Table, Value};
@@ -33,7 +34,10 @@ use super::toml_tree::{self, Entry, Item, Table, Value};
 pub struct Loaded {
     /// Whether the text is valid TOML.
     pub parsed: bool,
+    /// Everything but the tasks (`raw.task` is left empty).
     pub raw: RawJob,
+    /// The tasks, each made a [`Task`] as soon as it was read.
+    pub tasks: LoadedTasks,
     /// Whether `version` was present (a missing one is reported here).
     pub has_version: bool,
     /// The parts that were present but could not be read (already reported).
@@ -56,17 +60,166 @@ pub struct Unreadable {
     pub tasks: HashMap<usize, Option<String>>,
 }
 
+/// The tasks as the loader hands them on. Each is a [`Task`] as soon as
+/// it is read, with its id and its args (a `{ result = "ID" }` arg still a
+/// plain value: ids may name tasks further on), so that a file of many
+/// tasks never holds them all as read; the checker finishes them, with
+/// what [`Pending`] keeps of the file.
+#[derive(Debug, Default)]
+pub struct LoadedTasks {
+    /// In file order; a task that could not be read stands in with only
+    /// its id (or an empty one).
+    pub tasks: Vec<Task>,
+    /// What the checker still needs of each task, in the same order.
+    pub pending: Vec<Pending>,
+    /// The function names the tasks give, each once.
+    pub function_names: Vec<String>,
+    name_index: HashMap<String, u32>,
+}
+
+/// What the checker still needs of a task as written.
+#[derive(Debug)]
+pub struct Pending {
+    /// Its function's name, an index in [`LoadedTasks::function_names`]
+    /// (`u32::MAX` for a task that could not be read).
+    pub function: u32,
+    /// Whether it has an `id` of its own.
+    pub has_id: bool,
+    /// The keys it has beyond `id`, `function` and `args`, if any: only
+    /// those it has (a whole [`RawTask`] is 480 bytes).
+    pub rest: Option<Box<[RawKey]>>,
+}
+
+impl Pending {
+    /// The task as written, without its `id`, `function` and `args`
+    /// (`None` when it has nothing else).
+    pub fn take_raw(&mut self) -> Option<RawTask> {
+        let keys = self.rest.take()?;
+        let mut t = RawTask::default();
+        for key in keys {
+            match key {
+                RawKey::Kwargs(v) => t.kwargs = *v,
+                RawKey::Mode(v) => t.mode = Some(v),
+                RawKey::After(v) => t.after = v,
+                RawKey::Map(v) => t.map = Some(*v),
+                RawKey::Chunksize(v) => t.chunksize = Some(v),
+                RawKey::Inputs(v) => t.inputs = v,
+                RawKey::Outputs(v) => t.outputs = v,
+                RawKey::Pool(v) => t.pool = Some(v),
+                RawKey::Callback(v) => t.callback = Some(v),
+                RawKey::ErrorCallback(v) => t.error_callback = Some(v),
+                RawKey::Timeout(v) => t.timeout = Some(v),
+                RawKey::Retries(v) => t.retries = Some(v),
+                RawKey::Env(v) => t.env = Some(v),
+                RawKey::Cwd(v) => t.cwd = Some(v),
+            }
+        }
+        Some(t)
+    }
+}
+
+/// One key of a task as written, beyond `id`, `function` and `args`, kept
+/// until the checker finishes the task (32 bytes; the big ones boxed).
+#[derive(Debug)]
+pub enum RawKey {
+    Kwargs(Box<Map<String, Json>>),
+    Mode(Mode),
+    After(Vec<String>),
+    Map(Box<RawMap>),
+    Chunksize(i64),
+    Inputs(Vec<String>),
+    Outputs(Vec<String>),
+    Pool(String),
+    Callback(String),
+    ErrorCallback(String),
+    Timeout(String),
+    Retries(i64),
+    Env(BTreeMap<String, String>),
+    Cwd(String),
+}
+
+/// The keys `t` has (its `id`, `function` and `args` aside).
+fn keys_of(t: RawTask) -> Vec<RawKey> {
+    let mut keys = Vec::new();
+    let mut put = |key: Option<RawKey>| keys.extend(key);
+    put((!t.kwargs.is_empty()).then(|| RawKey::Kwargs(Box::new(t.kwargs))));
+    put(t.mode.map(RawKey::Mode));
+    put((!t.after.is_empty()).then_some(RawKey::After(t.after)));
+    put(t.map.map(|m| RawKey::Map(Box::new(m))));
+    put(t.chunksize.map(RawKey::Chunksize));
+    put((!t.inputs.is_empty()).then_some(RawKey::Inputs(t.inputs)));
+    put((!t.outputs.is_empty()).then_some(RawKey::Outputs(t.outputs)));
+    put(t.pool.map(RawKey::Pool));
+    put(t.callback.map(RawKey::Callback));
+    put(t.error_callback.map(RawKey::ErrorCallback));
+    put(t.timeout.map(RawKey::Timeout));
+    put(t.retries.map(RawKey::Retries));
+    put(t.env.map(RawKey::Env));
+    put(t.cwd.map(RawKey::Cwd));
+    keys
+}
+
+impl LoadedTasks {
+    /// Room for `n` tasks, if the memory is there (else they grow as usual).
+    fn reserve(&mut self, n: usize) {
+        let _ = self.tasks.try_reserve_exact(n);
+        let _ = self.pending.try_reserve_exact(n);
+    }
+
+    /// Task `n`, read whole; `rare`: whether it has keys beyond `id`,
+    /// `function` and `args`.
+    fn push(&mut self, n: usize, mut raw: RawTask, rare: bool) {
+        let name = std::mem::take(&mut raw.function);
+        let function = match self.name_index.get(name.as_str()) {
+            Some(&i) => i,
+            None => {
+                let i = u32::try_from(self.function_names.len()).unwrap_or(u32::MAX - 1);
+                self.function_names.push(name.clone());
+                self.name_index.insert(name, i);
+                i
+            }
+        };
+        let has_id = raw.id.is_some();
+        let id = raw
+            .id
+            .take()
+            .unwrap_or_else(|| default_task_id(&self.function_names[function as usize], n));
+        let mut task = Task::unresolved(id);
+        // In place: an `Arg` is the size of the value it wraps.
+        task.args = std::mem::take(&mut raw.args)
+            .into_iter()
+            .map(Arg::Value)
+            .collect();
+        self.tasks.push(task);
+        self.pending.push(Pending {
+            function,
+            has_id,
+            rest: rare.then(|| keys_of(raw).into_boxed_slice()),
+        });
+    }
+
+    /// Task `n` could not be read: it keeps its place, with `id`.
+    fn push_unreadable(&mut self, id: Option<String>) {
+        self.tasks.push(Task::unresolved(id.unwrap_or_default()));
+        self.pending.push(Pending {
+            function: u32::MAX,
+            has_id: false,
+            rest: None,
+        });
+    }
+}
+
 /// Parses `source` and reads every part it can.
 pub fn load(source: &str) -> Loaded {
     let mut reader = Reader {
         source,
         diagnostics: Vec::new(),
     };
-    let mut tasks: Vec<RawTask> = Vec::new();
+    let mut tasks = LoadedTasks::default();
     // One allocation for the tasks: a header per task is the usual shape.
     // (A count inflated by headers in strings or comments only costs
     // address space; if even that is refused, the vector grows as usual.)
-    let _ = tasks.try_reserve_exact(source.matches("[[task]]").count());
+    tasks.reserve(source.matches("[[task]]").count());
     let mut unreadable = Unreadable::default();
     let task_root = At::Key(&At::Root, "task");
     let parsed = {
@@ -81,6 +234,7 @@ pub fn load(source: &str) -> Loaded {
             return Loaded {
                 parsed: false,
                 raw: RawJob::default(),
+                tasks: LoadedTasks::default(),
                 has_version: false,
                 unreadable: Unreadable::default(),
                 diagnostics: vec![Diagnostic::at_span(
@@ -90,10 +244,7 @@ pub fn load(source: &str) -> Loaded {
             };
         }
     };
-    let mut raw = RawJob {
-        task: tasks,
-        ..RawJob::default()
-    };
+    let mut raw = RawJob::default();
     let mut has_version = false;
     for (key, entry) in &root.entries {
         let at = At::Key(&At::Root, key);
@@ -126,9 +277,9 @@ pub fn load(source: &str) -> Loaded {
                 // Read as the parser handed them over.
                 Value::Array(a) if a.of_tables => {}
                 Value::Array(a) => {
-                    raw.task.reserve_exact(a.items.len());
+                    tasks.reserve(a.items.len());
                     for (i, t) in a.items.iter().enumerate() {
-                        r.task_into(&at, i, t, &mut raw.task, &mut unreadable.tasks);
+                        r.task_into(&at, i, t, &mut tasks, &mut unreadable.tasks);
                     }
                 }
                 _ => r.push(
@@ -163,6 +314,7 @@ pub fn load(source: &str) -> Loaded {
     Loaded {
         parsed: true,
         raw,
+        tasks,
         has_version,
         unreadable,
         diagnostics: reader.diagnostics,
@@ -699,12 +851,12 @@ impl<'s> Reader<'s> {
         parent: &At<'_>,
         i: usize,
         item: &Item<'_>,
-        tasks: &mut Vec<RawTask>,
+        tasks: &mut LoadedTasks,
         unreadable: &mut HashMap<usize, Option<String>>,
     ) {
         let at = At::Index(parent, i);
         match self.task(&at, item) {
-            Some(t) => tasks.push(t),
+            Some((t, rare)) => tasks.push(i, t, rare),
             None => {
                 let id = match &item.value {
                     Value::Table(t) => {
@@ -716,20 +868,24 @@ impl<'s> Reader<'s> {
                     }
                     _ => None,
                 };
-                unreadable.insert(i, id);
-                tasks.push(RawTask::default());
+                unreadable.insert(i, id.clone());
+                tasks.push_unreadable(id);
             }
         }
     }
 
-    fn task(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<RawTask> {
+    /// A task as written, and whether it has keys beyond `id`, `function`
+    /// and `args`.
+    fn task(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<(RawTask, bool)> {
         let t = self.table(at, item)?;
         let mut task = RawTask::default();
         let mut ok = true;
         let mut has_function = false;
+        let mut rare = false;
         for (key, e) in &t.entries {
             let k = At::Key(at, key);
             let v = &e.item;
+            rare |= !matches!(key.as_ref(), "id" | "function" | "args");
             ok &= match key.as_ref() {
                 "id" => set_some(&mut task.id, self.string(&k, v)),
                 "function" => {
@@ -761,7 +917,7 @@ impl<'s> Reader<'s> {
             self.missing(at, item, "function");
             ok = false;
         }
-        ok.then_some(task)
+        ok.then_some((task, rare))
     }
 
     /// `map`: the items, or a table naming exactly one source.
@@ -1032,7 +1188,7 @@ mod tests {
             ]
         );
         let l = load(text);
-        assert_eq!(l.raw.task.len(), 2);
+        assert_eq!(l.tasks.tasks.len(), 2);
         assert_eq!(l.unreadable.tasks.get(&0), Some(&Some("a".to_string())));
         assert_eq!(l.unreadable.tasks.get(&1), Some(&Some("f-1".to_string())));
     }
@@ -1065,7 +1221,7 @@ map = { range = [0, 3] }
 function = "f"
 map = [[1], [2]]
 "#;
-        let l = load(text);
+        let mut l = load(text);
         assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
         let pool = l.raw.pool.expect("a pool");
         assert_eq!(pool.processes, Some(2));
@@ -1074,13 +1230,17 @@ map = [[1], [2]]
         assert_eq!(pool.initializer.map(|c| c.function), Some("nap".into()));
         assert_eq!(l.raw.results.and_then(|r| r.order), Some(Order::Completion));
         assert_eq!(l.raw.functions["f"].returns, Some(Returns::Lines));
-        assert_eq!(l.raw.task.len(), 2);
-        assert_eq!(l.raw.task[0].mode, Some(Mode::Blocking));
+        assert_eq!(l.tasks.tasks.len(), 2);
+        let first = l.tasks.pending[0].take_raw().expect("keys beyond args");
+        assert_eq!(first.mode, Some(Mode::Blocking));
+        assert_eq!(first.kwargs["k"], Json::from(vec![1]));
+        assert!(l.tasks.pending[1].rest.is_some(), "a map");
         assert_eq!(
-            Json::Array(l.raw.task[0].args.clone()).to_string(),
-            r#"[1,"a",2.5,true]"#
+            l.tasks.tasks[0].args,
+            [1.into(), "a".into(), 2.5.into(), true.into()].map(Arg::Value)
         );
-        assert_eq!(l.raw.task[0].map, Some(RawMap::Range(vec![0, 3])));
+        assert_eq!(first.map, Some(RawMap::Range(vec![0, 3])));
+        assert_eq!(l.tasks.function_names, ["f"]);
         assert_eq!(l.raw.vars["w"], Json::from(2));
         let l = load("version = 1\n[vars]\nwhen = 1979-05-27T07:32:00Z\n");
         assert_eq!(l.raw.vars["when"], Json::from("1979-05-27T07:32:00Z"));

@@ -123,7 +123,7 @@ pub fn check_source_then(
     let loaded = load::load(source);
     let mut diagnostics = loaded.diagnostics;
     let job = if loaded.parsed && loaded.has_version {
-        let (job, more) = check::check(&loaded.raw, &loaded.unreadable, path, opts);
+        let (job, more) = check::check(&loaded.raw, loaded.tasks, &loaded.unreadable, path, opts);
         diagnostics.extend(more);
         diagnostics.extend(later(&job));
         Some(job)

@@ -33,7 +33,7 @@ impl Engine<'_> {
     /// Starts a task: its items' source, its own args and kwargs.
     pub(super) fn start_task(&mut self, id: TaskId) {
         let task = self.job.task(id);
-        let source = match &task.map {
+        let source = match task.map() {
             None => Source::Single(true),
             Some(MapSource::Stream(_)) => Source::Queue(VecDeque::new()),
             Some(MapSource::Result(src)) => {
@@ -55,7 +55,7 @@ impl Engine<'_> {
             },
         };
         let args = resolve(&self.tasks, &task.args);
-        let kwargs = resolve_kw(&self.tasks, &task.kwargs);
+        let kwargs = resolve_kw(&self.tasks, task.kwargs());
         let print = self
             .opts
             .prints
@@ -420,7 +420,7 @@ impl Engine<'_> {
         let mut cursor = TaskId(0);
         while let Some(&id) = self.pools[p.0].runnable.range(cursor..).next() {
             cursor = TaskId(id.0 + 1);
-            let mut chunk = self.job.task(id).chunksize.max(1);
+            let mut chunk = self.job.task(id).chunksize().max(1);
             // Each item counts towards max_tasks_per_child: a chunk never
             // takes a worker past its limit.
             if let Some(limit) = self.job.pools[p.0].max_tasks_per_child {

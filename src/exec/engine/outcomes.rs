@@ -147,7 +147,7 @@ impl Engine<'_> {
         worker: Option<RanOn>,
     ) {
         let task = self.job.task(unit.task);
-        if status == Status::Ok && unit.kind == UnitKind::Main && !task.outputs.is_empty() {
+        if status == Status::Ok && unit.kind == UnitKind::Main && !task.outputs().is_empty() {
             let call = UnitCall {
                 args: &unit.args,
                 kwargs: &unit.kwargs,
@@ -221,7 +221,7 @@ impl Engine<'_> {
             duration_ms: (outcome.started_ms > 0.0).then_some(outcome.duration_ms),
             print,
         };
-        let has_callback = task.callback.is_some() || task.error_callback.is_some();
+        let has_callback = task.callback().is_some() || task.error_callback().is_some();
         let Some(st) = self.tasks[id.0].running_mut() else {
             return;
         };
@@ -359,7 +359,7 @@ impl Engine<'_> {
         if self.run == RunPhase::Interrupted {
             return;
         }
-        if keep_values && task.map.is_some() {
+        if keep_values && task.map().is_some() {
             let values = std::mem::take(&mut st.values);
             *value = Some(Box::new(Value::Array(
                 values
@@ -372,9 +372,9 @@ impl Engine<'_> {
         let first_error = st.first_error.clone();
         let seq = st.records;
         let callback = if own_ok {
-            task.callback.map(|f| (f, UnitKind::Callback))
+            task.callback().map(|f| (f, UnitKind::Callback))
         } else {
-            task.error_callback.map(|f| (f, UnitKind::ErrorCallback))
+            task.error_callback().map(|f| (f, UnitKind::ErrorCallback))
         };
         if let Some((f, kind)) = callback {
             if !self.run.stopping() || kind == UnitKind::ErrorCallback {
@@ -471,7 +471,7 @@ impl Engine<'_> {
                 error.to_string(),
             )
         };
-        let static_items = match &task.map {
+        let static_items = match task.map() {
             Some(src @ (MapSource::Items(_) | MapSource::Range { .. } | MapSource::Product(_))) => {
                 ItemIter::new(src, &self.job.dir).ok()
             }
@@ -494,7 +494,7 @@ impl Engine<'_> {
             }
             None => {
                 let mut r = make(None);
-                if task.map.is_none() {
+                if task.map().is_none() {
                     r.args = resolved_args(self, id);
                 }
                 self.sink.emit(id.0, 0, r);

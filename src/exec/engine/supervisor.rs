@@ -209,7 +209,7 @@ impl<'a> Engine<'a> {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let needs_value = t.callback.is_some()
+                let needs_value = t.callback().is_some()
                     || plan.dependents[i].iter().any(|d| {
                         plan.deps[d.0]
                             .iter()

@@ -23,12 +23,31 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    /// The args of a task as the loader made them (each a plain value),
+    /// with their result references resolved in place.
+    pub(super) fn resolve_args(&mut self, known: &KnownIds<'_>, args: &mut [Arg], at: &DocPath) {
+        for (i, a) in args.iter_mut().enumerate() {
+            let Arg::Value(v) = a else { continue };
+            if let Some(name) = result_ref(v) {
+                let at = at.index(i).key("result");
+                *a = match self.resolve_task(known, name, at, "result") {
+                    Some(dep) => Arg::Result(dep),
+                    None => Arg::Value(Value::Null),
+                };
+            }
+        }
+    }
+}
+
 /// Whether a task, as written, reads another task's value (through its
-/// args or kwargs), known or not.
-pub(super) fn reads_a_result(t: &RawTask) -> bool {
-    t.args
-        .iter()
-        .chain(t.kwargs.values())
+/// args, as the loader made them, or its kwargs), known or not.
+pub(super) fn reads_a_result(args: &[Arg], rest: &RawTask) -> bool {
+    let args = args.iter().filter_map(|a| match a {
+        Arg::Value(v) => Some(v),
+        Arg::Result(_) => None,
+    });
+    args.chain(rest.kwargs.values())
         .any(|v| result_ref(v).is_some())
 }
 

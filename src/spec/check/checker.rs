@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::super::diagnostic::Diagnostic;
 use super::super::doc_path::DocPath;
 use super::super::job::{Function, FunctionId, Job, PythonSettings, ResultsSpec};
-use super::super::load::Unreadable;
+use super::super::load::{LoadedTasks, Unreadable};
 use super::super::python::{self, PythonProbe};
 use super::super::raw::RawJob;
 
@@ -34,6 +34,7 @@ pub struct CheckOptions {
 /// problems in the same run.
 pub fn check(
     raw: &RawJob,
+    tasks: LoadedTasks,
     unreadable: &Unreadable,
     path: &Path,
     opts: &CheckOptions,
@@ -58,7 +59,7 @@ pub fn check(
     cx.declare_functions(raw);
     let pools = cx.pools(raw);
     let results = cx.results(raw);
-    let tasks = cx.tasks(raw, &pools);
+    let tasks = cx.tasks(tasks, &pools);
     let mut job = Job {
         name,
         path: path.to_path_buf(),

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::super::diagnostic::Diagnostic;
 use super::super::doc_path::DocPath;
 use super::super::job::TaskId;
-use super::super::raw::RawJob;
+use super::super::load::Pending;
 use super::super::suggest::did_you_mean;
 use super::checker::Checker;
 
@@ -32,25 +32,9 @@ pub(super) struct KnownIds<'a> {
 }
 
 impl Checker<'_> {
-    /// The id of every task, in file order (for a task that could not be
-    /// read, the one the loader found, or an empty one).
-    pub(super) fn task_ids(&self, raw: &RawJob) -> Vec<String> {
-        raw.task
-            .iter()
-            .enumerate()
-            .map(|(n, t)| match self.unreadable.tasks.get(&n) {
-                Some(id) => id.clone().unwrap_or_default(),
-                None => {
-                    t.id.clone()
-                        .unwrap_or_else(|| default_task_id(&t.function, n))
-                }
-            })
-            .collect()
-    }
-
     /// Checks every id (its form, that it is not taken) and gives the ids
     /// references may name.
-    pub(super) fn known_ids<'a>(&mut self, raw: &RawJob, ids: &'a [String]) -> KnownIds<'a> {
+    pub(super) fn known_ids<'a>(&mut self, ids: &'a [String], pending: &[Pending]) -> KnownIds<'a> {
         let root = DocPath::root().key("task");
         let mut known = KnownIds {
             by_id: HashMap::with_capacity(ids.len()),
@@ -69,7 +53,7 @@ impl Checker<'_> {
                 ));
             }
             if let Some(first) = known.by_id.get(id.as_str()) {
-                let at = if raw.task[n].id.is_some() {
+                let at = if pending[n].has_id {
                     path.key("id")
                 } else {
                     path.clone()

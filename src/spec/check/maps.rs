@@ -109,18 +109,15 @@ impl Checker<'_> {
 
     /// The files of a `glob` or `lines` map of a task (at `at`) that waits
     /// for nothing: they must be there now, as nothing will make them.
-    pub(super) fn map_files(&mut self, task: &Task, at: &DocPath) {
+    pub(super) fn map_files(&mut self, task: &Task, id: &str, at: &DocPath) {
         let path = || at.key("map");
-        match &task.map {
+        match task.map() {
             Some(MapSource::Glob(pattern)) => match glob_matches(pattern, &self.dir) {
                 Ok(_) => {}
                 Err(GlobError::NoMatch { .. }) => self.diags.push(
                     Diagnostic::at(
                         path().key("glob"),
-                        format!(
-                            "`{pattern}` matches no file: task `{}` would have no item",
-                            task.id
-                        ),
+                        format!("`{pattern}` matches no file: task `{id}` would have no item"),
                     )
                     .with_help(format!(
                         "the pattern is matched in {}; a map needs at least one item",
@@ -137,9 +134,8 @@ impl Checker<'_> {
                         Diagnostic::at(
                             path().key("lines"),
                             format!(
-                                "cannot read {} for the `map` of task `{}`: {why}",
+                                "cannot read {} for the `map` of task `{id}`: {why}",
                                 file.display(),
-                                task.id
                             ),
                         )
                         .with_help(format!(

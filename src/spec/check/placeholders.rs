@@ -49,23 +49,23 @@ impl Shape {
 impl Checker<'_> {
     /// Checks that every placeholder of the task's function (and callbacks)
     /// has a value, for every item of a static map.
-    pub(super) fn task_placeholders(&mut self, task: &Task, path: &DocPath) {
+    pub(super) fn task_placeholders(&mut self, task: &Task, id: &str, path: &DocPath) {
         let command = matches!(
             self.functions[task.function.0].kind,
             FunctionKind::Command(_)
         );
-        if command || !task.inputs.is_empty() || !task.outputs.is_empty() {
-            self.unit_shapes(task, path);
+        if command || !task.inputs().is_empty() || !task.outputs().is_empty() {
+            self.unit_shapes(task, id, path);
         }
-        self.callback_placeholders(task);
+        self.callback_placeholders(task, id);
     }
 
     /// The units of a task, by what each provides.
-    fn unit_shapes(&mut self, task: &Task, path: &DocPath) {
-        let kwargs: Vec<String> = task.kwargs.iter().map(|(k, _)| k.clone()).collect();
+    fn unit_shapes(&mut self, task: &Task, id: &str, path: &DocPath) {
+        let kwargs: Vec<String> = task.kwargs().iter().map(|(k, _)| k.clone()).collect();
         let nargs = task.args.len();
-        let who = format!("task `{}`", task.id);
-        match &task.map {
+        let who = format!("task `{id}`");
+        match task.map() {
             None => {
                 let shape = Shape::fixed(nargs, kwargs, false);
                 self.unit_placeholders(task, path, &shape, &who);
@@ -112,7 +112,7 @@ impl Checker<'_> {
     /// `inputs`' and its `outputs`'.
     fn unit_placeholders(&mut self, task: &Task, path: &DocPath, shape: &Shape, who: &str) {
         self.placeholders(task.function, shape, who);
-        for (key, templates) in [("inputs", &task.inputs), ("outputs", &task.outputs)] {
+        for (key, templates) in [("inputs", task.inputs()), ("outputs", task.outputs())] {
             for (i, (placeholder, why)) in missing_in(templates, shape, who, &self.vars) {
                 self.diags.push(
                     Diagnostic::at(
@@ -126,17 +126,13 @@ impl Checker<'_> {
     }
 
     /// Checks the placeholders of a task's callbacks: they get one arg.
-    pub(super) fn callback_placeholders(&mut self, task: &Task) {
+    pub(super) fn callback_placeholders(&mut self, task: &Task, id: &str) {
         let one = Shape::fixed(1, Vec::new(), false);
-        if let Some(cb) = task.callback {
-            self.placeholders(cb, &one, &format!("the callback of task `{}`", task.id));
+        if let Some(cb) = task.callback() {
+            self.placeholders(cb, &one, &format!("the callback of task `{id}`"));
         }
-        if let Some(cb) = task.error_callback {
-            self.placeholders(
-                cb,
-                &one,
-                &format!("the error callback of task `{}`", task.id),
-            );
+        if let Some(cb) = task.error_callback() {
+            self.placeholders(cb, &one, &format!("the error callback of task `{id}`"));
         }
     }
 
