@@ -96,11 +96,21 @@ pub struct Located {
 impl Located {
     /// Resolves the span's line and column in `source`.
     pub fn new(d: &Diagnostic, span: Range<usize>, source: &str) -> Located {
+        Located::with_lines(d, span, source, &LineStarts::of(source))
+    }
+
+    /// [`Located::new`] with the line starts of `source` found once for
+    /// all its diagnostics: a file with many errors is not scanned from
+    /// its start again for each of them.
+    pub fn with_lines(
+        d: &Diagnostic,
+        span: Range<usize>,
+        source: &str,
+        lines: &LineStarts,
+    ) -> Located {
         let start = floor_char_boundary(source, span.start.min(source.len()));
         let end = floor_char_boundary(source, span.end.clamp(start, source.len()));
-        let before = &source[..start];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let (line, line_start) = lines.line_of(start);
         let column = source[line_start..start].chars().count() + 1;
         Located {
             message: d.message.clone(),
@@ -167,8 +177,48 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Where each line of a source text starts, for turning byte offsets into
+/// line numbers by binary search.
+pub struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    pub fn of(source: &str) -> LineStarts {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineStarts(starts)
+    }
+
+    /// The 1-based line of byte `offset`, and where that line starts.
+    fn line_of(&self, offset: usize) -> (usize, usize) {
+        // The last start at or before `offset`; the first is 0.
+        let i = self.0.partition_point(|&s| s <= offset).max(1) - 1;
+        (i + 1, self.0[i])
+    }
+}
+
 impl fmt::Display for Located {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_starts_give_the_line_and_column_a_scan_would() {
+        let source = "a = 1\n\nb = \"é\"\nc";
+        let lines = LineStarts::of(source);
+        for offset in 0..=source.len() {
+            if !source.is_char_boundary(offset) {
+                continue;
+            }
+            let before = &source[..offset];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            assert_eq!(lines.line_of(offset), (line, start), "offset {offset}");
+        }
     }
 }

@@ -149,6 +149,7 @@ pub fn check_source_then(
                 spans_of(source, &wanted)
             }
             .into_iter();
+            let lines = diagnostic::LineStarts::of(source);
             let mut errors: Vec<Located> = diagnostics
                 .iter()
                 .map(|d| {
@@ -157,7 +158,7 @@ pub fn check_source_then(
                         Location::Path(..) => spans.next().flatten().unwrap_or(0..0),
                         Location::File => 0..0,
                     };
-                    Located::new(d, span, source)
+                    Located::with_lines(d, span, source, &lines)
                 })
                 .collect();
             errors.sort_by_key(|e| (e.line, e.column));
