@@ -58,7 +58,6 @@ impl Engine<'_> {
             self.flush_held(TaskId(i));
         }
         self.settle_previous(end);
-        self.end_slurm();
         if let Some(template) = self.python.take() {
             template.stop();
         }

@@ -315,10 +315,8 @@ pub(super) struct WorkerSlot {
     pub(super) pid: u32,
     /// The worker's own pid, as it reported it (on a node for Slurm).
     pub(super) reported_pid: u32,
-    /// The `srun` of a Slurm worker, reaped by the engine.
-    pub(super) step: Option<std::process::Child>,
-    /// The Slurm node the step was placed on.
-    pub(super) node: Option<String>,
+    /// It runs elsewhere (a Slurm step): see [`super::launcher::Started`].
+    pub(super) remote: bool,
     /// It sent its `ready` frame.
     pub(super) ready: bool,
     /// The machine it runs on, when that is not the engine's.

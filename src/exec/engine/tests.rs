@@ -12,11 +12,13 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use super::launcher::Launcher;
+use super::launcher::{LaunchError, Launcher, Started};
 use super::prepare::Prepared;
 use super::supervisor::{RunEnd, RunOptions, run};
-use crate::exec::fork_server::{Spawned, WorkerExit};
-use crate::exec::protocol::{CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
+use crate::exec::fork_server::WorkerExit;
+use crate::exec::protocol::{
+    CallOutcome, Conn, FromWorker, Invocation, LineStream, ToWorker, encode,
+};
 use crate::exec::signals::SignalPipe;
 use crate::plan::Plan;
 use crate::report::{Record, RecordWriter, Sink, Status};
@@ -79,26 +81,28 @@ struct Threads {
 const FIRST_PID: u32 = 1_000_000;
 
 impl Launcher for Threads {
-    fn spawn(&mut self) -> std::io::Result<Spawned> {
-        let (engine, worker) = UnixStream::pair()?;
+    fn spawn(&mut self) -> Result<Started, LaunchError> {
+        let failed = |e: std::io::Error| LaunchError::Failed(e.to_string());
+        let (engine, worker) = UnixStream::pair().map_err(failed)?;
         let pid = {
             let mut seen = self.seen.lock().unwrap();
             seen.spawned += 1;
             FIRST_PID + seen.spawned
         };
-        self.conns.insert(pid, worker.try_clone()?);
+        self.conns.insert(pid, worker.try_clone().map_err(failed)?);
         let seen = Arc::clone(&self.seen);
         let script = Arc::clone(&self.script);
-        let end = worker.try_clone()?;
+        let end = worker.try_clone().map_err(failed)?;
         std::thread::spawn(move || {
             let exit = serve(pid, worker, &seen, &*script);
             // Its connection closes, whoever else holds the socket.
             let _ = end.shutdown(std::net::Shutdown::Both);
             seen.lock().unwrap().exits.insert(pid, exit);
         });
-        Ok(Spawned {
+        Ok(Started {
             pid,
-            conn: OwnedFd::from(engine),
+            conn: Conn::new(OwnedFd::from(engine), None).map_err(failed)?,
+            remote: false,
         })
     }
 
