@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::exec::protocol::Conn;
 use crate::plan::{Digest, ItemIter};
-use crate::report::{Record, RecordKind};
+use crate::report::RecordKind;
 use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
 /// Where the run is. Each phase includes the ones before it: a run that
@@ -236,8 +236,6 @@ pub(super) struct Running {
     /// result references are final then); every item shares them.
     pub(super) args: Vec<Value>,
     pub(super) kwargs: Map<String, Value>,
-    /// The task's last record, held until its callback's record.
-    pub(super) held_last: Option<Box<(u64, Record)>>,
     /// Its fingerprint with its shared inputs' contents, taken as it
     /// started (when the results keep fingerprints).
     pub(super) print: Option<Digest>,
@@ -266,7 +264,6 @@ impl Running {
             callback_pending: false,
             args,
             kwargs,
-            held_last: None,
             print: None,
             ready_unit: None,
             outstanding: BTreeSet::new(),

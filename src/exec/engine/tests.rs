@@ -41,7 +41,8 @@ type Script = dyn Fn(&str, &[Value], u32) -> Reply + Send + Sync;
 
 /// The default script: `noop` and `echo` end ok, `fail` fails, `crash`
 /// kills its worker, `flaky N` fails its first N attempts, `lines N`
-/// prints N lines, `hang` runs until it is cancelled.
+/// prints N lines, `hang` runs until it is cancelled, `nap N` ends ok after
+/// N ms, `slow` echoes its args after 300 ms.
 fn script(name: &str, args: &[Value], seen: u32) -> Reply {
     let n = || args.first().and_then(Value::as_u64).unwrap_or(0) as u32;
     match name {
@@ -53,6 +54,14 @@ fn script(name: &str, args: &[Value], seen: u32) -> Reply {
         "flaky" => Reply::Ok(json!(seen + 1)),
         "lines" => Reply::Lines((0..n()).map(|i| format!("line {i}")).collect()),
         "hang" => Reply::Hang,
+        "nap" => {
+            std::thread::sleep(std::time::Duration::from_millis(n().into()));
+            Reply::Ok(Value::Null)
+        }
+        "slow" => {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Reply::Ok(Value::Array(args.to_vec()))
+        }
         other => Reply::Fail(format!("the fake worker has no `{other}`")),
     }
 }
@@ -246,12 +255,19 @@ impl Ran {
     }
 }
 
-/// Runs `toml` (a job file) on thread workers.
+/// Runs `toml` (a job file) on thread workers, records in submission order.
 fn run_job(toml: &str) -> Ran {
+    run_job_in(toml, Order::Submission)
+}
+
+/// Runs `toml` (a job file) on thread workers, records in `order`.
+fn run_job_in(toml: &str, order: Order) -> Ran {
     let opts = CheckOptions {
-        builtins: ["noop", "echo", "fail", "crash", "flaky", "lines", "hang"]
-            .map(String::from)
-            .to_vec(),
+        builtins: [
+            "noop", "echo", "fail", "crash", "flaky", "lines", "hang", "nap", "slow",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..CheckOptions::default()
     };
     let job = match crate::spec::check_source(Path::new("/nonexistent/job.toml"), toml, &opts) {
@@ -272,7 +288,7 @@ fn run_job(toml: &str) -> Ran {
         python: None,
     };
     let collect = Collect::default();
-    let sink = Sink::new(Box::new(collect.clone()), Order::Submission);
+    let sink = Sink::new(Box::new(collect.clone()), order);
     let report = run(&job, &plan, prepared, sink, RunOptions::default());
     let records = std::mem::take(&mut *collect.0.lock().unwrap());
     let seen = std::mem::take(&mut *seen.lock().unwrap());
@@ -299,6 +315,8 @@ builtin = "flaky"
 builtin = "lines"
 [functions.hang]
 builtin = "hang"
+[functions.nap]
+builtin = "nap"
 "#;
 
 fn job(pool: &str, tasks: &str) -> String {
@@ -469,6 +487,37 @@ error_callback = "echo"
         error[0].as_str().is_some_and(|e| e.starts_with("failed")),
         "{error}"
     );
+}
+
+#[test]
+fn in_completion_order_a_callbacks_record_follows_its_tasks_last_as_it_ends() {
+    // `x` ends while the callback (300 ms) runs: its record comes out
+    // before the map's last one, which waits for the callback's.
+    let ran = run_job_in(
+        &job(
+            "processes = 2",
+            r#"
+[[task]]
+id = "m"
+function = "echo"
+map = { range = [0, 2] }
+callback = "slow"
+[[task]]
+id = "x"
+function = "nap"
+args = [100]
+[functions.slow]
+builtin = "slow"
+"#,
+        ),
+        Order::Completion,
+    );
+    // Which item ends last varies; the callback's record follows it.
+    let lines = ran.lines();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[..2].contains(&"x ok".to_string()), "{lines:?}");
+    assert!(lines[2].starts_with("m["), "{lines:?}");
+    assert_eq!(lines[3], "m:callback ok", "{lines:?}");
 }
 
 #[test]
