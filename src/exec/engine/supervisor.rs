@@ -447,7 +447,7 @@ impl<'a> Engine<'a> {
         for i in done_clients.into_iter().rev() {
             self.clients.swap_remove(i);
         }
-        if self.launchers.len() > 1 {
+        if self.launchers.iter().any(|l| l.pending().is_some()) {
             self.advance_launchers();
         }
         if !self.exits.is_empty() {

@@ -4,10 +4,13 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -71,6 +74,8 @@ fn script(name: &str, args: &[Value], seen: u32) -> Reply {
 struct Seen {
     /// Workers started.
     spawned: u32,
+    /// Starts asked for while the gate was closed.
+    refused: u32,
     /// Each call's builtin name, in the order the workers got them.
     calls: Vec<String>,
     /// Times each call (name and args) came.
@@ -85,12 +90,19 @@ struct Threads {
     seen: Arc<Mutex<Seen>>,
     script: Arc<Script>,
     conns: HashMap<u32, UnixStream>,
+    /// While set, no worker starts ("not yet"): it opens once its pipe
+    /// has a byte, as a Slurm allocation is granted.
+    gate: Option<OwnedFd>,
 }
 
 const FIRST_PID: u32 = 1_000_000;
 
 impl Launcher for Threads {
     fn spawn(&mut self) -> Result<Started, LaunchError> {
+        if self.gate.is_some() {
+            self.seen.lock().unwrap().refused += 1;
+            return Err(LaunchError::Pending);
+        }
         let failed = |e: std::io::Error| LaunchError::Failed(e.to_string());
         let (engine, worker) = UnixStream::pair().map_err(failed)?;
         let pid = {
@@ -136,6 +148,23 @@ impl Launcher for Threads {
     }
 
     fn end(&mut self) {}
+
+    fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)> {
+        let gate = self.gate.as_ref()?;
+        Some((gate.as_fd(), Instant::now() + Duration::from_secs(5)))
+    }
+
+    fn advance(&mut self) -> Option<Result<(), String>> {
+        let gate = self.gate.as_ref()?;
+        let mut fds = [PollFd::new(gate.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(1) => {
+                self.gate = None;
+                Some(Ok(()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A fake worker's loop: answers each call of each `run` frame.
@@ -262,6 +291,11 @@ fn run_job(toml: &str) -> Ran {
 
 /// Runs `toml` (a job file) on thread workers, records in `order`.
 fn run_job_in(toml: &str, order: Order) -> Ran {
+    run_job_gated(toml, order, None)
+}
+
+/// Runs `toml` on thread workers that start only once `gate` is readable.
+fn run_job_gated(toml: &str, order: Order, gate: Option<OwnedFd>) -> Ran {
     let opts = CheckOptions {
         builtins: [
             "noop", "echo", "fail", "crash", "flaky", "lines", "hang", "nap", "slow",
@@ -280,6 +314,7 @@ fn run_job_in(toml: &str, order: Order) -> Ran {
         seen: Arc::clone(&seen),
         script: Arc::new(script),
         conns: HashMap::new(),
+        gate,
     };
     let prepared = Prepared {
         launcher: Box::new(launcher),
@@ -548,6 +583,35 @@ args = ["b"]
         .map(|r| r.value[0].as_str().unwrap_or_default())
         .collect();
     assert_eq!(order, ["a", "barrier", "b"]);
+}
+
+#[test]
+fn workers_that_are_not_yet_there_start_once_their_launcher_says_so() {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        nix::unistd::write(&write, b"x").unwrap();
+    });
+    let started = Instant::now();
+    let ran = run_job_gated(
+        &job(
+            "processes = 2",
+            "[[task]]\nid = \"m\"\nfunction = \"echo\"\nmap = { range = [0, 3] }\n",
+        ),
+        Order::Submission,
+        Some(read),
+    );
+    opener.join().unwrap();
+    // The run waited for the launcher, asleep in its poll until the gate's
+    // byte (not its 5 s deadline) woke it: it asked once, then again when
+    // the gate opened.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(ran.end, RunEnd::Completed);
+    assert_eq!(ran.lines(), ["m[0] ok", "m[1] ok", "m[2] ok"]);
+    assert_eq!(ran.seen.refused, 1);
+    assert_eq!(ran.seen.spawned, 2);
 }
 
 #[test]
