@@ -1,9 +1,11 @@
 //! Where the engine hands finished records: in submission order through
-//! the reorder buffer, or as they come; counted by status for the summary,
+//! the reorder buffer, or as they come (a callback's record right after
+//! the last of its task's own); counted by status for the summary,
 //! the ones not ok kept for the closing list. It also prints what a person
 //! watches while the run goes on (`--live` lines, failures as they end),
 //! through the bar that owns standard error.
 
+use std::collections::BTreeMap;
 use std::io;
 
 use serde_json::Value;
@@ -29,6 +31,23 @@ pub struct Sink {
     failures: Failures,
     /// The results are shown on the terminal the bar is on.
     results_on_screen: bool,
+    /// How callbacks' records follow their tasks' in completion order.
+    tails: Tails,
+}
+
+/// Completion order puts a callback's record right after the last of its
+/// task's own records to end: that one waits for it. (Submission order
+/// needs nothing: the callback's record is the slot's last.)
+#[derive(Default)]
+struct Tails {
+    /// How many records each slot has had.
+    emitted: Vec<u64>,
+    /// Slots whose own records are known to number this many, and whose
+    /// last one is still to come: it will wait.
+    own: BTreeMap<usize, u64>,
+    /// The last own record of a slot, waiting for its callback's record
+    /// (or for the slot to close without one).
+    waiting: BTreeMap<usize, Record>,
 }
 
 impl Sink {
@@ -44,6 +63,7 @@ impl Sink {
             names: ItemNames::default(),
             failures: Failures::new(),
             results_on_screen: false,
+            tails: Tails::default(),
         }
     }
 
@@ -118,7 +138,7 @@ impl Sink {
             }
         }
         match self.order {
-            Order::Completion => self.write(&record),
+            Order::Completion => self.write_completed(slot, record),
             Order::Submission => {
                 // Written one by one as they come out: when a slot closes,
                 // what it lets out may be many records held on disk.
@@ -136,8 +156,66 @@ impl Sink {
         }
     }
 
+    /// The task of slot `slot` has `own` records of its own, and a
+    /// callback whose record, if it runs, is record `own`: in completion
+    /// order the last of the own records to end waits for it, so that the
+    /// two come out together. Said once the count is known; a count the
+    /// slot has reached already holds nothing back.
+    pub fn own_records(&mut self, slot: usize, own: u64) {
+        if self.order == Order::Completion
+            && self.tails.emitted.get(slot).copied().unwrap_or(0) < own
+        {
+            self.tails.own.insert(slot, own);
+        }
+    }
+
+    /// Completion order: writes `record` of `slot` now, after its slot's
+    /// record waiting for it, unless it is the one that waits.
+    fn write_completed(&mut self, slot: usize, record: Record) {
+        if record.is_shared() {
+            // The last record of all.
+            self.release_tails();
+        }
+        let tails = &mut self.tails;
+        if tails.emitted.len() <= slot {
+            tails.emitted.resize(slot + 1, 0);
+        }
+        tails.emitted[slot] += 1;
+        if tails.own.is_empty() && tails.waiting.is_empty() {
+            // The common case: no callback's record is due.
+            self.write(&record);
+            return;
+        }
+        if let Some(last) = tails.waiting.remove(&slot) {
+            self.write(&last);
+        }
+        let tails = &mut self.tails;
+        if tails.own.get(&slot) == Some(&tails.emitted[slot]) {
+            tails.own.remove(&slot);
+            tails.waiting.insert(slot, record);
+        } else {
+            self.write(&record);
+        }
+    }
+
+    /// Completion order: writes the records waiting for callbacks that
+    /// will not come now (an interrupted run's), in submission order.
+    fn release_tails(&mut self) {
+        self.tails.own.clear();
+        for (_, r) in std::mem::take(&mut self.tails.waiting) {
+            self.write(&r);
+        }
+    }
+
     /// Slot `slot` holds exactly `total` records.
     pub fn close(&mut self, slot: usize, total: u64) {
+        if self.order == Order::Completion {
+            // No callback's record comes after this.
+            self.tails.own.remove(&slot);
+            if let Some(last) = self.tails.waiting.remove(&slot) {
+                self.write(&last);
+            }
+        }
         if self.order == Order::Submission {
             match self.reorder.close(slot, total) {
                 Ok(ready) => ready.for_each(|r| {
@@ -169,6 +247,7 @@ impl Sink {
     /// earlier records an interrupted `--resume` never reached, which must
     /// not be lost.
     pub fn append(&mut self, record: Record) {
+        self.release_tails();
         for r in self.reorder.drain_held() {
             self.write(&r);
         }
@@ -181,6 +260,7 @@ impl Sink {
     /// the gaps left out) and closes the output. Gives the counts by
     /// status, and the first write error if there was one.
     pub fn finish(mut self) -> (Counts, Option<io::Error>) {
+        self.release_tails();
         for r in self.reorder.drain_held() {
             self.write(&r);
         }
@@ -254,7 +334,118 @@ fn write_to(writer: &mut Box<dyn RecordWriter>, error: &mut Option<io::Error>, r
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
+    use crate::report::RecordKind;
+
+    /// The records as they were written.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<String>>>);
+
+    impl RecordWriter for Written {
+        fn write(&mut self, record: &Record) -> io::Result<()> {
+            let name = match record.index {
+                Some(i) => format!("{}[{i}]", record.task),
+                None => record.task.clone(),
+            };
+            self.0
+                .lock()
+                .map_err(|_| io::Error::other("poisoned"))?
+                .push(name);
+            Ok(())
+        }
+
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn sink(order: Order) -> (Sink, Written) {
+        let written = Written::default();
+        (Sink::new(Box::new(written.clone()), order), written)
+    }
+
+    fn rec(task: &str, index: Option<u64>) -> Record {
+        Record::not_run(task.into(), index, "f".into(), Status::Ok, String::new())
+    }
+
+    fn out(written: &Written) -> Vec<String> {
+        written.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn in_completion_order_a_callbacks_record_follows_its_tasks_last() {
+        let (mut s, w) = sink(Order::Completion);
+        s.emit(0, 1, rec("m", Some(1)));
+        s.own_records(0, 2);
+        // The last of m's own records waits for its callback's record.
+        s.emit(0, 0, rec("m", Some(0)));
+        s.emit(1, 0, rec("x", None));
+        assert_eq!(out(&w), ["m[1]", "x"]);
+        s.emit(0, 2, rec("m:callback", None));
+        s.close(0, 3);
+        s.close(1, 1);
+        s.finish();
+        assert_eq!(out(&w), ["m[1]", "x", "m[0]", "m:callback"]);
+    }
+
+    #[test]
+    fn in_completion_order_a_slot_closed_without_its_callback_lets_its_last_out() {
+        let (mut s, w) = sink(Order::Completion);
+        s.own_records(0, 1);
+        s.emit(0, 0, rec("a", None));
+        s.emit(1, 0, rec("b", None));
+        s.close(1, 1);
+        assert_eq!(out(&w), ["b"]);
+        s.close(0, 1);
+        assert_eq!(out(&w), ["b", "a"]);
+    }
+
+    #[test]
+    fn a_count_already_reached_holds_nothing_back() {
+        let (mut s, w) = sink(Order::Completion);
+        s.emit(0, 0, rec("a", None));
+        s.own_records(0, 1);
+        s.emit(1, 0, rec("b", None));
+        s.emit(0, 1, rec("a:callback", None));
+        assert_eq!(out(&w), ["a", "b", "a:callback"]);
+    }
+
+    #[test]
+    fn what_waits_for_a_callback_comes_out_before_the_shared_record_and_at_the_end() {
+        let (mut s, w) = sink(Order::Completion);
+        s.own_records(1, 1);
+        s.emit(1, 0, rec("b", None));
+        s.own_records(0, 1);
+        s.emit(0, 0, rec("a", None));
+        let mut shared = rec(&RecordKind::Shared.name(""), None);
+        shared.error = None;
+        s.emit(2, 0, shared);
+        assert_eq!(out(&w), ["a", "b", "@shared"]);
+        let (mut s, w) = sink(Order::Completion);
+        s.own_records(0, 1);
+        s.emit(0, 0, rec("a", None));
+        s.finish();
+        assert_eq!(out(&w), ["a"]);
+    }
+
+    #[test]
+    fn in_submission_order_the_callbacks_record_is_its_slots_last() {
+        let (mut s, w) = sink(Order::Submission);
+        s.emit(1, 0, rec("x", None));
+        s.close(1, 1);
+        s.own_records(0, 1);
+        s.emit(0, 0, rec("m", None));
+        assert_eq!(out(&w), ["m"]);
+        s.emit(0, 1, rec("m:callback", None));
+        s.close(0, 2);
+        assert_eq!(out(&w), ["m", "m:callback", "x"]);
+    }
 
     #[test]
     fn live_lines_show_what_a_terminal_would() {

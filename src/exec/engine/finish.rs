@@ -54,11 +54,7 @@ impl Engine<'_> {
                 self.retire(w, false);
             }
         }
-        for i in 0..self.tasks.len() {
-            self.flush_held(TaskId(i));
-        }
         self.settle_previous(end);
-        self.end_slurm();
         if let Some(template) = self.python.take() {
             template.stop();
         }
@@ -176,7 +172,6 @@ impl Engine<'_> {
                     };
                     self.sink.emit(id.0, index, r);
                 }
-                self.flush_held(id);
                 let n = self.tasks[id.0].running().map_or(0, |st| st.records);
                 self.tasks[id.0].phase = TaskPhase::Done;
                 self.sink.close(id.0, n);

@@ -7,6 +7,7 @@ mod launcher;
 mod outcomes;
 mod prepare;
 mod resume;
+mod slurm_launcher;
 mod state;
 mod supervisor;
 #[cfg(test)]

@@ -231,15 +231,12 @@ impl Engine<'_> {
             && st.in_flight == 1
             && st.retry.is_empty();
         if last {
-            // Held until the callback's record, so that one follows it
-            // directly in completion order too.
-            st.held_last = Some(Box::new((unit.seq, record)));
-        } else {
-            if unit.kind != UnitKind::Main {
-                self.flush_held(id);
-            }
-            self.sink.emit(id.0, unit.seq, record);
+            // The task's own records are all known now: the sink puts its
+            // callback's record, if one runs, right after this one.
+            let own = st.records + 1;
+            self.sink.own_records(id.0, own);
         }
+        self.sink.emit(id.0, unit.seq, record);
         let task = &mut self.tasks[id.0];
         let keep_values = task.keep_values;
         let value = &mut task.value;
@@ -281,17 +278,6 @@ impl Engine<'_> {
                 st.callback_pending = false;
                 self.check_task_done(id);
             }
-        }
-    }
-
-    /// Writes a task's record held for its callback.
-    pub(super) fn flush_held(&mut self, id: TaskId) {
-        let held = self.tasks[id.0]
-            .running_mut()
-            .and_then(|st| st.held_last.take());
-        if let Some(held) = held {
-            let (seq, record) = *held;
-            self.sink.emit(id.0, seq, record);
         }
     }
 
@@ -337,7 +323,6 @@ impl Engine<'_> {
             let total = st.records;
             let pool = self.job.task(id).pool.0;
             self.pools[pool].runnable.remove(&id);
-            self.flush_held(id);
             // What it held while it ran is freed here.
             self.tasks[id.0].phase = TaskPhase::Done;
             self.sink.close(id.0, total);

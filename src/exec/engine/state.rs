@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::exec::protocol::Conn;
 use crate::plan::{Digest, ItemIter};
-use crate::report::{Record, RecordKind};
+use crate::report::RecordKind;
 use crate::spec::{Arg, FunctionId, PoolId, TaskId};
 
 /// Where the run is. Each phase includes the ones before it: a run that
@@ -236,8 +236,6 @@ pub(super) struct Running {
     /// result references are final then); every item shares them.
     pub(super) args: Vec<Value>,
     pub(super) kwargs: Map<String, Value>,
-    /// The task's last record, held until its callback's record.
-    pub(super) held_last: Option<Box<(u64, Record)>>,
     /// Its fingerprint with its shared inputs' contents, taken as it
     /// started (when the results keep fingerprints).
     pub(super) print: Option<Digest>,
@@ -266,7 +264,6 @@ impl Running {
             callback_pending: false,
             args,
             kwargs,
-            held_last: None,
             print: None,
             ready_unit: None,
             outstanding: BTreeSet::new(),
@@ -315,10 +312,8 @@ pub(super) struct WorkerSlot {
     pub(super) pid: u32,
     /// The worker's own pid, as it reported it (on a node for Slurm).
     pub(super) reported_pid: u32,
-    /// The `srun` of a Slurm worker, reaped by the engine.
-    pub(super) step: Option<std::process::Child>,
-    /// The Slurm node the step was placed on.
-    pub(super) node: Option<String>,
+    /// It runs elsewhere (a Slurm step): see [`super::launcher::Started`].
+    pub(super) remote: bool,
     /// It sent its `ready` frame.
     pub(super) ready: bool,
     /// The machine it runs on, when that is not the engine's.

@@ -19,17 +19,17 @@ use serde_json::Value;
 
 use super::launcher::Launcher;
 use super::prepare::Prepared;
+use super::slurm_launcher::SlurmLauncher;
 use super::state::*;
 use super::workers::PendingExit;
 use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
-use crate::exec::slurm::{Allocation, AllocationRequest};
 use crate::plan::Digest;
 use crate::plan::{EdgeKind, Plan};
 use crate::report::{Previous, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
-use crate::spec::{FunctionKind, Job, PoolId, TaskId};
+use crate::spec::{Backend, FunctionKind, Job, PoolId, TaskId};
 
 /// Options of a run beyond the job file.
 #[derive(Default)]
@@ -115,7 +115,8 @@ enum Ready {
     Signal,
     Listener,
     Client(usize),
-    Allocation,
+    /// A launcher waiting for its pool's resources (a Slurm allocation).
+    Launcher,
     /// A lost worker's pidfd: it has exited.
     Exit,
     Worker(WorkerId),
@@ -124,8 +125,11 @@ enum Ready {
 pub(super) struct Engine<'a> {
     pub(super) job: &'a Job,
     pub(super) plan: &'a Plan,
-    /// Starts and stops the workers of local pools.
-    pub(super) launcher: Box<dyn Launcher>,
+    /// Start and stop the workers: the local pools share the first (the
+    /// fork server), each Slurm pool has its own.
+    pub(super) launchers: Vec<Box<dyn Launcher>>,
+    /// The launcher of each pool, an index in `launchers`.
+    pub(super) pool_launcher: Vec<usize>,
     pub(super) signals: SignalPipe,
     pub(super) shared: Option<(SharedStore, UnixListener, crate::shared::SocketDir)>,
     pub(super) clients: Vec<Client>,
@@ -138,22 +142,16 @@ pub(super) struct Engine<'a> {
     pub(super) next_unit: u64,
     /// Whether work is still handed out, and what follows from failures.
     pub(super) run: RunPhase,
-    /// Workers that were let go and are not reaped yet.
-    pub(super) retired: Vec<u32>,
+    /// Workers that were let go and are not reaped yet, by pool and pid.
+    pub(super) retired: Vec<(PoolId, u32)>,
     /// Workers that went by themselves, waited for to learn how they ended.
     pub(super) exits: Vec<PendingExit>,
     pub(super) consumers: Vec<Vec<TaskId>>,
     pub(super) speeds: Vec<Speed>,
     /// How many times a task became runnable: scheduling repeats while it grows.
     pub(super) runnable_events: u64,
-    /// Slurm allocations, by pool.
-    pub(super) allocations: HashMap<PoolId, Allocation>,
-    /// Slurm allocations asked for and not granted yet, by pool.
-    pub(super) requests: HashMap<PoolId, AllocationRequest>,
     /// This machine's host name: a worker elsewhere records its own.
     pub(super) host: Option<String>,
-    /// `srun`s of retired Slurm workers, reaped at the end.
-    pub(super) ended_steps: Vec<std::process::Child>,
     /// The template interpreter of the job's Python functions.
     pub(super) python: Option<Template>,
     /// What workers are told about Python: on this machine (with the
@@ -179,7 +177,7 @@ impl<'a> Engine<'a> {
             })
             .unwrap_or(1)
             .max(1);
-        let pools = job
+        let pools: Vec<PoolState> = job
             .pools
             .iter()
             .enumerate()
@@ -196,6 +194,19 @@ impl<'a> Engine<'a> {
                 step_failures: 0,
                 gave_up: None,
                 runnable: BTreeSet::new(),
+            })
+            .collect();
+        let mut launchers = vec![prepared.launcher];
+        let pool_launcher = job
+            .pools
+            .iter()
+            .zip(&pools)
+            .map(|(spec, state)| match spec.backend {
+                Backend::Slurm => {
+                    launchers.push(Box::new(SlurmLauncher::new(spec, state.size, &job.name)));
+                    launchers.len() - 1
+                }
+                _ => 0,
             })
             .collect();
         let mut consumers = vec![Vec::new(); job.tasks.len()];
@@ -238,7 +249,8 @@ impl<'a> Engine<'a> {
         Engine {
             job,
             plan,
-            launcher: prepared.launcher,
+            launchers,
+            pool_launcher,
             signals: prepared.signals,
             shared: prepared.shared,
             python_setup: job.uses_python().then(|| {
@@ -262,10 +274,7 @@ impl<'a> Engine<'a> {
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
-            allocations: HashMap::new(),
-            requests: HashMap::new(),
             host: crate::exec::process::host_name(),
-            ended_steps: Vec::new(),
             resumed: Resumed::default(),
         }
     }
@@ -315,7 +324,8 @@ impl<'a> Engine<'a> {
     /// every task has ended, or the rest is held back by the stop policy.
     /// A pool waiting for its Slurm allocation still has work to start.
     pub(super) fn all_done(&self) -> bool {
-        self.units.is_empty() && (self.requests.is_empty() || self.run.stopping())
+        self.units.is_empty()
+            && (self.run.stopping() || self.launchers.iter().all(|l| l.pending().is_none()))
     }
 
     /// Waits for the next event (a signal, a client, a worker's frame or
@@ -342,7 +352,12 @@ impl<'a> Engine<'a> {
             .workers
             .iter()
             .filter_map(|(_, w)| w.deadline)
-            .chain(self.requests.values().map(|r| r.deadline()))
+            .chain(
+                self.launchers
+                    .iter()
+                    .filter_map(|l| l.pending())
+                    .map(|(_, d)| d),
+            )
             .chain(self.exits.iter().map(|x| match x.pidfd {
                 Some(_) => x.until,
                 // Without a pidfd, nothing wakes the poll when it exits.
@@ -374,9 +389,9 @@ impl<'a> Engine<'a> {
                 fds.push(PollFd::new(c.stream.as_fd(), wanted));
                 which.push(Ready::Client(i));
             }
-            for r in self.requests.values() {
-                fds.push(PollFd::new(r.fd(), PollFlags::POLLIN));
-                which.push(Ready::Allocation);
+            for (fd, _) in self.launchers.iter().filter_map(|l| l.pending()) {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                which.push(Ready::Launcher);
             }
             for x in &self.exits {
                 if let Some(fd) = &x.pidfd {
@@ -432,8 +447,8 @@ impl<'a> Engine<'a> {
         for i in done_clients.into_iter().rev() {
             self.clients.swap_remove(i);
         }
-        if !self.requests.is_empty() {
-            self.advance_requests();
+        if self.launchers.iter().any(|l| l.pending().is_some()) {
+            self.advance_launchers();
         }
         if !self.exits.is_empty() {
             self.advance_exits(false);

@@ -4,19 +4,24 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use super::launcher::Launcher;
+use super::launcher::{LaunchError, Launcher, Started};
 use super::prepare::Prepared;
 use super::supervisor::{RunEnd, RunOptions, run};
-use crate::exec::fork_server::{Spawned, WorkerExit};
-use crate::exec::protocol::{CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
+use crate::exec::fork_server::WorkerExit;
+use crate::exec::protocol::{
+    CallOutcome, Conn, FromWorker, Invocation, LineStream, ToWorker, encode,
+};
 use crate::exec::signals::SignalPipe;
 use crate::plan::Plan;
 use crate::report::{Record, RecordWriter, Sink, Status};
@@ -39,7 +44,8 @@ type Script = dyn Fn(&str, &[Value], u32) -> Reply + Send + Sync;
 
 /// The default script: `noop` and `echo` end ok, `fail` fails, `crash`
 /// kills its worker, `flaky N` fails its first N attempts, `lines N`
-/// prints N lines, `hang` runs until it is cancelled.
+/// prints N lines, `hang` runs until it is cancelled, `nap N` ends ok after
+/// N ms, `slow` echoes its args after 300 ms.
 fn script(name: &str, args: &[Value], seen: u32) -> Reply {
     let n = || args.first().and_then(Value::as_u64).unwrap_or(0) as u32;
     match name {
@@ -51,6 +57,14 @@ fn script(name: &str, args: &[Value], seen: u32) -> Reply {
         "flaky" => Reply::Ok(json!(seen + 1)),
         "lines" => Reply::Lines((0..n()).map(|i| format!("line {i}")).collect()),
         "hang" => Reply::Hang,
+        "nap" => {
+            std::thread::sleep(std::time::Duration::from_millis(n().into()));
+            Reply::Ok(Value::Null)
+        }
+        "slow" => {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Reply::Ok(Value::Array(args.to_vec()))
+        }
         other => Reply::Fail(format!("the fake worker has no `{other}`")),
     }
 }
@@ -60,6 +74,8 @@ fn script(name: &str, args: &[Value], seen: u32) -> Reply {
 struct Seen {
     /// Workers started.
     spawned: u32,
+    /// Starts asked for while the gate was closed.
+    refused: u32,
     /// Each call's builtin name, in the order the workers got them.
     calls: Vec<String>,
     /// Times each call (name and args) came.
@@ -74,31 +90,40 @@ struct Threads {
     seen: Arc<Mutex<Seen>>,
     script: Arc<Script>,
     conns: HashMap<u32, UnixStream>,
+    /// While set, no worker starts ("not yet"): it opens once its pipe
+    /// has a byte, as a Slurm allocation is granted.
+    gate: Option<OwnedFd>,
 }
 
 const FIRST_PID: u32 = 1_000_000;
 
 impl Launcher for Threads {
-    fn spawn(&mut self) -> std::io::Result<Spawned> {
-        let (engine, worker) = UnixStream::pair()?;
+    fn spawn(&mut self) -> Result<Started, LaunchError> {
+        if self.gate.is_some() {
+            self.seen.lock().unwrap().refused += 1;
+            return Err(LaunchError::Pending);
+        }
+        let failed = |e: std::io::Error| LaunchError::Failed(e.to_string());
+        let (engine, worker) = UnixStream::pair().map_err(failed)?;
         let pid = {
             let mut seen = self.seen.lock().unwrap();
             seen.spawned += 1;
             FIRST_PID + seen.spawned
         };
-        self.conns.insert(pid, worker.try_clone()?);
+        self.conns.insert(pid, worker.try_clone().map_err(failed)?);
         let seen = Arc::clone(&self.seen);
         let script = Arc::clone(&self.script);
-        let end = worker.try_clone()?;
+        let end = worker.try_clone().map_err(failed)?;
         std::thread::spawn(move || {
             let exit = serve(pid, worker, &seen, &*script);
             // Its connection closes, whoever else holds the socket.
             let _ = end.shutdown(std::net::Shutdown::Both);
             seen.lock().unwrap().exits.insert(pid, exit);
         });
-        Ok(Spawned {
+        Ok(Started {
             pid,
-            conn: OwnedFd::from(engine),
+            conn: Conn::new(OwnedFd::from(engine), None).map_err(failed)?,
+            remote: false,
         })
     }
 
@@ -123,6 +148,23 @@ impl Launcher for Threads {
     }
 
     fn end(&mut self) {}
+
+    fn pending(&self) -> Option<(BorrowedFd<'_>, Instant)> {
+        let gate = self.gate.as_ref()?;
+        Some((gate.as_fd(), Instant::now() + Duration::from_secs(5)))
+    }
+
+    fn advance(&mut self) -> Option<Result<(), String>> {
+        let gate = self.gate.as_ref()?;
+        let mut fds = [PollFd::new(gate.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(1) => {
+                self.gate = None;
+                Some(Ok(()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A fake worker's loop: answers each call of each `run` frame.
@@ -242,12 +284,24 @@ impl Ran {
     }
 }
 
-/// Runs `toml` (a job file) on thread workers.
+/// Runs `toml` (a job file) on thread workers, records in submission order.
 fn run_job(toml: &str) -> Ran {
+    run_job_in(toml, Order::Submission)
+}
+
+/// Runs `toml` (a job file) on thread workers, records in `order`.
+fn run_job_in(toml: &str, order: Order) -> Ran {
+    run_job_gated(toml, order, None)
+}
+
+/// Runs `toml` on thread workers that start only once `gate` is readable.
+fn run_job_gated(toml: &str, order: Order, gate: Option<OwnedFd>) -> Ran {
     let opts = CheckOptions {
-        builtins: ["noop", "echo", "fail", "crash", "flaky", "lines", "hang"]
-            .map(String::from)
-            .to_vec(),
+        builtins: [
+            "noop", "echo", "fail", "crash", "flaky", "lines", "hang", "nap", "slow",
+        ]
+        .map(String::from)
+        .to_vec(),
         ..CheckOptions::default()
     };
     let job = match crate::spec::check_source(Path::new("/nonexistent/job.toml"), toml, &opts) {
@@ -260,6 +314,7 @@ fn run_job(toml: &str) -> Ran {
         seen: Arc::clone(&seen),
         script: Arc::new(script),
         conns: HashMap::new(),
+        gate,
     };
     let prepared = Prepared {
         launcher: Box::new(launcher),
@@ -268,7 +323,7 @@ fn run_job(toml: &str) -> Ran {
         python: None,
     };
     let collect = Collect::default();
-    let sink = Sink::new(Box::new(collect.clone()), Order::Submission);
+    let sink = Sink::new(Box::new(collect.clone()), order);
     let report = run(&job, &plan, prepared, sink, RunOptions::default());
     let records = std::mem::take(&mut *collect.0.lock().unwrap());
     let seen = std::mem::take(&mut *seen.lock().unwrap());
@@ -295,6 +350,8 @@ builtin = "flaky"
 builtin = "lines"
 [functions.hang]
 builtin = "hang"
+[functions.nap]
+builtin = "nap"
 "#;
 
 fn job(pool: &str, tasks: &str) -> String {
@@ -468,6 +525,37 @@ error_callback = "echo"
 }
 
 #[test]
+fn in_completion_order_a_callbacks_record_follows_its_tasks_last_as_it_ends() {
+    // `x` ends while the callback (300 ms) runs: its record comes out
+    // before the map's last one, which waits for the callback's.
+    let ran = run_job_in(
+        &job(
+            "processes = 2",
+            r#"
+[[task]]
+id = "m"
+function = "echo"
+map = { range = [0, 2] }
+callback = "slow"
+[[task]]
+id = "x"
+function = "nap"
+args = [100]
+[functions.slow]
+builtin = "slow"
+"#,
+        ),
+        Order::Completion,
+    );
+    // Which item ends last varies; the callback's record follows it.
+    let lines = ran.lines();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[..2].contains(&"x ok".to_string()), "{lines:?}");
+    assert!(lines[2].starts_with("m["), "{lines:?}");
+    assert_eq!(lines[3], "m:callback ok", "{lines:?}");
+}
+
+#[test]
 fn a_blocking_task_waits_for_what_comes_before_and_holds_back_what_follows() {
     let ran = run_job(&job(
         "processes = 4",
@@ -495,6 +583,35 @@ args = ["b"]
         .map(|r| r.value[0].as_str().unwrap_or_default())
         .collect();
     assert_eq!(order, ["a", "barrier", "b"]);
+}
+
+#[test]
+fn workers_that_are_not_yet_there_start_once_their_launcher_says_so() {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let opener = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        nix::unistd::write(&write, b"x").unwrap();
+    });
+    let started = Instant::now();
+    let ran = run_job_gated(
+        &job(
+            "processes = 2",
+            "[[task]]\nid = \"m\"\nfunction = \"echo\"\nmap = { range = [0, 3] }\n",
+        ),
+        Order::Submission,
+        Some(read),
+    );
+    opener.join().unwrap();
+    // The run waited for the launcher, asleep in its poll until the gate's
+    // byte (not its 5 s deadline) woke it: it asked once, then again when
+    // the gate opened.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(ran.end, RunEnd::Completed);
+    assert_eq!(ran.lines(), ["m[0] ok", "m[1] ok", "m[2] ok"]);
+    assert_eq!(ran.seen.refused, 1);
+    assert_eq!(ran.seen.spawned, 2);
 }
 
 #[test]

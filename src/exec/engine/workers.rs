@@ -1,24 +1,22 @@
-//! Worker processes: starting them (forked or as Slurm steps), stopping
-//! them, and what happens to their units when one is lost.
+//! Worker processes: starting them through their pool's launcher (forked
+//! or as Slurm steps), stopping them, and what happens to their units when
+//! one is lost.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::launcher::{LaunchError, Launcher, Started};
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::WorkerExit;
 use crate::exec::invocation::{Setting, add_env, invocation};
-use crate::exec::process::pidfd_open;
 use crate::exec::process::{GRACE, signal_name};
-use crate::exec::protocol::{Call, CallOutcome, Conn, ToWorker};
-use crate::exec::slurm::{
-    ALLOCATION_TIMEOUT, AllocationRequest, SlurmRequest, default_worker_binary,
-};
+use crate::exec::protocol::{Call, CallOutcome, ToWorker};
 use crate::report::Status;
-use crate::spec::{Backend, PoolId, TaskId};
+use crate::spec::{PoolId, TaskId};
 
 /// How long a worker that went by itself may take to become a zombie
 /// after its socket closed, before its units are recorded without its
@@ -32,122 +30,31 @@ pub(super) struct PendingExit {
     /// loop then looks again every few milliseconds).
     pub(super) pidfd: Option<std::os::fd::OwnedFd>,
     pub(super) until: Instant,
-    is_step: bool,
-}
-
-/// Why no worker was started.
-pub(super) enum LaunchError {
-    /// The pool's Slurm allocation is asked for and not granted yet: try
-    /// again once it is.
-    Pending,
-    /// No worker can start: the pool gives up with this message.
-    Failed(String),
-}
-
-/// A started worker, before it has a slot.
-pub(super) struct Launched {
-    pid: u32,
-    conn: Conn,
-    step: Option<std::process::Child>,
-    node: Option<String>,
 }
 
 impl Engine<'_> {
-    /// Starts a worker: forked by the fork server, or a Slurm step. A Slurm
-    /// pool's first call asks for its allocation, without waiting: the
-    /// request is polled with everything else ([`Engine::advance_requests`]).
-    pub(super) fn launch(&mut self, pool: PoolId) -> Result<Launched, LaunchError> {
-        use LaunchError::Failed;
-        let spec = &self.job.pools[pool.0];
-        if spec.backend != Backend::Slurm {
-            let spawned = self
-                .launcher
-                .spawn()
-                .map_err(|e| Failed(format!("cannot start a worker: {e}")))?;
-            let conn = Conn::new(spawned.conn, None).map_err(|e| Failed(e.to_string()))?;
-            return Ok(Launched {
-                pid: spawned.pid,
-                conn,
-                step: None,
-                node: None,
-            });
-        }
-        if !self.allocations.contains_key(&pool) {
-            if !self.requests.contains_key(&pool) {
-                let request = SlurmRequest {
-                    partition: spec.slurm.partition.clone(),
-                    nodes: spec.slurm.nodes,
-                    time: spec.slurm.time.clone(),
-                    tasks: self.pools[pool.0].size,
-                    job_name: format!("jobfile-{}", self.job.name),
-                };
-                let pending =
-                    AllocationRequest::start(&request, ALLOCATION_TIMEOUT).map_err(|e| {
-                        Failed(format!("no Slurm allocation for pool `{}`: {e}", spec.name))
-                    })?;
-                self.requests.insert(pool, pending);
-            }
-            return Err(LaunchError::Pending);
-        }
-        let binary = match &spec.slurm.worker_binary {
-            Some(p) => p.clone(),
-            None => {
-                default_worker_binary().map_err(|e| Failed(format!("cannot find jobfile: {e}")))?
-            }
-        };
-        let name = spec.name.clone();
-        let alloc = self
-            .allocations
-            .get_mut(&pool)
-            .ok_or_else(|| Failed("the Slurm allocation is gone".to_string()))?;
-        let step = alloc
-            .spawn_placed(&binary)
-            .map_err(|e| Failed(format!("cannot start a Slurm step for pool `{name}`: {e}")))?;
-        let conn = Conn::new(step.stdout, Some(step.stdin)).map_err(|e| Failed(e.to_string()))?;
-        Ok(Launched {
-            pid: step.child.id(),
-            conn,
-            step: Some(step.child),
-            node: step.node,
-        })
+    /// The launcher of `pool`'s workers.
+    pub(super) fn launcher(&mut self, pool: PoolId) -> &mut dyn Launcher {
+        &mut *self.launchers[self.pool_launcher[pool.0]]
     }
 
-    /// Reads what the pending `salloc`s said: a granted allocation learns
-    /// its nodes and its pool starts workers on the next round; a refused
-    /// one makes its pool give up.
-    pub(super) fn advance_requests(&mut self) {
-        let pools: Vec<PoolId> = self.requests.keys().copied().collect();
-        for p in pools {
-            let Some(answer) = self.requests.get_mut(&p).and_then(|r| r.advance()) else {
+    /// Reads what the pending launchers (Slurm allocations asked for) said:
+    /// a granted pool starts workers on the next round; a refused one
+    /// gives up.
+    pub(super) fn advance_launchers(&mut self) {
+        for p in 0..self.job.pools.len() {
+            let l = self.pool_launcher[p];
+            if self.launchers[l].pending().is_none() {
                 continue;
-            };
-            self.requests.remove(&p);
-            let name = &self.job.pools[p.0].name;
-            match answer {
-                Ok(mut alloc) => {
-                    if let Err(e) = alloc.load_nodes() {
-                        eprintln!(
-                            "warning: pool `{name}`: the nodes of Slurm job {} are not known ({e}); Slurm places the workers",
-                            alloc.job_id()
-                        );
-                    }
-                    self.allocations.insert(p, alloc);
-                }
-                Err(e) => {
-                    let error = format!("no Slurm allocation for pool `{name}`: {e}");
-                    self.pool_gives_up(p, error);
-                }
+            }
+            if let Some(Err(error)) = self.launchers[l].advance() {
+                self.pool_gives_up(PoolId(p), error);
             }
         }
     }
 
     pub(super) fn spawn_worker(&mut self, pool: PoolId) -> Option<WorkerId> {
-        let Launched {
-            pid,
-            conn,
-            step,
-            node,
-        } = match self.launch(pool) {
+        let Started { pid, conn, remote } = match self.launcher(pool).spawn() {
             Ok(l) => l,
             Err(LaunchError::Pending) => return None,
             Err(LaunchError::Failed(e)) => {
@@ -167,8 +74,7 @@ impl Engine<'_> {
             number,
             pid,
             reported_pid: pid,
-            step,
-            node,
+            remote,
             ready: false,
             host: None,
             pool,
@@ -185,7 +91,7 @@ impl Engine<'_> {
         let w = self.workers.insert(slot);
         self.pools[pool.0].live += 1;
         if let Some((local, remote)) = &self.python_setup {
-            let setup = if self.workers[w].step.is_some() {
+            let setup = if self.workers[w].remote {
                 remote.clone()
             } else {
                 local.clone()
@@ -316,14 +222,8 @@ impl Engine<'_> {
         if let Some(pgid) = slot.pgid {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
-        // srun passes SIGTERM on as the end of its step, within
-        // milliseconds; a SIGKILL would hold the step's CPU for seconds.
-        match slot.step {
-            Some(_) => {
-                let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGTERM);
-            }
-            None => self.launcher.signal(slot.pid, Signal::SIGKILL),
-        }
+        let (pool, pid) = (slot.pool, slot.pid);
+        self.launcher(pool).kill(pid);
     }
 
     /// A worker is gone (or was killed): its units end as `status`, or as
@@ -337,36 +237,25 @@ impl Engine<'_> {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
         slot.conn.close();
-        let is_step = slot.step.is_some();
+        let (pool, pid) = (slot.pool, slot.pid);
         if status.is_some() {
             // Stopped by the engine: how it exits adds nothing to the
             // records; it is reaped later.
-            match slot.step.take() {
-                Some(child) => self.ended_steps.push(child),
-                None => self.retired.push(slot.pid),
-            }
-            self.end_lost(w, status, None, is_step);
+            self.retired.push((pool, pid));
+            self.end_lost(w, status, None);
             return;
         }
-        let exit = match &mut slot.step {
-            Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
-            None => self.launcher.try_exit(slot.pid),
-        };
+        let exit = self.launcher(pool).try_exit(pid);
         if exit.is_some() {
-            slot.step = None;
-            self.end_lost(w, None, exit, is_step);
+            self.end_lost(w, None, exit);
             return;
         }
-        let pidfd = match &slot.step {
-            Some(child) => pidfd_open(Pid::from_raw(child.id() as i32)).ok(),
-            None => self.launcher.exit_fd(slot.pid),
-        };
-        slot.state = WorkerState::Exiting;
+        let pidfd = self.launcher(pool).exit_fd(pid);
+        self.workers[w].state = WorkerState::Exiting;
         self.exits.push(PendingExit {
             worker: w,
             pidfd,
             until: Instant::now() + EXIT_WAIT,
-            is_step,
         });
     }
 
@@ -377,41 +266,30 @@ impl Engine<'_> {
         let mut i = 0;
         while i < self.exits.len() {
             let w = self.exits[i].worker;
-            let slot = &mut self.workers[w];
-            let exit = match &mut slot.step {
-                Some(child) => child.try_wait().ok().flatten().map(WorkerExit::of_status),
-                None => self.launcher.try_exit(slot.pid),
-            };
+            let (pool, pid) = (self.workers[w].pool, self.workers[w].pid);
+            let exit = self.launcher(pool).try_exit(pid);
             if exit.is_none() && !force && now < self.exits[i].until {
                 i += 1;
                 continue;
             }
-            let pending = self.exits.swap_remove(i);
-            match (exit, slot.step.take()) {
-                (None, Some(child)) => self.ended_steps.push(child),
-                (None, None) => self.retired.push(slot.pid),
-                (Some(_), _) => {}
+            self.exits.swap_remove(i);
+            if exit.is_none() {
+                self.retired.push((pool, pid));
             }
-            self.end_lost(w, None, exit, pending.is_step);
+            self.end_lost(w, None, exit);
         }
     }
 
     /// The rest of [`Engine::worker_lost`], once the exit is known (or
     /// given up on).
-    fn end_lost(
-        &mut self,
-        w: WorkerId,
-        status: Option<Status>,
-        exit: Option<WorkerExit>,
-        is_step: bool,
-    ) {
+    fn end_lost(&mut self, w: WorkerId, status: Option<Status>, exit: Option<WorkerExit>) {
         let ran_on = RanOn {
             pid: self.workers[w].reported_pid,
             host: self.workers[w].host.clone(),
         };
         // A Slurm worker that died before it was ready ran nothing: its
         // units go back to their tasks, and the start counts as failed.
-        let never_started = is_step && !self.workers[w].ready && status.is_none();
+        let never_started = self.workers[w].remote && !self.workers[w].ready && status.is_none();
         let node_lost = self.step_over(w, status.is_none());
         let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
@@ -527,66 +405,32 @@ impl Engine<'_> {
         }
     }
 
-    /// A Slurm worker's step is over (lost when `lost`, else let go): its
-    /// node has one worker less, and after a loss the allocation is asked
-    /// which nodes it still has. The worker's node, when it is lost.
+    /// A worker is over (lost when `lost`, else let go): its launcher is
+    /// told (a Slurm node has one worker less, and after a loss the
+    /// allocation is asked which nodes it still has). The worker's node,
+    /// when it is lost.
     fn step_over(&mut self, w: WorkerId, lost: bool) -> Option<String> {
-        let slot = &mut self.workers[w];
-        let node = slot.node.take()?;
-        let (ready, pool) = (slot.ready, slot.pool);
-        let name = &self.job.pools[pool.0].name;
-        let alloc = self.allocations.get_mut(&pool)?;
-        let (newly_lost, given_up) = alloc.step_ended(&node, ready, lost);
-        for n in newly_lost {
-            eprintln!(
-                "warning: pool `{name}` lost Slurm node {n}: the units its workers ran are crashed; new workers start on the nodes left"
-            );
-        }
-        if given_up {
-            eprintln!(
-                "warning: pool `{name}`: workers on Slurm node {node} end before they are ready; no more start there"
-            );
-        }
-        alloc.node_lost(&node).then_some(node)
+        let slot = &self.workers[w];
+        let (pool, pid, ready) = (slot.pool, slot.pid, slot.ready);
+        self.launcher(pool).ended(pid, ready, lost)
     }
 
-    /// A Slurm worker ended before it was ready. Once no node is left that
-    /// takes a worker (or, unplaced, after 3 in a row) the pool gives up.
+    /// A remote worker ended before it was ready: the pool gives up once
+    /// its launcher says no worker will start.
     fn failed_start(&mut self, pool: PoolId, exit: Option<WorkerExit>) {
         let state = &mut self.pools[pool.0];
         state.step_failures += 1;
-        let placeable = self
-            .allocations
-            .get(&pool)
-            .is_some_and(|a| a.can_place() && a.placement().is_some());
-        let unplaced = self
-            .allocations
-            .get(&pool)
-            .is_some_and(|a| a.placement().is_none());
-        if placeable || (unplaced && state.step_failures < 3) {
-            return;
+        let failures = state.step_failures;
+        if let Some(error) = self.launcher(pool).failed_start(failures, exit) {
+            self.pool_gives_up(pool, error);
         }
-        let spec = &self.job.pools[pool.0];
-        let how = match (exit.and_then(|e| e.signal()), exit.and_then(|e| e.code())) {
-            (Some(s), _) => format!("was killed by signal {s} ({})", signal_name(s)),
-            (None, Some(c)) => format!("exited with code {c}"),
-            _ => "ended".to_string(),
-        };
-        let binary = match &spec.slurm.worker_binary {
-            Some(p) => format!("`worker_binary` ({})", p.display()),
-            None => "this jobfile binary".to_string(),
-        };
-        let error = format!(
-            "no worker of pool `{}` could start on its Slurm nodes: the last one {how} before it was ready (is {binary} there, and runnable, on every node?)",
-            spec.name
-        );
-        self.pool_gives_up(pool, error);
     }
 
     /// Reaps the retired workers that have exited.
     pub(super) fn reap_retired(&mut self) {
-        let launcher = &mut self.launcher;
-        self.retired.retain(|&pid| launcher.try_exit(pid).is_none());
+        let (launchers, of_pool) = (&mut self.launchers, &self.pool_launcher);
+        self.retired
+            .retain(|&(pool, pid)| launchers[of_pool[pool.0]].try_exit(pid).is_none());
     }
 
     /// At the end: waits briefly for the retired workers, then kills what
@@ -598,63 +442,32 @@ impl Engine<'_> {
             self.reap_retired();
             std::thread::sleep(Duration::from_millis(5));
         }
-        for pid in std::mem::take(&mut self.retired) {
-            self.launcher.signal(pid, Signal::SIGKILL);
-            self.launcher.wait(pid);
+        for (pool, pid) in std::mem::take(&mut self.retired) {
+            let launcher = self.launcher(pool);
+            launcher.signal(pid, Signal::SIGKILL);
+            launcher.wait(pid);
         }
-        self.launcher.end();
+        // Slurm pools first: they reap their steps and release their
+        // allocations (and sentinels) before the local launcher kills
+        // whatever children are left.
+        for launcher in self.launchers.iter_mut().rev() {
+            launcher.end();
+        }
     }
 
     /// Closes a worker's socket so it exits (max_tasks_per_child, a failed
     /// initializer); a new worker takes its place when there is work.
     pub(super) fn retire(&mut self, w: WorkerId, kill_it: bool) {
-        let slot = &mut self.workers[w];
+        let (pool, pid) = (self.workers[w].pool, self.workers[w].pid);
         if kill_it {
-            match slot.step {
-                Some(_) => {
-                    let _ = kill(Pid::from_raw(slot.pid as i32), Signal::SIGKILL);
-                }
-                None => self.launcher.signal(slot.pid, Signal::SIGKILL),
-            }
+            self.launcher(pool).signal(pid, Signal::SIGKILL);
         }
+        let slot = &mut self.workers[w];
         slot.state = WorkerState::Dead;
-        let pool = slot.pool;
         slot.conn.close();
         self.step_over(w, false);
-        let slot = &mut self.workers[w];
-        match slot.step.take() {
-            Some(child) => self.ended_steps.push(child),
-            // A forked worker exits on its closed socket: reaped later.
-            None => self.retired.push(slot.pid),
-        }
+        // It exits on its closed connection: reaped later.
+        self.retired.push((pool, pid));
         self.pools[pool.0].live = self.pools[pool.0].live.saturating_sub(1);
-    }
-
-    /// Reaps the `srun`s of Slurm workers (their stdin is closed, so their
-    /// steps end) and gives the allocations back.
-    pub(super) fn end_slurm(&mut self) {
-        let until = Instant::now() + Duration::from_secs(2);
-        for mut child in self.ended_steps.drain(..) {
-            loop {
-                match child.try_wait() {
-                    Ok(None) if Instant::now() < until => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Ok(None) => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    _ => break,
-                }
-            }
-        }
-        // Withdrawn when dropped.
-        self.requests.clear();
-        for (_, mut alloc) in self.allocations.drain() {
-            if let Err(e) = alloc.release() {
-                eprintln!("warning: releasing the Slurm allocation: {e}");
-            }
-        }
     }
 }

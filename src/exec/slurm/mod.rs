@@ -3,12 +3,13 @@
 //!
 //! This module owns the Slurm command-line tools (`salloc`, `srun`,
 //! `scancel`, `squeue`, `scontrol`, `sinfo`) and nothing else: it does not
-//! read frames, poll the workers, or decide when a worker is lost. The engine
-//! wraps a [`Step`]'s `stdin` and `stdout` in its line-framed connection,
-//! reaps [`Step::child`] with `try_wait`, polls a pending
-//! [`AllocationRequest`] with its other descriptors, and tells the
-//! [`Allocation`] when a step ended so that the next one goes to a node that
-//! is still there.
+//! read frames, poll the workers, or decide when a worker is lost. A Slurm
+//! pool's launcher (`exec/engine/slurm_launcher.rs`, behind the engine's
+//! launcher seam) wraps a [`Step`]'s `stdin` and `stdout` in the engine's
+//! line-framed connection, reaps [`Step::child`] with `try_wait`, hands a
+//! pending [`AllocationRequest`]'s descriptor to the engine's poll, and
+//! tells the [`Allocation`] when a step ended so that the next one goes to
+//! a node that is still there.
 //!
 //! How the pieces behave (measured on Slurm 22.05 with `ci/local-cluster.sh`,
 //! three nodes in network namespaces, and `tests/slurm.rs`):
