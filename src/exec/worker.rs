@@ -25,7 +25,9 @@ use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
 use super::output_capture::OutputCapture;
 use super::process::{GRACE, children_of, host_name, signal_name};
-use super::protocol::{Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
+use super::protocol::{
+    Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode_into,
+};
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
 use crate::spec::Returns;
@@ -136,7 +138,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             unit: call.unit,
             outcome,
         };
-        w.pending.extend_from_slice(&encode(&done));
+        encode_into(&done, &mut w.pending);
         // Answers of quick calls go out together when nothing more is
         // waiting to be run; a slow call's answer at once.
         let more = !queue.is_empty() || !w.held.is_empty() || !w.reader.buffer().is_empty();
@@ -168,7 +170,7 @@ struct Worker {
 impl Worker {
     /// Sends a frame now, after any pending ones.
     fn send(&mut self, frame: &FromWorker) -> std::io::Result<()> {
-        self.pending.extend_from_slice(&encode(frame));
+        encode_into(frame, &mut self.pending);
         self.flush()
     }
 
