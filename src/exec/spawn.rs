@@ -218,6 +218,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setpgid(0, 0) == -1 {
             return fail(args);
         }
+        // The group exists: name it to the engine (see `groups`) before
+        // anything can start in it, and before the parent check below, so
+        // that a worker lost after that check has its group named.
+        super::groups::set(libc::getpid());
         for (from, to) in [(args.stdin, 0), (args.stdout, 1), (args.stderr, 2)] {
             // The fds are close-on-exec; dup2 clears that on its copy.
             if libc::dup2(from, to) == -1 {

@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::WorkerExit;
+use crate::exec::groups;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::pidfd_open;
 use crate::exec::process::{GRACE, signal_name};
@@ -280,7 +281,7 @@ impl Engine<'_> {
         let slot = &mut self.workers[w];
         slot.conn.queue(&ToWorker::Cancel);
         let _ = slot.conn.flush();
-        if let Some(pgid) = slot.pgid {
+        if let Some(pgid) = slot.pgid.or_else(|| groups::of_worker(slot.pid)) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
         let initializer = self.job.pools[slot.pool.0]
@@ -313,7 +314,7 @@ impl Engine<'_> {
 
     pub(super) fn kill_worker(&mut self, w: WorkerId) {
         let slot = &self.workers[w];
-        if let Some(pgid) = slot.pgid {
+        if let Some(pgid) = slot.pgid.or_else(|| groups::of_worker(slot.pid)) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
         // srun passes SIGTERM on as the end of its step, within
@@ -333,9 +334,10 @@ impl Engine<'_> {
     /// for a short deadline, and the loop goes on meanwhile.
     pub(super) fn worker_lost(&mut self, w: WorkerId, status: Option<Status>) {
         let slot = &mut self.workers[w];
-        if let Some(pgid) = slot.pgid {
+        if let Some(pgid) = slot.pgid.or_else(|| groups::of_worker(slot.pid)) {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
+        groups::forget(slot.pid);
         slot.conn.close();
         let is_step = slot.step.is_some();
         if status.is_some() {
