@@ -444,6 +444,7 @@ mod tests {
             signal in proptest::option::of(1i32..64),
         ) {
             let outcome = CallOutcome {
+                value: if flags & 128 != 0 { Value::from(format!("text {unit} é")) } else { Value::Null },
                 ok: flags & 1 != 0,
                 timed_out: flags & 2 != 0,
                 cancelled: flags & 4 != 0,
@@ -489,6 +490,19 @@ mod tests {
         assert_eq!(outcome.value, serde_json::json!({"a": [1, 2.5, "x\"y"]}));
         assert_eq!(outcome.stdout, "out\n");
         assert_eq!(fields(&back), fields(&frame));
+        let quoted = FromWorker::Done {
+            unit: 8,
+            outcome: CallOutcome {
+                value: Value::from("say \"hi\"\n"),
+                ..CallOutcome::default()
+            },
+        };
+        let line = line_of(&quoted);
+        assert!(codec::read_done(&line).is_none());
+        assert_eq!(
+            fields(&FromWorker::read_from(&line).unwrap()),
+            fields(&quoted)
+        );
         // Numbers in other forms than ours still read, through serde.
         for text in [
             r#"{"done":{"unit":3,"outcome":{"ok":true,"started_ms":1e3,"duration_ms":0.1}}}"#,

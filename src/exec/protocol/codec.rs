@@ -7,6 +7,8 @@
 //! not recognise whole, goes through serde as before, so both ends always
 //! understand each other.
 
+use serde_json::Value;
+
 use super::{Call, CallOutcome, FromWorker, Invocation, ToWorker};
 use crate::report::record_json::{put_object, put_str, put_value};
 
@@ -50,12 +52,18 @@ pub(super) fn write_run(frame: &ToWorker, out: &mut Vec<u8>) -> bool {
 }
 
 /// Appends `{"done":{"unit":N,"outcome":{...}}}` when the outcome carries
-/// no value, error or output; `false` (nothing written) otherwise.
+/// no error or output and no value but a string with nothing to escape (a
+/// command's text); `false` (nothing written) otherwise.
 pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
     let FromWorker::Done { unit, outcome: o } = frame else {
         return false;
     };
-    if !o.value.is_null() || o.error.is_some() || !o.stdout.is_empty() || !o.stderr.is_empty() {
+    let value = match &o.value {
+        Value::Null => None,
+        Value::String(v) if plain(v) => Some(v),
+        _ => return false,
+    };
+    if o.error.is_some() || !o.stdout.is_empty() || !o.stderr.is_empty() {
         return false;
     }
     let (Some(started), Some(duration)) = (microseconds(o.started_ms), microseconds(o.duration_ms))
@@ -80,6 +88,12 @@ pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
     if o.ok {
         key(out, b"ok");
         out.extend_from_slice(b"true");
+    }
+    if let Some(v) = value {
+        key(out, b"value");
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
     }
     if let Some(code) = o.exit_code {
         key(out, b"exit_code");
@@ -110,12 +124,19 @@ pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// A string JSON writes as it is, between quotes.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// Milliseconds as a whole number of microseconds, the precision frames
 /// carry (see `to_microseconds`); `None` for what this form cannot write
 /// exactly (negative, not finite, or past 2^53 microseconds).
 fn microseconds(ms: f64) -> Option<u64> {
     let us = (ms * 1000.0).round();
-    (0.0..9_007_199_254_740_992.0).contains(&us).then_some(us as u64)
+    (0.0..9_007_199_254_740_992.0)
+        .contains(&us)
+        .then_some(us as u64)
 }
 
 /// `us` microseconds as milliseconds with three decimals. Read back, the
@@ -133,7 +154,8 @@ fn put_millis(out: &mut Vec<u8>, us: u64) {
     ]);
 }
 
-/// Reads a `done` frame whose outcome holds only flags, codes and times,
+/// Reads a `done` frame whose outcome holds only flags, codes, times and a
+/// string value with no escapes,
 /// the shape [`write_done`] writes; `None` for anything else, which is then
 /// left to serde.
 pub(super) fn read_done(line: &[u8]) -> Option<FromWorker> {
@@ -149,6 +171,7 @@ pub(super) fn read_done(line: &[u8]) -> Option<FromWorker> {
             r.literal(b":")?;
             match key {
                 b"ok" => o.ok = r.boolean()?,
+                b"value" => o.value = Value::String(r.plain_string()?.to_owned()),
                 b"timed_out" => o.timed_out = r.boolean()?,
                 b"cancelled" => o.cancelled = r.boolean()?,
                 b"truncated" => o.truncated = r.boolean()?,
@@ -199,6 +222,16 @@ impl<'a> Reader<'a> {
         }
         self.at += end + 1;
         Some(&rest[..end])
+    }
+
+    /// A string value with no escapes, after its opening quote.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.literal(b"\"")?;
+        let bytes = self.key()?;
+        if bytes.iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        std::str::from_utf8(bytes).ok()
     }
 
     fn boolean(&mut self) -> Option<bool> {
