@@ -329,13 +329,13 @@ impl Conn {
 
     /// Is a complete frame waiting in the buffer?
     pub fn has_frame(&self) -> bool {
-        self.inbuf[self.start + self.scanned..].contains(&b'\n')
+        memchr::memchr(b'\n', &self.inbuf[self.start + self.scanned..]).is_some()
     }
 
     /// The next complete frame, if one is buffered.
     pub fn next_frame<T: Frame>(&mut self) -> Option<io::Result<T>> {
         let rest = &self.inbuf[self.start..];
-        let Some(nl) = rest[self.scanned..].iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', &rest[self.scanned..]) else {
             self.scanned = rest.len();
             return None;
         };
