@@ -243,3 +243,60 @@ function = "escape"
     );
     assert_clean("jobfile-fixture-setsid", &out);
 }
+
+#[test]
+fn a_grandchild_of_a_killed_worker_is_gone_before_the_next_task_runs() {
+    // The worker names its command's process group to the engine through
+    // memory they share, not a frame; killed while the command's
+    // grandchild runs, its group is the engine's to kill at once. `look`
+    // runs after `parent` on the next worker (a pool of one), long before
+    // the run's end.
+    let marker = unique_marker("orphaned-grandchild");
+    let job = Job::new(&format!(
+        r#"
+version = 1
+[pool]
+processes = 1
+[functions.parent]
+shell = '''
+sh -c ': {marker}; sleep 30' >/dev/null 2>&1 </dev/null &
+touch started
+wait
+'''
+cwd = "."
+[functions.look]
+shell = 'ps -eo args | grep -c "^sh -c : {marker}" || true'
+[[task]]
+id = "parent"
+function = "parent"
+[[task]]
+id = "look"
+function = "look"
+"#
+    ));
+    let running = job.spawn(&[]);
+    wait_for_file(&job.file("started"));
+    let grandchild = procs_marked(&marker)
+        .into_iter()
+        .find(|p| p.cmdline.starts_with("sh -c :"))
+        .expect("the grandchild");
+    let shell = read_proc(grandchild.ppid).expect("the grandchild's parent");
+    let worker = read_proc(shell.ppid).expect("the shell's parent");
+    assert_eq!(worker.comm, "jobfile-worker", "{worker:?}");
+    send_signal(worker.pid, libc::SIGKILL);
+    let out = running.wait();
+    let records = out.records();
+    assert_eq!(
+        record(&records, "parent").status(),
+        "crashed",
+        "{}",
+        show(&records)
+    );
+    assert_eq!(
+        record(&records, "look").value(),
+        &json!("0"),
+        "the grandchild outlived its worker:\n{}",
+        show(&records)
+    );
+    assert_no_process_marked(&marker);
+}

@@ -287,6 +287,8 @@ pub fn run(
     // Whatever happened, the group is killed while the main process is not
     // yet reaped: its pid, and so the group id, cannot be reused meanwhile.
     sup.kill_group(!matches!(supervised, Ok(true)));
+    // Killed: the engine need not kill it again should this worker die.
+    super::groups::set(0);
     sup.out.drain(&mut sup.outcome.truncated, events);
     sup.err.drain(&mut sup.outcome.truncated, events);
     sup.out.finish(events);

@@ -117,6 +117,7 @@ impl ForkServer {
     /// nothing, unless the process has one thread.
     pub fn start() -> io::Result<ForkServer> {
         ensure_single_threaded("starting the fork server")?;
+        super::groups::install();
         let (engine_end, server_end) = UnixStream::pair()?;
         let engine_pid = nix::unistd::getpid();
         // SAFETY: this process has one thread (checked above, and nothing
@@ -295,10 +296,13 @@ fn run_worker(conn: OwnedFd, engine: Pid) -> i32 {
         return 1; // the engine died in between
     }
     set_name(c"jobfile-worker");
-    match conn.try_clone() {
+    super::groups::claim(std::process::id());
+    let code = match conn.try_clone() {
         Ok(out) => worker::serve(conn, out),
         Err(_) => 1,
-    }
+    };
+    super::groups::release();
+    code
 }
 
 /// Sets the process name shown by `ps` (at most 15 bytes). Only a

@@ -4,6 +4,7 @@ mod builtins;
 mod capture;
 pub mod command;
 mod fork_server;
+mod groups;
 mod output_capture;
 mod process;
 pub mod protocol;

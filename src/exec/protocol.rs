@@ -169,14 +169,65 @@ pub enum FromWorker {
     Done { unit: u64, outcome: CallOutcome },
 }
 
-/// Serializes a frame as one line.
-pub fn encode<T: Serialize>(frame: &T) -> Vec<u8> {
-    let mut line = serde_json::to_vec(frame).unwrap_or_else(|e| {
+mod codec;
+
+/// A frame of the protocol: written as one line, read from one.
+pub trait Frame: Sized {
+    /// Appends the frame's JSON, without the newline.
+    fn write_to(&self, out: &mut Vec<u8>);
+    /// Reads a frame from one line, without its newline.
+    fn read_from(line: &[u8]) -> serde_json::Result<Self>;
+}
+
+impl Frame for ToWorker {
+    fn write_to(&self, out: &mut Vec<u8>) {
+        if !codec::write_run(self, out) {
+            serialize_into(self, out);
+        }
+    }
+
+    fn read_from(line: &[u8]) -> serde_json::Result<Self> {
+        serde_json::from_slice(line)
+    }
+}
+
+impl Frame for FromWorker {
+    fn write_to(&self, out: &mut Vec<u8>) {
+        if !codec::write_done(self, out) {
+            serialize_into(self, out);
+        }
+    }
+
+    fn read_from(line: &[u8]) -> serde_json::Result<Self> {
+        match codec::read_done(line) {
+            Some(frame) => Ok(frame),
+            None => serde_json::from_slice(line),
+        }
+    }
+}
+
+fn serialize_into<T: Serialize>(frame: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    if let Err(e) = serde_json::to_writer(&mut *out, frame) {
         // Only non-string map keys can fail, and our frames have none.
-        format!("{{\"t\":\"encode_error\",\"error\":{:?}}}", e.to_string()).into_bytes()
-    });
-    line.push(b'\n');
+        out.truncate(start);
+        out.extend_from_slice(
+            format!("{{\"t\":\"encode_error\",\"error\":{:?}}}", e.to_string()).as_bytes(),
+        );
+    }
+}
+
+/// Serializes a frame as one line.
+pub fn encode<T: Frame>(frame: &T) -> Vec<u8> {
+    let mut line = Vec::with_capacity(128);
+    encode_into(frame, &mut line);
     line
+}
+
+/// Appends a frame as one line to `out`.
+pub fn encode_into<T: Frame>(frame: &T, out: &mut Vec<u8>) {
+    frame.write_to(out);
+    out.push(b'\n');
 }
 
 /// A non-blocking, line-framed connection over a pair of file descriptors
@@ -278,13 +329,13 @@ impl Conn {
 
     /// Is a complete frame waiting in the buffer?
     pub fn has_frame(&self) -> bool {
-        self.inbuf[self.start + self.scanned..].contains(&b'\n')
+        memchr::memchr(b'\n', &self.inbuf[self.start + self.scanned..]).is_some()
     }
 
     /// The next complete frame, if one is buffered.
-    pub fn next_frame<T: for<'de> Deserialize<'de>>(&mut self) -> Option<io::Result<T>> {
+    pub fn next_frame<T: Frame>(&mut self) -> Option<io::Result<T>> {
         let rest = &self.inbuf[self.start..];
-        let Some(nl) = rest[self.scanned..].iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', &rest[self.scanned..]) else {
             self.scanned = rest.len();
             return None;
         };
@@ -293,14 +344,14 @@ impl Conn {
         self.start += nl + 1;
         self.scanned = 0;
         Some(
-            serde_json::from_slice(line)
+            T::read_from(line)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad frame: {e}"))),
         )
     }
 
     /// Queues a frame; call [`Conn::flush`] to send it.
-    pub fn queue<T: Serialize>(&mut self, frame: &T) {
-        self.outbuf.extend_from_slice(&encode(frame));
+    pub fn queue<T: Frame>(&mut self, frame: &T) {
+        encode_into(frame, &mut self.outbuf);
     }
 
     /// Is output waiting to be written?
@@ -348,5 +399,165 @@ mod tests {
         };
         assert_eq!(outcome.started_ms, 1_796_345_887_453.124);
         assert_eq!(outcome.duration_ms, 0.012);
+    }
+
+    /// The fields of an outcome, bit for bit, to compare two readings.
+    fn fields(frame: &FromWorker) -> String {
+        let FromWorker::Done { unit, outcome: o } = frame else {
+            panic!("not a done frame: {frame:?}");
+        };
+        format!(
+            "{unit} {} {:?} {:?} {:?} {} {} {} {} {} {} {:x} {:x}",
+            o.ok,
+            o.value,
+            o.exit_code,
+            o.signal,
+            o.timed_out,
+            o.cancelled,
+            o.truncated,
+            o.crashed,
+            o.retire,
+            o.unstarted,
+            o.started_ms.to_bits(),
+            o.duration_ms.to_bits()
+        )
+    }
+
+    fn line_of<T: Frame>(frame: &T) -> Vec<u8> {
+        let mut line = encode(frame);
+        assert_eq!(line.pop(), Some(b'\n'));
+        line
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// A done frame written by hand reads back, by hand and by serde,
+        /// as the very outcome serde's own frame reads back as.
+        #[test]
+        fn done_frames_read_as_serde_reads_them(
+            unit in 0u64..u64::MAX,
+            started in 0.0f64..4.0e12,
+            duration in proptest::prop_oneof![0.0f64..10.0, 0.0f64..1.0e9],
+            flags in 0u8..=255,
+            exit_code in proptest::option::of(-300i32..300),
+            signal in proptest::option::of(1i32..64),
+        ) {
+            let outcome = CallOutcome {
+                value: if flags & 128 != 0 { Value::from(format!("text {unit} é")) } else { Value::Null },
+                ok: flags & 1 != 0,
+                timed_out: flags & 2 != 0,
+                cancelled: flags & 4 != 0,
+                truncated: flags & 8 != 0,
+                crashed: flags & 16 != 0,
+                retire: flags & 32 != 0,
+                unstarted: flags & 64 != 0,
+                exit_code,
+                signal,
+                started_ms: started,
+                duration_ms: duration,
+                ..CallOutcome::default()
+            };
+            let frame = FromWorker::Done { unit, outcome };
+            let by_serde: FromWorker = serde_json::from_slice(&serde_json::to_vec(&frame).unwrap()).unwrap();
+            let ours = line_of(&frame);
+            let read_ours = codec::read_done(&ours).expect("our own shape");
+            let serde_reads_ours: FromWorker = serde_json::from_slice(&ours).unwrap();
+            let ours_reads_serde = FromWorker::read_from(&serde_json::to_vec(&frame).unwrap()).unwrap();
+            proptest::prop_assert_eq!(fields(&read_ours), fields(&by_serde));
+            proptest::prop_assert_eq!(fields(&serde_reads_ours), fields(&by_serde));
+            proptest::prop_assert_eq!(fields(&ours_reads_serde), fields(&by_serde));
+        }
+    }
+
+    #[test]
+    fn done_frames_with_more_go_through_serde() {
+        let outcome = CallOutcome {
+            ok: true,
+            value: serde_json::json!({"a": [1, 2.5, "x\"y"]}),
+            stdout: "out\n".into(),
+            error: Some("e".into()),
+            started_ms: 1.5,
+            ..CallOutcome::default()
+        };
+        let frame = FromWorker::Done { unit: 7, outcome };
+        let line = line_of(&frame);
+        assert!(codec::read_done(&line).is_none());
+        let back = FromWorker::read_from(&line).unwrap();
+        let FromWorker::Done { outcome, .. } = &back else {
+            panic!("{back:?}");
+        };
+        assert_eq!(outcome.value, serde_json::json!({"a": [1, 2.5, "x\"y"]}));
+        assert_eq!(outcome.stdout, "out\n");
+        assert_eq!(fields(&back), fields(&frame));
+        let quoted = FromWorker::Done {
+            unit: 8,
+            outcome: CallOutcome {
+                value: Value::from("say \"hi\"\n"),
+                ..CallOutcome::default()
+            },
+        };
+        let line = line_of(&quoted);
+        assert!(codec::read_done(&line).is_none());
+        assert_eq!(
+            fields(&FromWorker::read_from(&line).unwrap()),
+            fields(&quoted)
+        );
+        // Numbers in other forms than ours still read, through serde.
+        for text in [
+            r#"{"done":{"unit":3,"outcome":{"ok":true,"started_ms":1e3,"duration_ms":0.1}}}"#,
+            r#"{"done":{"unit":3,"outcome":{"started_ms":12345678901234567890,"duration_ms":0}}}"#,
+            r#"{"done": {"unit":3,"outcome":{}}}"#,
+        ] {
+            assert!(FromWorker::read_from(text.as_bytes()).is_ok(), "{text}");
+        }
+        for bad in [
+            &br#"{"done":{"unit":03,"outcome":{}}}"#[..],
+            br#"{"done":{"unit":3,"outcome":{"ok":tru}}}"#,
+            br#"{"done":{"unit":3,"outcome":{}}}x"#,
+            br#"{"done":{"unit":3,"outcome":{"started_ms":1.}}}"#,
+        ] {
+            assert!(
+                FromWorker::read_from(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn run_frames_of_builtins_read_as_serde_writes_them() {
+        let mut kwargs = Map::new();
+        kwargs.insert(
+            "k\u{e9}y".into(),
+            serde_json::json!([null, true, -3, 2.25, {"n": "\t"}]),
+        );
+        let builtin = |unit, name: &str| Call {
+            unit,
+            invocation: Invocation::Builtin {
+                name: name.into(),
+                args: vec![serde_json::json!(unit), serde_json::json!("a\"b")],
+                kwargs: kwargs.clone(),
+            },
+        };
+        let frame = ToWorker::Run {
+            calls: vec![builtin(1, "noop"), builtin(u64::MAX, "we\"ird")],
+        };
+        assert_eq!(line_of(&frame), serde_json::to_vec(&frame).unwrap());
+        let command = Call {
+            unit: 2,
+            invocation: Invocation::Command {
+                argv: vec!["true".into()],
+                env: vec![],
+                cwd: None,
+                timeout_ms: None,
+                returns: crate::spec::Returns::default(),
+                forward_lines: false,
+            },
+        };
+        let mixed = ToWorker::Run {
+            calls: vec![builtin(1, "noop"), command],
+        };
+        assert_eq!(line_of(&mixed), serde_json::to_vec(&mixed).unwrap());
     }
 }

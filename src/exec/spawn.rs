@@ -204,8 +204,9 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the `ChildArgs` the caller keeps alive and does not
     // touch until this child execs or exits (CLONE_VFORK). Every pointer in
     // it is valid and NUL- or null-terminated as documented. Only system
-    // call wrappers are called; an all-zero `sigaction` is a valid value
-    // of that C struct.
+    // call wrappers are called, and `groups::set`, which does atomic loads
+    // and one store (no allocation, no lock); an all-zero `sigaction` is a
+    // valid value of that C struct.
     unsafe {
         let args = &mut *arg.cast::<ChildArgs>();
         let fail = |args: &mut ChildArgs| -> libc::c_int {
@@ -218,6 +219,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setpgid(0, 0) == -1 {
             return fail(args);
         }
+        // The group exists: name it to the engine (see `groups`) before
+        // anything can start in it, and before the parent check below, so
+        // that a worker lost after that check has its group named.
+        super::groups::set(libc::getpid());
         for (from, to) in [(args.stdin, 0), (args.stdout, 1), (args.stderr, 2)] {
             // The fds are close-on-exec; dup2 clears that on its copy.
             if libc::dup2(from, to) == -1 {

@@ -23,9 +23,12 @@ use serde_json::Value;
 
 use super::builtins::registry;
 use super::command::{self, CommandSpec, Control, Events, Stream};
+use super::groups;
 use super::output_capture::OutputCapture;
 use super::process::{GRACE, children_of, host_name, signal_name};
-use super::protocol::{Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode};
+use super::protocol::{
+    Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode_into,
+};
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
 use crate::spec::Returns;
@@ -136,7 +139,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             unit: call.unit,
             outcome,
         };
-        w.pending.extend_from_slice(&encode(&done));
+        encode_into(&done, &mut w.pending);
         // Answers of quick calls go out together when nothing more is
         // waiting to be run; a slow call's answer at once.
         let more = !queue.is_empty() || !w.held.is_empty() || !w.reader.buffer().is_empty();
@@ -168,7 +171,7 @@ struct Worker {
 impl Worker {
     /// Sends a frame now, after any pending ones.
     fn send(&mut self, frame: &FromWorker) -> std::io::Result<()> {
-        self.pending.extend_from_slice(&encode(frame));
+        encode_into(frame, &mut self.pending);
         self.flush()
     }
 
@@ -284,14 +287,20 @@ impl Worker {
     }
 
     fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> CallOutcome {
-        let input = self.reader.get_ref().try_clone();
-        let result = match &input {
-            Ok(file) => {
+        // The second handle is kept between calls, as for Python calls: a
+        // dup and a close per command were a tenth of its system calls.
+        if self.watch.is_none() {
+            self.watch = self.reader.get_ref().try_clone().ok();
+        }
+        let watch = self.watch.take();
+        let result = match &watch {
+            Some(file) => {
                 let mut events = CommandEvents { worker: self, unit };
                 command::run(spec, Some(file.as_fd()), &mut events)
             }
-            Err(_) => command::run(spec, None, &mut command::NoEvents),
+            None => command::run(spec, None, &mut command::NoEvents),
         };
+        self.watch = watch;
         CURRENT_GROUP.store(0, Ordering::SeqCst);
         sweep();
         let out = match result {
@@ -501,10 +510,14 @@ struct CommandEvents<'a> {
 impl Events for CommandEvents<'_> {
     fn on_spawn(&mut self, pid: i32) {
         CURRENT_GROUP.store(pid, Ordering::SeqCst);
-        let _ = self.worker.send(&FromWorker::Spawned {
-            unit: self.unit,
-            pgid: pid,
-        });
+        // A forked worker's child has named its group in the table the
+        // engine reads when it loses a worker; others tell the engine.
+        if !groups::claimed() {
+            let _ = self.worker.send(&FromWorker::Spawned {
+                unit: self.unit,
+                pgid: pid,
+            });
+        }
     }
 
     fn on_line(&mut self, stream: Stream, line: &[u8]) {
@@ -535,6 +548,14 @@ impl Events for CommandEvents<'_> {
 /// reparented to this worker, a subreaper, when their parents ended. Each
 /// round may orphan the next generation, so it repeats until none is left.
 fn sweep() {
+    // Most commands leave nothing: one system call says so (ECHILD: no
+    // child at all, WNOWAIT: nothing is reaped) where reading the
+    // children's list takes five.
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    if waitid(Id::All, flags) == Err(nix::errno::Errno::ECHILD) {
+        return;
+    }
     let me = std::process::id();
     for _ in 0..50 {
         let children = children_of(me);

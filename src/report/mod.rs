@@ -16,7 +16,7 @@ mod previous;
 mod print_file;
 mod progress;
 mod record;
-mod record_json;
+pub(crate) mod record_json;
 mod reorder;
 pub mod screen;
 mod sink;

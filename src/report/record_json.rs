@@ -112,7 +112,7 @@ impl Record {
 }
 
 /// A JSON string, as `serde_json` writes it.
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
     if plain {
         out.reserve(s.len() + 2);
@@ -139,7 +139,7 @@ fn put_opt_int(out: &mut Vec<u8>, n: Option<impl itoa::Integer>) {
 
 /// A JSON value, as `serde_json` writes it compactly (objects in their
 /// own order).
-fn put_value(out: &mut Vec<u8>, v: &Value) {
+pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -167,7 +167,7 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-fn put_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
+pub(crate) fn put_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
     out.push(b'{');
     for (i, (k, v)) in map.iter().enumerate() {
         if i > 0 {

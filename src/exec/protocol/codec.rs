@@ -1,0 +1,310 @@
+//! Hand-written forms of the two frames that cross once per unit: the
+//! engine's `run` of builtin calls and the worker's `done` of a call that
+//! ended with no value and no output. A map of a million quick items spends
+//! most of the engine's time on them, and serde's externally tagged enums
+//! walk each key through a visitor; these read and write the very shape
+//! serde does, with literal keys. Any other frame, or any frame these do
+//! not recognise whole, goes through serde as before, so both ends always
+//! understand each other.
+
+use serde_json::Value;
+
+use super::{Call, CallOutcome, FromWorker, Invocation, ToWorker};
+use crate::report::record_json::{put_object, put_str, put_value};
+
+/// Appends `{"run":{"calls":[...]}}` when every call is a builtin;
+/// `false` (nothing written) otherwise.
+pub(super) fn write_run(frame: &ToWorker, out: &mut Vec<u8>) -> bool {
+    let ToWorker::Run { calls } = frame else {
+        return false;
+    };
+    if !calls
+        .iter()
+        .all(|c| matches!(c.invocation, Invocation::Builtin { .. }))
+    {
+        return false;
+    }
+    out.extend_from_slice(b"{\"run\":{\"calls\":[");
+    for (i, Call { unit, invocation }) in calls.iter().enumerate() {
+        let Invocation::Builtin { name, args, kwargs } = invocation else {
+            continue;
+        };
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"unit\":");
+        out.extend_from_slice(itoa::Buffer::new().format(*unit).as_bytes());
+        out.extend_from_slice(b",\"invocation\":{\"builtin\":{\"name\":");
+        put_str(out, name);
+        out.extend_from_slice(b",\"args\":[");
+        for (j, a) in args.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            put_value(out, a);
+        }
+        out.extend_from_slice(b"],\"kwargs\":");
+        put_object(out, kwargs);
+        out.extend_from_slice(b"}}}");
+    }
+    out.extend_from_slice(b"]}}");
+    true
+}
+
+/// Appends `{"done":{"unit":N,"outcome":{...}}}` when the outcome carries
+/// no error or output and no value but a string with nothing to escape (a
+/// command's text); `false` (nothing written) otherwise.
+pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
+    let FromWorker::Done { unit, outcome: o } = frame else {
+        return false;
+    };
+    let value = match &o.value {
+        Value::Null => None,
+        Value::String(v) if plain(v) => Some(v),
+        _ => return false,
+    };
+    if o.error.is_some() || !o.stdout.is_empty() || !o.stderr.is_empty() {
+        return false;
+    }
+    let (Some(started), Some(duration)) = (microseconds(o.started_ms), microseconds(o.duration_ms))
+    else {
+        return false;
+    };
+    let mut ints = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"done\":{\"unit\":");
+    out.extend_from_slice(ints.format(*unit).as_bytes());
+    out.extend_from_slice(b",\"outcome\":{");
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, name: &[u8]| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.push(b'"');
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"\":");
+    };
+    // The order of the struct's fields, as serde writes them.
+    if o.ok {
+        key(out, b"ok");
+        out.extend_from_slice(b"true");
+    }
+    if let Some(v) = value {
+        key(out, b"value");
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+    }
+    if let Some(code) = o.exit_code {
+        key(out, b"exit_code");
+        out.extend_from_slice(ints.format(code).as_bytes());
+    }
+    if let Some(signal) = o.signal {
+        key(out, b"signal");
+        out.extend_from_slice(ints.format(signal).as_bytes());
+    }
+    for (set, name) in [
+        (o.timed_out, &b"timed_out"[..]),
+        (o.cancelled, b"cancelled"),
+        (o.truncated, b"truncated"),
+        (o.crashed, b"crashed"),
+        (o.retire, b"retire"),
+        (o.unstarted, b"unstarted"),
+    ] {
+        if set {
+            key(out, name);
+            out.extend_from_slice(b"true");
+        }
+    }
+    key(out, b"started_ms");
+    put_millis(out, started);
+    key(out, b"duration_ms");
+    put_millis(out, duration);
+    out.extend_from_slice(b"}}}");
+    true
+}
+
+/// A string JSON writes as it is, between quotes.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+/// Milliseconds as a whole number of microseconds, the precision frames
+/// carry (see `to_microseconds`); `None` for what this form cannot write
+/// exactly (negative, not finite, or past 2^53 microseconds).
+fn microseconds(ms: f64) -> Option<u64> {
+    let us = (ms * 1000.0).round();
+    (0.0..9_007_199_254_740_992.0)
+        .contains(&us)
+        .then_some(us as u64)
+}
+
+/// `us` microseconds as milliseconds with three decimals. Read back, the
+/// digits give `us as f64 / 1000.0` exactly: the number serde writes for
+/// the same time, so the engine sees the same bits either way.
+fn put_millis(out: &mut Vec<u8>, us: u64) {
+    let mut ints = itoa::Buffer::new();
+    out.extend_from_slice(ints.format(us / 1000).as_bytes());
+    let frac = us % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// Reads a `done` frame whose outcome holds only flags, codes, times and a
+/// string value with no escapes,
+/// the shape [`write_done`] writes; `None` for anything else, which is then
+/// left to serde.
+pub(super) fn read_done(line: &[u8]) -> Option<FromWorker> {
+    let mut r = Reader { s: line, at: 0 };
+    r.literal(b"{\"done\":{\"unit\":")?;
+    let unit = r.unsigned()?;
+    r.literal(b",\"outcome\":{")?;
+    let mut o = CallOutcome::default();
+    if !r.eat(b'}') {
+        loop {
+            r.literal(b"\"")?;
+            let key = r.key()?;
+            r.literal(b":")?;
+            match key {
+                b"ok" => o.ok = r.boolean()?,
+                b"value" => o.value = Value::String(r.plain_string()?.to_owned()),
+                b"timed_out" => o.timed_out = r.boolean()?,
+                b"cancelled" => o.cancelled = r.boolean()?,
+                b"truncated" => o.truncated = r.boolean()?,
+                b"crashed" => o.crashed = r.boolean()?,
+                b"retire" => o.retire = r.boolean()?,
+                b"unstarted" => o.unstarted = r.boolean()?,
+                b"exit_code" => o.exit_code = Some(r.int()?),
+                b"signal" => o.signal = Some(r.int()?),
+                b"started_ms" => o.started_ms = r.number()?,
+                b"duration_ms" => o.duration_ms = r.number()?,
+                _ => return None,
+            }
+            if r.eat(b'}') {
+                break;
+            }
+            r.literal(b",")?;
+        }
+    }
+    r.literal(b"}}")?;
+    (r.at == line.len()).then_some(FromWorker::Done { unit, outcome: o })
+}
+
+/// A cursor over one frame's bytes.
+struct Reader<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.s.get(self.at) == Some(&b);
+        self.at += usize::from(hit);
+        hit
+    }
+
+    fn literal(&mut self, lit: &[u8]) -> Option<()> {
+        let rest = self.s.get(self.at..)?;
+        rest.starts_with(lit).then(|| self.at += lit.len())
+    }
+
+    /// A key's bytes up to its closing quote; keys with escapes are not ours.
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let s: &'a [u8] = self.s;
+        let rest = s.get(self.at..)?;
+        let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        self.at += end + 1;
+        Some(&rest[..end])
+    }
+
+    /// A string value with no escapes, after its opening quote.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.literal(b"\"")?;
+        let bytes = self.key()?;
+        if bytes.iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        std::str::from_utf8(bytes).ok()
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        if self.literal(b"true").is_some() {
+            Some(true)
+        } else {
+            self.literal(b"false").map(|()| false)
+        }
+    }
+
+    /// Digits, as JSON allows them (no leading zero), and how many.
+    fn digits(&mut self) -> Option<(u64, u32)> {
+        let start = self.at;
+        let mut n: u64 = 0;
+        while let Some(&b) = self.s.get(self.at) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            self.at += 1;
+        }
+        let count = u32::try_from(self.at - start).ok()?;
+        Some((n, count))
+    }
+
+    fn unsigned(&mut self) -> Option<u64> {
+        let start = self.at;
+        let (n, count) = self.digits()?;
+        (count == 1 || (count > 1 && self.s[start] != b'0')).then_some(n)
+    }
+
+    fn int(&mut self) -> Option<i32> {
+        let negative = self.eat(b'-');
+        let n = i64::try_from(self.unsigned()?).ok()?;
+        i32::try_from(if negative { -n } else { n }).ok()
+    }
+
+    /// A number without exponent whose digits fit in 2^53 and whose
+    /// decimals are at most 22: exactly `digits / 10^decimals`, one
+    /// correctly rounded division, the number serde_json reads from the
+    /// same text. Others are left to serde.
+    fn number(&mut self) -> Option<f64> {
+        const POW10: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ];
+        let negative = self.eat(b'-');
+        let start = self.at;
+        let (int, int_digits) = self.digits()?;
+        if int_digits == 0 || (int_digits > 1 && self.s[start] == b'0') {
+            return None;
+        }
+        let mut mantissa = int;
+        let mut decimals = 0;
+        if self.eat(b'.') {
+            let frac_start = self.at;
+            while let Some(&b) = self.s.get(self.at) {
+                if !b.is_ascii_digit() {
+                    break;
+                }
+                mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                self.at += 1;
+            }
+            decimals = self.at - frac_start;
+            if decimals == 0 {
+                return None;
+            }
+        }
+        if matches!(self.s.get(self.at), Some(b'e' | b'E')) || mantissa > 1 << 53 {
+            return None;
+        }
+        let scale = POW10.get(decimals)?;
+        let v = mantissa as f64 / scale;
+        Some(if negative { -v } else { v })
+    }
+}
