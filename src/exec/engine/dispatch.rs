@@ -54,8 +54,15 @@ impl Engine<'_> {
                 }
             },
         };
-        let args = resolve(&self.tasks, &task.args);
-        let kwargs = resolve_kw(&self.tasks, task.kwargs());
+        // A map's items share its args: resolved once. A single call's
+        // are read from the job when it is handed out, unless they refer
+        // to results.
+        let own = (task.map().is_some() || refers_to_results(task)).then(|| {
+            (
+                resolve(&self.tasks, &task.args),
+                resolve_kw(&self.tasks, task.kwargs()),
+            )
+        });
         let print = self
             .opts
             .prints
@@ -63,7 +70,7 @@ impl Engine<'_> {
             .and_then(|p| p.get(id.0))
             .map(|p| with_shared_inputs(self.job, task, p));
         let may_keep = self.may_keep(id);
-        let mut running = Running::new(source, args, kwargs);
+        let mut running = Running::new(source, own);
         running.print = print;
         let st = &mut self.tasks[id.0];
         st.may_keep = may_keep;
@@ -93,10 +100,10 @@ impl Engine<'_> {
         );
         r.args = resolved_args(self, id);
         self.sink.emit(id.0, 0, r);
-        let mut running = Running::new(Source::None, Vec::new(), serde_json::Map::new());
+        let mut running = Running::new(Source::None, None);
         running.records = 1;
         running.failed = true;
-        running.first_error = Some(error);
+        running.rare().first_error = Some(error);
         running.exhausted = true;
         let st = &mut self.tasks[id.0];
         st.ran = true;
@@ -111,20 +118,21 @@ impl Engine<'_> {
         let may_keep = task.may_keep;
         let st = task.running_mut()?;
         if !self.run.terminating() {
-            if let Some(u) = st.extra.pop_front() {
+            if let Some(u) = st.rare.as_mut().and_then(|r| r.extra.pop_front()) {
                 return Some(u);
             }
         }
         if self.run.stopping() {
             return None;
         }
-        if let Some(u) = st.retry.pop_front() {
+        if let Some(u) = st.rare.as_mut().and_then(|r| r.retry.pop_front()) {
             return Some(u);
         }
         if may_keep {
             // The items before it were kept; find the next one to run.
-            let unit = *st.ready_unit.take()?;
-            st.outstanding.insert(unit.seq);
+            let rare = st.rare.as_mut()?;
+            let unit = *rare.ready_unit.take()?;
+            rare.outstanding.insert(unit.seq);
             self.keep_until_run(id);
             return Some(unit);
         }
@@ -144,7 +152,7 @@ impl Engine<'_> {
                 *avail = false;
                 st.exhausted = true;
                 st.next_index = 1;
-                let (args, kwargs) = (st.args.clone(), st.kwargs.clone());
+                let (args, kwargs) = st.own_call(self.job.task(id));
                 let unit = self.main_unit(id, None, args, kwargs, None);
                 self.use_up_earlier(&unit);
                 return Some(unit);
@@ -185,7 +193,13 @@ impl Engine<'_> {
         let st = self.tasks[id.0].running_mut()?;
         let index = st.next_index;
         st.next_index += 1;
-        let (args, kwargs) = item_call(&item, &st.args, &st.kwargs);
+        let (args, kwargs) = match st.own() {
+            Some((own_args, own_kwargs)) => item_call(&item, own_args, own_kwargs),
+            None => {
+                let (own_args, own_kwargs) = st.own_call(self.job.task(id));
+                item_call(&item, &own_args, &own_kwargs)
+            }
+        };
         let unit = self.main_unit(id, Some(index), args, kwargs, Some(item));
         self.use_up_earlier(&unit);
         Some(unit)
@@ -401,9 +415,9 @@ impl Engine<'_> {
         let Some(st) = task.running() else {
             return false;
         };
-        (!st.extra.is_empty() && !self.run.terminating())
-            || (!st.retry.is_empty() && !self.run.stopping())
-            || (st.ready_unit.is_some() && !self.run.stopping())
+        (!st.extra_is_empty() && !self.run.terminating())
+            || (!st.retry_is_empty() && !self.run.stopping())
+            || (st.has_ready_unit() && !self.run.stopping())
             || (!task.may_keep
                 && !st.exhausted
                 && !self.run.stopping()
@@ -467,7 +481,7 @@ impl Engine<'_> {
     /// Takes a task out of the runnable set once it has nothing more to hand out.
     pub(super) fn maybe_retire_task(&mut self, id: TaskId) {
         let drained = self.tasks[id.0].running().is_none_or(|st| {
-            st.exhausted && st.retry.is_empty() && st.extra.is_empty() && st.ready_unit.is_none()
+            st.exhausted && st.retry_is_empty() && st.extra_is_empty() && !st.has_ready_unit()
         });
         if drained {
             self.pools[self.job.task(id).pool.0].runnable.remove(&id);

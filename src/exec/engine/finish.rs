@@ -116,9 +116,12 @@ impl Engine<'_> {
                 let Some(st) = self.tasks[id.0].running_mut() else {
                     return;
                 };
-                let mut pending: Vec<Unit> = st.retry.drain(..).collect();
-                pending.extend(st.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
-                pending.extend(st.ready_unit.take().map(|u| *u));
+                let mut pending: Vec<Unit> = Vec::new();
+                if let Some(rare) = st.rare.as_mut() {
+                    pending.extend(rare.retry.drain(..));
+                    pending.extend(rare.extra.drain(..).filter(|u| u.kind == UnitKind::Main));
+                    pending.extend(rare.ready_unit.take().map(|u| *u));
+                }
                 st.records += pending.len() as u64;
                 for u in pending {
                     let mut r = cancelled(u.index, u.args, u.kwargs);
@@ -130,8 +133,7 @@ impl Engine<'_> {
                 let Some(st) = self.tasks[id.0].running_mut() else {
                     return;
                 };
-                let args = std::mem::take(&mut st.args);
-                let kwargs = std::mem::take(&mut st.kwargs);
+                let (args, kwargs) = st.take_own_call(self.job.task(id));
                 if matches!(st.source, Source::Single(true)) && !st.exhausted {
                     st.records += 1;
                     let r = match may_keep {

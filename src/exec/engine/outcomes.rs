@@ -174,7 +174,7 @@ impl Engine<'_> {
                 st.in_flight -= 1;
                 let mut again = unit;
                 again.attempt += 1;
-                st.retry.push_back(again);
+                st.rare().retry.push_back(again);
             }
             self.make_runnable(id);
             return;
@@ -229,7 +229,7 @@ impl Engine<'_> {
             && has_callback
             && st.exhausted
             && st.in_flight == 1
-            && st.retry.is_empty();
+            && st.retry_is_empty();
         if last {
             // The task's own records are all known now: the sink puts its
             // callback's record, if one runs, right after this one.
@@ -247,10 +247,12 @@ impl Engine<'_> {
         st.records += 1;
         match unit.kind {
             UnitKind::Main => {
-                st.outstanding.remove(&unit.seq);
+                if let Some(rare) = st.rare.as_mut() {
+                    rare.outstanding.remove(&unit.seq);
+                }
                 if status != Status::Ok {
                     if !st.failed {
-                        st.first_error = Some(match unit.index {
+                        st.rare().first_error = Some(match unit.index {
                             Some(i) => format!("item {i}: {}", error.unwrap_or_default()),
                             None => error.unwrap_or_default(),
                         });
@@ -261,10 +263,11 @@ impl Engine<'_> {
                     match unit.index {
                         Some(i) => {
                             let i = i as usize;
-                            if st.values.len() <= i {
-                                st.values.resize(i + 1, None);
+                            let values = &mut st.rare().values;
+                            if values.len() <= i {
+                                values.resize(i + 1, None);
                             }
-                            st.values[i] = Some(outcome.value);
+                            values[i] = Some(outcome.value);
                         }
                         None => *value = Some(Box::new(outcome.value)),
                     }
@@ -310,7 +313,7 @@ impl Engine<'_> {
                 st.exhausted = true;
             }
         }
-        if !st.exhausted || st.in_flight > 0 || !st.retry.is_empty() || st.ready_unit.is_some() {
+        if !st.exhausted || st.in_flight > 0 || !st.retry_is_empty() || st.has_ready_unit() {
             return;
         }
         if st.ended.is_none() {
@@ -319,7 +322,7 @@ impl Engine<'_> {
         let Some(st) = self.tasks[id.0].running() else {
             return;
         };
-        if st.ended.is_some() && !st.callback_pending && st.extra.is_empty() {
+        if st.ended.is_some() && !st.callback_pending && st.extra_is_empty() {
             let total = st.records;
             let pool = self.job.task(id).pool.0;
             self.pools[pool].runnable.remove(&id);
@@ -345,7 +348,11 @@ impl Engine<'_> {
             return;
         }
         if keep_values && task.map().is_some() {
-            let values = std::mem::take(&mut st.values);
+            let values = st
+                .rare
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.values))
+                .unwrap_or_default();
             *value = Some(Box::new(Value::Array(
                 values
                     .into_iter()
@@ -354,7 +361,7 @@ impl Engine<'_> {
             )));
         }
         let own_ok = !st.failed;
-        let first_error = st.first_error.clone();
+        let first_error = st.first_error();
         let seq = st.records;
         let callback = if own_ok {
             task.callback().map(|f| (f, UnitKind::Callback))
@@ -389,7 +396,7 @@ impl Engine<'_> {
                     self.sink.emit(id.0, seq, record);
                 } else {
                     if let Some(st) = self.tasks[id.0].running_mut() {
-                        st.extra.push_back(unit);
+                        st.rare().extra.push_back(unit);
                         st.callback_pending = true;
                     }
                     self.make_runnable(id);

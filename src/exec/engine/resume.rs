@@ -50,10 +50,10 @@ impl Engine<'_> {
             let Some(st) = task.running_mut() else {
                 break;
             };
-            if st.ready_unit.is_some() || st.exhausted {
+            if st.has_ready_unit() || st.exhausted {
                 break;
             }
-            if let Some(&first) = st.outstanding.first() {
+            if let Some(&first) = st.rare.as_ref().and_then(|r| r.outstanding.first()) {
                 if st.next_index.saturating_sub(first) >= KEEP_AHEAD {
                     return;
                 }
@@ -88,9 +88,13 @@ impl Engine<'_> {
                     break;
                 }
             };
-            let (args, kwargs) = match &item {
-                Some(item) => item_call(item, &st.args, &st.kwargs),
-                None => (st.args.clone(), st.kwargs.clone()),
+            let (args, kwargs) = match (&item, st.own()) {
+                (Some(item), Some((own_args, own_kwargs))) => item_call(item, own_args, own_kwargs),
+                (Some(item), None) => {
+                    let (own_args, own_kwargs) = st.own_call(self.job.task(id));
+                    item_call(item, &own_args, &own_kwargs)
+                }
+                (None, _) => st.own_call(self.job.task(id)),
             };
             match self.kept_record(id, index, &args, &kwargs, item.as_ref()) {
                 Some(record) => self.keep(id, index, record),
@@ -99,7 +103,7 @@ impl Engine<'_> {
                     let task = &mut self.tasks[id.0];
                     task.ran = true;
                     if let Some(st) = task.running_mut() {
-                        st.ready_unit = Some(Box::new(unit));
+                        st.rare().ready_unit = Some(Box::new(unit));
                     }
                 }
             }
@@ -118,10 +122,11 @@ impl Engine<'_> {
                 match index {
                     Some(i) => {
                         let i = i as usize;
-                        if st.values.len() <= i {
-                            st.values.resize(i + 1, None);
+                        let values = &mut st.rare().values;
+                        if values.len() <= i {
+                            values.resize(i + 1, None);
                         }
-                        st.values[i] = Some(record.value.clone());
+                        values[i] = Some(record.value.clone());
                     }
                     None => *value = Some(Box::new(record.value.clone())),
                 }

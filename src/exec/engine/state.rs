@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::exec::protocol::Conn;
 use crate::plan::{Digest, ItemIter};
 use crate::report::RecordKind;
-use crate::spec::{Arg, FunctionId, PoolId, TaskId};
+use crate::spec::{Arg, FunctionId, PoolId, Task, TaskId};
 
 /// Where the run is. Each phase includes the ones before it: a run that
 /// terminates has stopped too, an interrupted one terminates.
@@ -204,7 +204,10 @@ impl TaskState {
     }
 }
 
-/// What a running task holds.
+/// What a running task holds. Every task that can start is running at
+/// once (a hundred thousand `[[task]]`s of one pool are all waiting for a
+/// worker), so what most of them never need is boxed apart ([`Rare`]) and
+/// their own args are read from the job when they hold no result.
 pub(super) struct Running {
     /// Where its items come from.
     pub(super) source: Source,
@@ -212,33 +215,44 @@ pub(super) struct Running {
     pub(super) exhausted: bool,
     /// The index of the next item.
     pub(super) next_index: u64,
-    /// Its units to run again (retries, and units given back by a lost
-    /// worker), ahead of new items.
-    pub(super) retry: VecDeque<Unit>,
-    /// Its callback units.
-    pub(super) extra: VecDeque<Unit>,
     /// Units handed out and not recorded yet.
     pub(super) in_flight: u64,
     /// Records it has made.
     pub(super) records: u64,
     /// One of its own units did not end ok.
     pub(super) failed: bool,
-    /// The first error, for its error callback.
-    pub(super) first_error: Option<String>,
-    /// Its items' values, for its value (when they are needed).
-    pub(super) values: Vec<Option<Value>>,
     /// Its units have all ended: whether it ended ok. Then only its
     /// callback may still run.
     pub(super) ended: Option<bool>,
     /// Its callback was handed out and has no record yet.
     pub(super) callback_pending: bool,
-    /// The task's own args and kwargs, resolved once when it starts (its
-    /// result references are final then); every item shares them.
-    pub(super) args: Vec<Value>,
-    pub(super) kwargs: Map<String, Value>,
+    /// The task's own args and kwargs, resolved once when it started, when
+    /// they refer to results (which are final then); `None` when they are
+    /// the job's values as written. Every item shares them.
+    own: Option<Box<Call>>,
     /// Its fingerprint with its shared inputs' contents, taken as it
     /// started (when the results keep fingerprints).
     pub(super) print: Option<Digest>,
+    /// What few tasks need, made on first use.
+    pub(super) rare: Option<Box<Rare>>,
+}
+
+/// A call's args and kwargs.
+pub(super) type Call = (Vec<Value>, Map<String, Value>);
+
+/// What a running task needs only for retries, callbacks, values, a first
+/// error or `--resume`.
+#[derive(Default)]
+pub(super) struct Rare {
+    /// Its units to run again (retries, and units given back by a lost
+    /// worker), ahead of new items.
+    pub(super) retry: VecDeque<Unit>,
+    /// Its callback units.
+    pub(super) extra: VecDeque<Unit>,
+    /// The first error, for its error callback.
+    pub(super) first_error: Option<String>,
+    /// Its items' values, for its value (when they are needed).
+    pub(super) values: Vec<Option<Value>>,
     /// `--resume`: the next unit that must run, its items before it kept.
     pub(super) ready_unit: Option<Box<Unit>>,
     /// `--resume`: seqs of units handed out and not yet recorded; kept
@@ -247,28 +261,90 @@ pub(super) struct Running {
 }
 
 impl Running {
-    /// A task that starts with its items from `source`.
-    pub(super) fn new(source: Source, args: Vec<Value>, kwargs: Map<String, Value>) -> Running {
+    /// A task that starts with its items from `source`; `own` is its args
+    /// and kwargs resolved, when they refer to results.
+    pub(super) fn new(source: Source, own: Option<Call>) -> Running {
         Running {
             source,
             exhausted: false,
             next_index: 0,
-            retry: VecDeque::new(),
-            extra: VecDeque::new(),
             in_flight: 0,
             records: 0,
             failed: false,
-            first_error: None,
-            values: Vec::new(),
             ended: None,
             callback_pending: false,
-            args,
-            kwargs,
+            own: own.map(Box::new),
             print: None,
-            ready_unit: None,
-            outstanding: BTreeSet::new(),
+            rare: None,
         }
     }
+
+    /// The task's own args and kwargs (`task` is its definition).
+    pub(super) fn own_call(&self, task: &Task) -> Call {
+        match &self.own {
+            Some(own) => own.as_ref().clone(),
+            None => literal_call(task),
+        }
+    }
+
+    /// The task's own args and kwargs as resolved when it started, if
+    /// they were kept (a map's, or ones that refer to results).
+    pub(super) fn own(&self) -> Option<(&Vec<Value>, &Map<String, Value>)> {
+        self.own.as_deref().map(|(a, k)| (a, k))
+    }
+
+    /// Takes the task's own args and kwargs (for the records of units that
+    /// never ran).
+    pub(super) fn take_own_call(&mut self, task: &Task) -> Call {
+        match self.own.take() {
+            Some(own) => *own,
+            None => literal_call(task),
+        }
+    }
+
+    /// What few tasks need, made now if it was not.
+    pub(super) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
+    pub(super) fn retry_is_empty(&self) -> bool {
+        self.rare.as_ref().is_none_or(|r| r.retry.is_empty())
+    }
+
+    pub(super) fn extra_is_empty(&self) -> bool {
+        self.rare.as_ref().is_none_or(|r| r.extra.is_empty())
+    }
+
+    pub(super) fn has_ready_unit(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.ready_unit.is_some())
+    }
+
+    pub(super) fn first_error(&self) -> Option<String> {
+        self.rare.as_ref().and_then(|r| r.first_error.clone())
+    }
+}
+
+/// A task's args and kwargs when none refers to a result: its values as
+/// written.
+fn literal_call(task: &Task) -> Call {
+    let value = |a: &Arg| match a {
+        Arg::Value(v) => v.clone(),
+        // Not reached: a task with a result reference keeps its own.
+        Arg::Result(_) => Value::Null,
+    };
+    (
+        task.args.iter().map(value).collect(),
+        task.kwargs()
+            .iter()
+            .map(|(k, a)| (k.clone(), value(a)))
+            .collect(),
+    )
+}
+
+/// Whether a task's args or kwargs refer to a result.
+pub(super) fn refers_to_results(task: &Task) -> bool {
+    let is_result = |a: &Arg| matches!(a, Arg::Result(_));
+    task.args.iter().any(is_result) || task.kwargs().iter().any(|(_, a)| is_result(a))
 }
 
 /// Durations of a function's units (ms, moving average): a function whose
@@ -500,5 +576,13 @@ mod size {
     fn a_task_is_small() {
         let size = std::mem::size_of::<super::TaskState>();
         assert!(size <= 64, "{size} bytes");
+    }
+
+    /// A task that can start but waits for a worker costs its box too:
+    /// what few tasks need is boxed apart.
+    #[test]
+    fn a_running_task_is_small() {
+        let size = std::mem::size_of::<super::Running>();
+        assert!(size <= 160, "{size} bytes");
     }
 }

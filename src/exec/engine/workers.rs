@@ -399,8 +399,10 @@ impl Engine<'_> {
             let id = unit.task;
             if let Some(st) = self.tasks[id.0].running_mut() {
                 match unit.kind {
-                    UnitKind::Main => st.retry.push_front(unit),
-                    UnitKind::Callback | UnitKind::ErrorCallback => st.extra.push_front(unit),
+                    UnitKind::Main => st.rare().retry.push_front(unit),
+                    UnitKind::Callback | UnitKind::ErrorCallback => {
+                        st.rare().extra.push_front(unit)
+                    }
                 }
             }
             self.make_runnable(id);
