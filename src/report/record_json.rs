@@ -61,14 +61,9 @@ impl Record {
         }
         out.extend_from_slice(b",\"function\":");
         put_str(out, &r.function);
-        out.extend_from_slice(b",\"args\":[");
-        for (i, a) in r.args.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            put_value(out, a);
-        }
-        out.extend_from_slice(b"],\"kwargs\":");
+        out.extend_from_slice(b",\"args\":");
+        put_array(out, &r.args);
+        out.extend_from_slice(b",\"kwargs\":");
         put_object(out, &r.kwargs);
         out.extend_from_slice(b",\"status\":\"");
         out.extend_from_slice(r.status.as_str().as_bytes());
@@ -153,18 +148,21 @@ pub(crate) fn put_value(out: &mut Vec<u8>, v: &Value) {
                 let _ = serde_json::to_writer(&mut *out, n);
             }
         },
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                put_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Array(items) => put_array(out, items),
         Value::Object(map) => put_object(out, map),
     }
+}
+
+/// A JSON array, as `serde_json` writes it.
+pub(crate) fn put_array(out: &mut Vec<u8>, items: &[Value]) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        put_value(out, item);
+    }
+    out.push(b']');
 }
 
 pub(crate) fn put_object(out: &mut Vec<u8>, map: &Map<String, Value>) {

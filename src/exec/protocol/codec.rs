@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::{Call, CallOutcome, FromWorker, Invocation, ToWorker};
-use crate::report::record_json::{put_object, put_str, put_value};
+use crate::report::record_json::{put_array, put_object, put_str};
 
 /// Appends `{"run":{"calls":[...]}}` when every call is a builtin;
 /// `false` (nothing written) otherwise.
@@ -36,14 +36,9 @@ pub(super) fn write_run(frame: &ToWorker, out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(itoa::Buffer::new().format(*unit).as_bytes());
         out.extend_from_slice(b",\"invocation\":{\"builtin\":{\"name\":");
         put_str(out, name);
-        out.extend_from_slice(b",\"args\":[");
-        for (j, a) in args.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            put_value(out, a);
-        }
-        out.extend_from_slice(b"],\"kwargs\":");
+        out.extend_from_slice(b",\"args\":");
+        put_array(out, args);
+        out.extend_from_slice(b",\"kwargs\":");
         put_object(out, kwargs);
         out.extend_from_slice(b"}}}");
     }
