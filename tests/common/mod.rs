@@ -519,6 +519,46 @@ pub fn wait_for_file(path: &Path) {
     );
 }
 
+/// Asserts that `xml` is valid against Jenkins' JUnit schema
+/// (`tests/fixtures/junit/junit-10.xsd`), when xmllint is installed.
+pub fn assert_valid_junit(xml: &str) {
+    let installed = Command::new("xmllint")
+        .arg("--version")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!("xmllint is missing; not validating");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.xml");
+    std::fs::write(&report, xml).unwrap();
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(repo_path("tests/fixtures/junit/junit-10.xsd"))
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of attribute `key` of an XML start tag, entities resolved.
+pub fn xml_attr(tag: &quick_xml::events::BytesStart<'_>, key: &str) -> Option<String> {
+    tag.attributes()
+        .flatten()
+        .find(|a| a.key.into_inner() == key)
+        .map(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .unwrap()
+                .into_owned()
+        })
+}
+
 // ----- /proc -----
 
 /// A live process as `/proc` shows it.
