@@ -2,6 +2,7 @@
 //! the one rule that resolves a reference to a task (`after`, a
 //! `{ result = ... }` argument, `map.result`, `map.stream`).
 
+use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet};
 
 use super::super::diagnostic::Diagnostic;
@@ -29,6 +30,30 @@ pub(super) struct KnownIds<'a> {
     by_id: HashMap<&'a str, TaskId>,
     /// Ids of tasks that could not be read (already reported).
     broken: HashSet<&'a str>,
+    /// The ids, sorted, for hints: made once, at the first unknown one.
+    sorted: OnceCell<Vec<&'a str>>,
+    /// The hint for each unknown id met so far: a file that names one
+    /// missing task many times looks for the closest id once.
+    hints: RefCell<HashMap<String, Option<String>>>,
+}
+
+impl KnownIds<'_> {
+    /// "did you mean" the closest known id to `name`, if one is close.
+    fn hint(&self, name: &str) -> Option<String> {
+        if let Some(hint) = self.hints.borrow().get(name) {
+            return hint.clone();
+        }
+        let sorted = self.sorted.get_or_init(|| {
+            let mut names: Vec<&str> = self.by_id.keys().copied().collect();
+            names.sort_unstable();
+            names
+        });
+        let hint = did_you_mean(name, sorted);
+        self.hints
+            .borrow_mut()
+            .insert(name.to_string(), hint.clone());
+        hint
+    }
 }
 
 impl Checker<'_> {
@@ -39,6 +64,8 @@ impl Checker<'_> {
         let mut known = KnownIds {
             by_id: HashMap::with_capacity(ids.len()),
             broken: HashSet::new(),
+            sorted: OnceCell::new(),
+            hints: RefCell::new(HashMap::new()),
         };
         for (n, id) in ids.iter().enumerate() {
             if self.unreadable.tasks.contains_key(&n) {
@@ -86,10 +113,8 @@ impl Checker<'_> {
         if known.broken.contains(name) {
             return None; // that task has an error already reported
         }
-        let mut names: Vec<&str> = known.by_id.keys().copied().collect();
-        names.sort_unstable();
         let mut d = Diagnostic::at(at, format!("unknown task id `{name}` in `{what}`"));
-        if let Some(h) = did_you_mean(name, &names) {
+        if let Some(h) = known.hint(name) {
             d = d.with_help(h);
         }
         self.diags.push(d);
