@@ -171,7 +171,11 @@ pub(crate) fn spawn(spec: &CommandSpec) -> Result<Child, Failure> {
     drop(stack);
     let pid = Pid::from_raw(pid);
     if args.errno != 0 {
-        // It exited without exec'ing: reap it, so no zombie is left.
+        // It exited without exec'ing. It may have named its group in the
+        // worker's entry of the group table already: clear that while it
+        // is a zombie (its pid cannot be reused yet), so that no one kills
+        // the group of a reaped pid; then reap it, so no zombie is left.
+        super::groups::set(0);
         let _ = nix::sys::wait::waitpid(pid, None);
         return Err(Failure::Child(io::Error::from_raw_os_error(args.errno)));
     }
