@@ -15,7 +15,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::exec::fork_server::{ForkServer, WorkerExit, thread_count};
+use crate::exec::fork_server::{ForkServer, WorkerExit};
 use crate::exec::process::{children_of, pidfd_open};
 use crate::exec::protocol::Conn;
 
@@ -106,14 +106,14 @@ impl Forked {
     fn fork(&mut self) -> io::Result<crate::exec::fork_server::Spawned> {
         match self.server.spawn() {
             Ok(spawned) => Ok(spawned),
-            // The fork server is gone (killed from outside). A new one may
-            // be forked only while this process has one thread.
-            Err(e) if thread_count() == 1 => {
+            // The fork server is gone (killed from outside). A new one is
+            // forked only while this process has one thread, which
+            // `ForkServer::start` checks and says.
+            Err(e) => {
                 self.server = ForkServer::start()
                     .map_err(|e2| io::Error::other(format!("{e}; no new fork server: {e2}")))?;
                 self.server.spawn()
             }
-            Err(e) => Err(e),
         }
     }
 }
