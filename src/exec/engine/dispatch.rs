@@ -12,9 +12,7 @@ use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::GRACE;
 use crate::exec::protocol::{Call, CallOutcome, Invocation, ToWorker};
-use crate::plan::{
-    ItemIter, NONE, UnitCall, item_call, items_of_value, unit_inputs, with_shared_inputs,
-};
+use crate::plan::{ItemIter, NONE, UnitCall, items_of_value, unit_inputs, with_shared_inputs};
 use crate::report::{Record, Status};
 use crate::spec::{MapSource, PoolId, TaskId};
 
@@ -152,7 +150,7 @@ impl Engine<'_> {
                 *avail = false;
                 st.exhausted = true;
                 st.next_index = 1;
-                let (args, kwargs) = st.own_call(self.job.task(id));
+                let (args, kwargs) = st.call_for(self.job.task(id), None);
                 let unit = self.main_unit(id, None, args, kwargs, None);
                 self.use_up_earlier(&unit);
                 return Some(unit);
@@ -193,13 +191,7 @@ impl Engine<'_> {
         let st = self.tasks[id.0].running_mut()?;
         let index = st.next_index;
         st.next_index += 1;
-        let (args, kwargs) = match st.own() {
-            Some((own_args, own_kwargs)) => item_call(&item, own_args, own_kwargs),
-            None => {
-                let (own_args, own_kwargs) = st.own_call(self.job.task(id));
-                item_call(&item, &own_args, &own_kwargs)
-            }
-        };
+        let (args, kwargs) = st.call_for(self.job.task(id), Some(&item));
         let unit = self.main_unit(id, Some(index), args, kwargs, Some(item));
         self.use_up_earlier(&unit);
         Some(unit)

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::state::*;
 use super::supervisor::{Engine, RunEnd};
-use crate::plan::{NONE, UnitCall, item_call, unit_outputs, unit_state};
+use crate::plan::{NONE, UnitCall, unit_outputs, unit_state};
 use crate::report::{Record, Status, UnitPrint, unit_key};
 use crate::spec::TaskId;
 
@@ -88,14 +88,7 @@ impl Engine<'_> {
                     break;
                 }
             };
-            let (args, kwargs) = match (&item, st.own()) {
-                (Some(item), Some((own_args, own_kwargs))) => item_call(item, own_args, own_kwargs),
-                (Some(item), None) => {
-                    let (own_args, own_kwargs) = st.own_call(self.job.task(id));
-                    item_call(item, &own_args, &own_kwargs)
-                }
-                (None, _) => st.own_call(self.job.task(id)),
-            };
+            let (args, kwargs) = st.call_for(self.job.task(id), item.as_ref());
             match self.kept_record(id, index, &args, &kwargs, item.as_ref()) {
                 Some(record) => self.keep(id, index, record),
                 None => {

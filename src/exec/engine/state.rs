@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::{Map, Value};
 
 use crate::exec::protocol::Conn;
-use crate::plan::{Digest, ItemIter};
+use crate::plan::{Digest, ItemIter, item_call};
 use crate::report::RecordKind;
 use crate::spec::{Arg, FunctionId, PoolId, Task, TaskId};
 
@@ -279,18 +279,19 @@ impl Running {
         }
     }
 
-    /// The task's own args and kwargs (`task` is its definition).
-    pub(super) fn own_call(&self, task: &Task) -> Call {
-        match &self.own {
-            Some(own) => own.as_ref().clone(),
-            None => literal_call(task),
+    /// The args and kwargs of a call of the task (`task` is its
+    /// definition): of map item `item`, or of its single call.
+    pub(super) fn call_for(&self, task: &Task, item: Option<&Value>) -> Call {
+        match (item, &self.own) {
+            (Some(item), Some(own)) => item_call(item, &own.0, &own.1),
+            // Not reached: a map's task keeps its own args.
+            (Some(item), None) => {
+                let (args, kwargs) = literal_call(task);
+                item_call(item, &args, &kwargs)
+            }
+            (None, Some(own)) => own.as_ref().clone(),
+            (None, None) => literal_call(task),
         }
-    }
-
-    /// The task's own args and kwargs as resolved when it started, if
-    /// they were kept (a map's, or ones that refer to results).
-    pub(super) fn own(&self) -> Option<(&Vec<Value>, &Map<String, Value>)> {
-        self.own.as_deref().map(|(a, k)| (a, k))
     }
 
     /// Takes the task's own args and kwargs (for the records of units that
