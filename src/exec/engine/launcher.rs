@@ -16,6 +16,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::exec::fork_server::{ForkServer, WorkerExit};
+use crate::exec::groups;
 use crate::exec::process::{children_of, pidfd_open};
 use crate::exec::protocol::Conn;
 
@@ -136,11 +137,17 @@ impl Launcher for Forked {
     }
 
     fn try_exit(&mut self, pid: u32) -> Option<WorkerExit> {
-        try_reap(pid)
+        let exit = try_reap(pid);
+        if exit.is_some() {
+            // Reaped: its pid may be a new worker's from now on.
+            groups::forget(pid);
+        }
+        exit
     }
 
     fn wait(&mut self, pid: u32) {
         let _ = waitpid(Pid::from_raw(pid as i32), None);
+        groups::forget(pid);
     }
 
     fn exit_fd(&mut self, pid: u32) -> Option<OwnedFd> {

@@ -404,6 +404,8 @@ pub(super) struct WorkerSlot {
     pub(super) state: WorkerState,
     /// Units sent and not answered yet, in the order they run.
     pub(super) units: VecDeque<UnitId>,
+    /// The running command's process group, when the worker said it in a
+    /// `spawned` frame (Slurm steps, or a full group table).
     pub(super) pgid: Option<i32>,
     pub(super) deadline: Option<Instant>,
     pub(super) tasks_run: u64,
@@ -414,6 +416,15 @@ pub(super) struct WorkerSlot {
     pub(super) paused: bool,
     /// When the unit at the head of `units` started (wall clock, monotonic).
     pub(super) current: Option<(SystemTime, Instant)>,
+}
+
+impl WorkerSlot {
+    /// The process group of the command it runs, if any: from its frame,
+    /// or from its entry of the group table a local worker shares.
+    pub(super) fn command_group(&self) -> Option<i32> {
+        self.pgid
+            .or_else(|| crate::exec::groups::of_worker(self.pid))
+    }
 }
 
 /// Which worker ran a unit, for its record.

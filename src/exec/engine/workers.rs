@@ -12,7 +12,6 @@ use super::launcher::{LaunchError, Launcher, Started};
 use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::fork_server::WorkerExit;
-use crate::exec::groups;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::{GRACE, signal_name};
 use crate::exec::protocol::{Call, CallOutcome, ToWorker};
@@ -187,7 +186,7 @@ impl Engine<'_> {
         let slot = &mut self.workers[w];
         slot.conn.queue(&ToWorker::Cancel);
         let _ = slot.conn.flush();
-        if let Some(pgid) = slot.pgid.or_else(|| groups::of_worker(slot.pid)) {
+        if let Some(pgid) = slot.command_group() {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
         }
         let initializer = self.job.pools[slot.pool.0]
@@ -220,7 +219,7 @@ impl Engine<'_> {
 
     pub(super) fn kill_worker(&mut self, w: WorkerId) {
         let slot = &self.workers[w];
-        if let Some(pgid) = slot.pgid.or_else(|| groups::of_worker(slot.pid)) {
+        if let Some(pgid) = slot.command_group() {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
         let (pool, pid) = (slot.pool, slot.pid);
@@ -234,10 +233,9 @@ impl Engine<'_> {
     /// for a short deadline, and the loop goes on meanwhile.
     pub(super) fn worker_lost(&mut self, w: WorkerId, status: Option<Status>) {
         let slot = &mut self.workers[w];
-        if let Some(pgid) = slot.pgid.or_else(|| groups::of_worker(slot.pid)) {
+        if let Some(pgid) = slot.command_group() {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
-        groups::forget(slot.pid);
         slot.conn.close();
         let (pool, pid) = (slot.pool, slot.pid);
         if status.is_some() {
