@@ -44,7 +44,7 @@ impl<W: Write + Send> RecordWriter for JsonWriter<W> {
         }
         let mut buf = Vec::with_capacity(256);
         buf.extend_from_slice(if self.written == 0 { b"\n" } else { b",\n" });
-        serde_json::to_writer(&mut buf, &record.json(self.reproducible))?;
+        record.write_json(self.reproducible, &mut buf);
         write_whole(&mut self.out, &buf)?;
         self.written += 1;
         Ok(())

@@ -177,7 +177,7 @@ impl ReorderBuffer {
                 }
                 None => bytes.push(0),
             }
-            bytes.extend_from_slice(record.to_json_string(false).as_bytes());
+            record.write_json(false, &mut bytes);
             if let Err(e) = spill.file.write_all_at(&bytes, spill.end) {
                 self.error.get_or_insert(e);
                 self.memory_limit = usize::MAX;
