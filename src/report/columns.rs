@@ -69,15 +69,22 @@ pub(crate) fn one_line(s: &str) -> String {
 /// The last `n` lines of `text` (a final newline ends the last line, it
 /// does not start an empty one), from at most its last `bytes` bytes.
 pub(crate) fn tail_lines(text: &str, n: usize, bytes: usize) -> Vec<&str> {
-    let text = text.trim_end_matches(['\n', '\r']);
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    let window = &text[start..];
+    let window = tail_of(text.trim_end_matches(['\n', '\r']), bytes);
     let mut lines: Vec<&str> = window.rsplit('\n').take(n).collect();
     lines.reverse();
     lines
+}
+
+/// The last `cap` bytes of `s` (at a character boundary).
+pub(crate) fn tail_of(s: &str, cap: usize) -> &str {
+    if s.len() <= cap {
+        return s;
+    }
+    let mut at = s.len() - cap;
+    while !s.is_char_boundary(at) {
+        at += 1;
+    }
+    &s[at..]
 }
 
 #[cfg(test)]

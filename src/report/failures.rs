@@ -73,7 +73,7 @@ impl Failures {
             list.appended += 1;
             (usize::MAX, list.appended)
         });
-        let ran = matches!(r.status, Status::Failed | Status::Timeout | Status::Crashed);
+        let ran = r.status.ran_and_failed();
         let (cap, kept) = match ran {
             true => (RAN, &list.ran),
             false => (NOT_RUN, &list.not_run),

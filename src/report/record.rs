@@ -37,6 +37,12 @@ impl Status {
             Status::Cancelled => "cancelled",
         }
     }
+
+    /// It ran and did not end ok: `failed`, `timeout` or `crashed` (what
+    /// a retry runs again; `skipped` and `cancelled` never ran).
+    pub fn ran_and_failed(self) -> bool {
+        matches!(self, Status::Failed | Status::Timeout | Status::Crashed)
+    }
 }
 
 /// What a record stands for. Records and files keep it in the `task`

@@ -16,7 +16,7 @@ use super::item_name::{ItemNames, label};
 use super::reorder::ReorderBuffer;
 use super::screen;
 use super::writer::RecordWriter;
-use super::{Progress, Record, Status};
+use super::{Progress, Record};
 use crate::results::Order;
 
 /// The records' way out.
@@ -123,7 +123,7 @@ impl Sink {
             self.failures.note(Some((slot, seq)), &record, &self.names);
             if let Some(p) = &mut self.progress {
                 p.record(record.status);
-                if ran_and_failed(record.status) {
+                if record.status.ran_and_failed() {
                     let name = self.names.of_record(&record);
                     let label = label(&record.task, record.index, name.as_deref());
                     let why = super::text_writer::why(&record);
@@ -312,15 +312,9 @@ fn live_text(line: &str) -> String {
 
 /// A record held on the bar for its turn has come out: off the bar.
 fn release(progress: &mut Option<Progress>, r: &Record) {
-    if let (Some(p), true) = (progress, ran_and_failed(r.status)) {
+    if let (Some(p), true) = (progress, r.status.ran_and_failed()) {
         p.release(&r.task, r.index);
     }
-}
-
-/// What is shown as it ends: it ran and failed. What never ran (skipped,
-/// cancelled after an interruption) waits for the closing list.
-fn ran_and_failed(s: Status) -> bool {
-    matches!(s, Status::Failed | Status::Timeout | Status::Crashed)
 }
 
 /// Writes one record unless writing has failed already; keeps the first error.
@@ -338,6 +332,7 @@ mod tests {
 
     use super::*;
     use crate::report::RecordKind;
+    use crate::report::Status;
 
     /// The records as they were written.
     #[derive(Clone, Default)]

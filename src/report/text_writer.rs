@@ -14,7 +14,7 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
-use super::columns::{cut, one_line, pad_left, pad_right, width};
+use super::columns::{cut, one_line, pad_left, pad_right, tail_of, width};
 use super::item_name::label;
 use super::record::{Record, Status};
 use super::writer::{RecordWriter, WriterOptions, write_whole};
@@ -150,15 +150,10 @@ pub(crate) fn why(r: &Record) -> String {
 
 /// The last line of a failed record's stderr that is not blank.
 fn last_stderr_line(r: &Record) -> Option<&str> {
-    if !matches!(r.status, Status::Failed | Status::Timeout | Status::Crashed) {
+    if !r.status.ran_and_failed() {
         return None;
     }
-    let end = r.stderr.len().saturating_sub(4096);
-    let mut start = end;
-    while !r.stderr.is_char_boundary(start) {
-        start += 1;
-    }
-    r.stderr[start..]
+    tail_of(&r.stderr, 4096)
         .lines()
         .rev()
         .map(str::trim)

@@ -163,7 +163,7 @@ impl Engine<'_> {
                 }
             }
         }
-        let retryable = matches!(status, Status::Failed | Status::Timeout | Status::Crashed);
+        let retryable = status.ran_and_failed();
         if retryable
             && unit.kind == UnitKind::Main
             && unit.attempt <= task.retries

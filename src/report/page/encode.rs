@@ -11,8 +11,9 @@
 use serde_json::{Value, json};
 
 use super::lanes::Lanes;
-use super::page_data::{LEFT_OUT, PageData, cap_chars, tail_of};
+use super::page_data::{LEFT_OUT, PageData, cap_chars};
 use super::summary::Summary;
+use crate::report::columns::tail_of;
 use crate::report::{STATUSES, Status};
 
 /// How much of each text goes into the page.

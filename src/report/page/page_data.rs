@@ -9,6 +9,7 @@ use std::time::UNIX_EPOCH;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::report::columns::tail_of;
 use crate::report::{Record, Status};
 
 /// Characters of a record's arguments kept (args, then kwargs if any).
@@ -411,18 +412,6 @@ pub(crate) fn cap_chars(s: &str, cap: usize) -> String {
             out
         }
     }
-}
-
-/// The last `cap` bytes of `s` (at a character boundary).
-pub(crate) fn tail_of(s: &str, cap: usize) -> &str {
-    if s.len() <= cap {
-        return s;
-    }
-    let mut at = s.len() - cap;
-    while !s.is_char_boundary(at) {
-        at += 1;
-    }
-    &s[at..]
 }
 
 #[cfg(test)]
