@@ -561,36 +561,46 @@ impl<'s> Reader<'s> {
     }
 
     fn strings(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<Vec<String>> {
-        let Value::Array(a) = &item.value else {
-            self.wrong(at, item, "an array of strings");
-            return None;
-        };
-        let mut out = Vec::with_capacity(a.items.len());
-        let mut ok = true;
-        for (i, x) in a.items.iter().enumerate() {
-            match &x.value {
-                Value::String(s) => out.push(s.to_string()),
-                _ => {
-                    self.wrong(&At::Index(at, i), x, "a string");
-                    ok = false;
-                }
-            }
-        }
-        ok.then_some(out)
+        self.array_of(at, item, "an array of strings", "a string", |v| match v {
+            Value::String(s) => Some(s.to_string()),
+            _ => None,
+        })
     }
 
     fn integers(&mut self, at: &At<'_>, item: &Item<'_>) -> Option<Vec<i64>> {
+        self.array_of(
+            at,
+            item,
+            "an array of integers",
+            "an integer",
+            |v| match v {
+                Value::Integer(n) => Some(*n),
+                _ => None,
+            },
+        )
+    }
+
+    /// An array whose every element `element` reads; each one it cannot
+    /// read is reported at its own place, as `one` expected.
+    fn array_of<T>(
+        &mut self,
+        at: &At<'_>,
+        item: &Item<'_>,
+        expected: &str,
+        one: &str,
+        element: impl Fn(&Value<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
         let Value::Array(a) = &item.value else {
-            self.wrong(at, item, "an array of integers");
+            self.wrong(at, item, expected);
             return None;
         };
         let mut out = Vec::with_capacity(a.items.len());
         let mut ok = true;
         for (i, x) in a.items.iter().enumerate() {
-            match x.value {
-                Value::Integer(n) => out.push(n),
-                _ => {
-                    self.wrong(&At::Index(at, i), x, "an integer");
+            match element(&x.value) {
+                Some(v) => out.push(v),
+                None => {
+                    self.wrong(&At::Index(at, i), x, one);
                     ok = false;
                 }
             }
