@@ -85,12 +85,6 @@ fn render_all(path: &Path, source: &str, errors: &[Located], color: bool) -> Str
     out
 }
 
-/// Reads and checks the job file at `path` (the spec's checks only: the
-/// graph's are [`crate::job_file::read_job`]'s).
-pub fn read_job(path: &Path, opts: &CheckOptions) -> Result<Job, SpecError> {
-    read_job_then(path, opts, |_| Vec::new())
-}
-
 /// Reads and checks the job file at `path`, then runs `later`, a later
 /// layer's checks, on what could be checked, so that their problems are
 /// reported with the file's own.
@@ -120,10 +114,16 @@ pub fn check_source_then(
     opts: &CheckOptions,
     later: impl FnOnce(&Job) -> Vec<Diagnostic>,
 ) -> Result<Job, SpecError> {
-    let loaded = load::load(source);
+    let mut loaded = load::load(source);
     let mut diagnostics = loaded.diagnostics;
     let job = if loaded.parsed && loaded.has_version {
-        let (job, more) = check::check(&loaded.raw, loaded.tasks, &loaded.unreadable, path, opts);
+        let (job, more) = check::check(
+            &mut loaded.raw,
+            loaded.tasks,
+            &loaded.unreadable,
+            path,
+            opts,
+        );
         diagnostics.extend(more);
         diagnostics.extend(later(&job));
         Some(job)

@@ -33,7 +33,7 @@ pub struct CheckOptions {
 /// so that a later layer (the graph's cycle check) can report its own
 /// problems in the same run.
 pub fn check(
-    raw: &RawJob,
+    raw: &mut RawJob,
     tasks: LoadedTasks,
     unreadable: &Unreadable,
     path: &Path,
@@ -69,11 +69,8 @@ pub fn check(
         results,
         functions: std::mem::take(&mut cx.functions),
         tasks,
-        shared: raw
-            .shared
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        // Moved out: the raw job is dropped after the checks.
+        shared: std::mem::take(&mut raw.shared).into_iter().collect(),
         python: PythonSettings::default(),
     };
     job.python = python::settings(raw.python.as_ref(), &cx.dir);
