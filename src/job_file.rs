@@ -6,12 +6,32 @@
 
 use std::path::Path;
 
-use crate::plan::{Cycle, find_cycle};
+use crate::plan::{Cycle, Plan, find_cycle};
 use crate::spec::{self, CheckOptions, Diagnostic, Job, SpecError};
 
 /// Reads and checks the job file at `path`, cycles included.
 pub fn read_job(path: &Path, opts: &CheckOptions) -> Result<Job, SpecError> {
     spec::read_job_then(path, opts, cycle_diagnostics)
+}
+
+/// Reads and checks the job file at `path`, cycles included, with its task
+/// graph: the graph the cycle check looks at is the one handed back, so
+/// `run` and `plan` do not build the edges of every task twice.
+pub fn read_planned(path: &Path, opts: &CheckOptions) -> Result<(Job, Plan), SpecError> {
+    let mut plan = None;
+    let job = spec::read_job_then(path, opts, |job| {
+        let graph = Plan::new(job);
+        let found = graph
+            .find_cycle()
+            .and_then(|cycle| cycle_diagnostic(job, &cycle))
+            .into_iter()
+            .collect();
+        plan = Some(graph);
+        found
+    })?;
+    // The checks always run the hook on a job they hand back.
+    let plan = plan.unwrap_or_else(|| Plan::new(&job));
+    Ok((job, plan))
 }
 
 /// Checks job-file text as if read from `path`, cycles included.

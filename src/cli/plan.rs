@@ -7,14 +7,14 @@ use crate::plan;
 
 pub fn run(args: &PlanArgs) -> ExitCode {
     let color = super::stderr_color();
-    let job = match crate::job_file::read_job(&args.job, &super::check_options(&[], false)) {
-        Ok(job) => job,
-        Err(e) => {
-            diag_text(&e.render(color));
-            return ExitCode::Invalid;
-        }
-    };
-    let graph = plan::Plan::new(&job);
+    let (job, graph) =
+        match crate::job_file::read_planned(&args.job, &super::check_options(&[], false)) {
+            Ok(read) => read,
+            Err(e) => {
+                diag_text(&e.render(color));
+                return ExitCode::Invalid;
+            }
+        };
     let text = plan::render(&job, &graph, args.format);
     print_stdout(text.as_bytes())
 }

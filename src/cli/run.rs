@@ -20,15 +20,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let started = Instant::now();
     let color_err = super::stderr_color();
     let checks = super::check_options(&args.set, !args.dry_run);
-    let job = match crate::job_file::read_job(&args.job, &checks) {
-        Ok(job) => job,
+    // The task graph, made once: for the cycle check, `--task` and the run.
+    let (job, plan) = match crate::job_file::read_planned(&args.job, &checks) {
+        Ok(read) => read,
         Err(e) => {
             super::output::diag_text(&e.render(color_err));
             return ExitCode::Invalid;
         }
     };
-    // The task graph, made once: for `--task` and for the run.
-    let plan = crate::plan::Plan::new(&job);
     let subset = match args.tasks.is_empty() {
         true => Ok(Default::default()),
         false => super::subset::left_out(&job, &plan, &args.tasks),
