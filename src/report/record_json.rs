@@ -106,10 +106,14 @@ impl Record {
     }
 }
 
+/// A string JSON writes as it is, between quotes: nothing to escape.
+pub(crate) fn is_plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// A JSON string, as `serde_json` writes it.
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
-    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
-    if plain {
+    if is_plain(s) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::{Call, CallOutcome, FromWorker, Invocation, ToWorker};
-use crate::report::record_json::{put_array, put_object, put_str};
+use crate::report::record_json::{is_plain, put_array, put_object, put_str};
 
 /// Appends `{"run":{"calls":[...]}}` when every call is a builtin;
 /// `false` (nothing written) otherwise.
@@ -55,7 +55,7 @@ pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
     };
     let value = match &o.value {
         Value::Null => None,
-        Value::String(v) if plain(v) => Some(v),
+        Value::String(v) if is_plain(v) => Some(v),
         _ => return false,
     };
     if o.error.is_some() || !o.stdout.is_empty() || !o.stderr.is_empty() {
@@ -86,9 +86,7 @@ pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
     }
     if let Some(v) = value {
         key(out, b"value");
-        out.push(b'"');
-        out.extend_from_slice(v.as_bytes());
-        out.push(b'"');
+        put_str(out, v);
     }
     if let Some(code) = o.exit_code {
         key(out, b"exit_code");
@@ -117,11 +115,6 @@ pub(super) fn write_done(frame: &FromWorker, out: &mut Vec<u8>) -> bool {
     put_millis(out, duration);
     out.extend_from_slice(b"}}}");
     true
-}
-
-/// A string JSON writes as it is, between quotes.
-fn plain(s: &str) -> bool {
-    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// Milliseconds as a whole number of microseconds, the precision frames
