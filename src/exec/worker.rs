@@ -163,8 +163,8 @@ struct Worker {
     python: Option<PythonSetup>,
     /// The interpreter, once a Python call needed it.
     interpreter: Option<Interpreter>,
-    /// A second handle on the engine's connection, polled during Python
-    /// calls for a cancel.
+    /// A second handle on the engine's connection, polled during a call
+    /// (a command's or a Python one) for a cancel.
     watch: Option<File>,
 }
 
@@ -286,13 +286,18 @@ impl Worker {
         }
     }
 
+    /// The second handle on the engine's connection, for a call to watch
+    /// for a cancel while it runs; the call puts it back in `self.watch`.
+    /// It is kept between calls: a dup and a close per command were a
+    /// tenth of its system calls.
+    fn take_watch(&mut self) -> Option<File> {
+        self.watch
+            .take()
+            .or_else(|| self.reader.get_ref().try_clone().ok())
+    }
+
     fn command(&mut self, unit: u64, spec: &CommandSpec, returns: Returns) -> CallOutcome {
-        // The second handle is kept between calls, as for Python calls: a
-        // dup and a close per command were a tenth of its system calls.
-        if self.watch.is_none() {
-            self.watch = self.reader.get_ref().try_clone().ok();
-        }
-        let watch = self.watch.take();
+        let watch = self.take_watch();
         let result = match &watch {
             Some(file) => {
                 let mut events = CommandEvents { worker: self, unit };
@@ -388,10 +393,7 @@ impl Worker {
         let Some(mut interpreter) = self.interpreter.take() else {
             return CallOutcome::default();
         };
-        if self.watch.is_none() {
-            self.watch = self.reader.get_ref().try_clone().ok();
-        }
-        let watch = self.watch.take();
+        let watch = self.take_watch();
         let outcome = {
             let mut events = CommandEvents { worker: self, unit };
             let watch = watch.as_ref().map(|f| f.as_fd());
