@@ -66,6 +66,10 @@ pub(crate) fn one_line(s: &str) -> String {
     out
 }
 
+/// Width of a status column, in every listing: the longest status,
+/// `cancelled`.
+pub(crate) const STATUS_WIDTH: usize = 9;
+
 /// The last `n` lines of `text` (a final newline ends the last line, it
 /// does not start an empty one), from at most its last `bytes` bytes.
 pub(crate) fn tail_lines(text: &str, n: usize, bytes: usize) -> Vec<&str> {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::columns::{cut, one_line, pad_right, tail_lines, width};
+use super::columns::{STATUS_WIDTH, cut, one_line, pad_right, tail_lines, width};
 use super::item_name::{ItemNames, label};
 use super::{Record, Status};
 
@@ -141,18 +141,18 @@ impl Failures {
             }
         );
         for (_, f) in all {
-            let status = pad_right(f.status.as_str(), STATUS_COLUMNS);
+            let status = pad_right(f.status.as_str(), STATUS_WIDTH);
             let status = super::text_writer::paint(&status, f.status, color);
             let mut head = f.label.clone();
             if !f.error.is_empty() {
                 head.push_str(": ");
                 head.push_str(&one_line(&f.error));
             }
-            let room = columns.saturating_sub(INDENT + STATUS_COLUMNS + 1);
+            let room = columns.saturating_sub(INDENT + STATUS_WIDTH + 1);
             out.push_str(&format!("  {status} {}\n", cut(&head, room)));
-            let room = columns.saturating_sub(INDENT + STATUS_COLUMNS + 3);
+            let room = columns.saturating_sub(INDENT + STATUS_WIDTH + 3);
             for line in &f.tail {
-                out.push_str(&" ".repeat(INDENT + STATUS_COLUMNS + 1));
+                out.push_str(&" ".repeat(INDENT + STATUS_WIDTH + 1));
                 out.push_str("│ ");
                 out.push_str(&cut(line, room));
                 out.push('\n');
@@ -172,8 +172,6 @@ impl Failures {
     }
 }
 
-/// The status column: the longest status, `cancelled`.
-const STATUS_COLUMNS: usize = 9;
 /// Spaces before each status.
 const INDENT: usize = 2;
 

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use super::Status;
-use super::columns::{cut, one_line, pad_right};
+use super::columns::{STATUS_WIDTH, cut, one_line, pad_right};
 use super::screen::{self, Stream};
 
 /// Failures listed on the bar at most; the others are counted.
@@ -155,8 +155,8 @@ impl Progress {
     /// `failed    tests[3] python=3.12: exited with code 1`, fitted.
     fn failure_line(&self, status: Status, label: &str, error: &str) -> String {
         let head = one_line(&format!("{label}: {error}"));
-        let head = cut(&head, self.columns.saturating_sub(STATUS_COLUMNS + 1));
-        let shown = pad_right(status.as_str(), STATUS_COLUMNS);
+        let head = cut(&head, self.columns.saturating_sub(STATUS_WIDTH + 1));
+        let shown = pad_right(status.as_str(), STATUS_WIDTH);
         let shown = super::text_writer::paint(&shown, status, self.color);
         format!("{shown} {head}")
     }
@@ -203,8 +203,6 @@ impl Drop for Progress {
     }
 }
 
-/// The status column: the longest status, `cancelled`.
-const STATUS_COLUMNS: usize = 9;
 /// Columns of a bar drawn off a terminal (`--progress always`).
 const FORCED_WIDTH: usize = 100;
 

@@ -14,13 +14,11 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
-use super::columns::{cut, one_line, pad_left, pad_right, tail_of, width};
+use super::columns::{STATUS_WIDTH, cut, one_line, pad_left, pad_right, tail_of, width};
 use super::item_name::label;
 use super::record::{Record, Status};
 use super::writer::{RecordWriter, WriterOptions, write_whole};
 
-/// Width of the status column: the longest status, `cancelled`.
-const STATUS_WIDTH: usize = 9;
 /// Width of the task column; longer labels push the rest of their line
 /// right, or are cut when the line would not fit.
 const TASK_WIDTH: usize = 24;
