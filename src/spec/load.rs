@@ -291,17 +291,12 @@ pub fn load(source: &str) -> Loaded {
                 ),
             },
             other => {
-                let d = Diagnostic::at_span(
-                    entry.key_span.clone(),
+                r.push(unknown_key(
+                    entry,
                     format!("unknown key `{other}` at the top level of the job file"),
-                )
-                .with_label("unknown key")
-                .with_help(
-                    did_you_mean(other, TOP_LEVEL_KEYS).unwrap_or_else(|| {
-                        format!("expected one of {}", backticked(TOP_LEVEL_KEYS))
-                    }),
-                );
-                r.push(d);
+                    other,
+                    TOP_LEVEL_KEYS,
+                ));
             }
         }
     }
@@ -499,15 +494,7 @@ impl<'s> Reader<'s> {
     fn unknown<T: JsonSchema>(&mut self, at: &At<'_>, key: &str, entry: &Entry<'_>) {
         let known = schema_keys::<T>();
         let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        let d = Diagnostic::at_span(
-            entry.key_span.clone(),
-            format!("unknown key `{key}` in `{at}`"),
-        )
-        .with_label("unknown key")
-        .with_help(
-            did_you_mean(key, &known)
-                .unwrap_or_else(|| format!("expected one of {}", backticked(&known))),
-        );
+        let d = unknown_key(entry, format!("unknown key `{key}` in `{at}`"), key, &known);
         self.push(d);
     }
 
@@ -985,18 +972,12 @@ impl<'s> Reader<'s> {
             "result" => self.string(&k, v).map(RawMap::Result),
             "stream" => self.string(&k, v).map(RawMap::Stream),
             other => {
-                self.push(
-                    Diagnostic::at_span(
-                        e.key_span.clone(),
-                        format!("unknown map source `{other}` in `{at}`"),
-                    )
-                    .with_label("unknown key")
-                    .with_help(
-                        did_you_mean(other, MAP_SOURCES).unwrap_or_else(|| {
-                            format!("expected one of {}", backticked(MAP_SOURCES))
-                        }),
-                    ),
-                );
+                self.push(unknown_key(
+                    e,
+                    format!("unknown map source `{other}` in `{at}`"),
+                    other,
+                    MAP_SOURCES,
+                ));
                 None
             }
         }
@@ -1045,6 +1026,17 @@ pub(crate) fn backticked(names: &[&str]) -> String {
         Some((last, _)) => last.clone(),
         None => String::new(),
     }
+}
+
+/// An unknown key at its name, with the closest of `known` as a hint, or
+/// the list of them when none is close.
+fn unknown_key(entry: &Entry<'_>, message: String, key: &str, known: &[&str]) -> Diagnostic {
+    Diagnostic::at_span(entry.key_span.clone(), message)
+        .with_label("unknown key")
+        .with_help(
+            did_you_mean(key, known)
+                .unwrap_or_else(|| format!("expected one of {}", backticked(known))),
+        )
 }
 
 #[cfg(test)]
