@@ -157,6 +157,18 @@ mod tests {
     }
 
     #[test]
+    fn counts_have_an_upper_bound() {
+        assert_eq!(
+            errors("version = 1\n[pool]\nprocesses = 4294967296\n"),
+            [at(
+                "`processes = 4294967296`: expected a whole number of at most 4294967295",
+                3,
+                13
+            )]
+        );
+    }
+
+    #[test]
     fn slurm_keys_need_a_slurm_pool() {
         assert_eq!(
             errors("version = 1\n[pools.gpu]\npartition = \"gpu\"\n"),

@@ -27,16 +27,19 @@ impl Checker<'_> {
         }
     }
 
-    /// A whole number of at least `min`, reported at `path` when it is not.
+    /// A whole number from `min` to `u32::MAX`, reported at `path` when it
+    /// is not.
     pub(super) fn count(&mut self, n: i64, path: &DocPath, min: i64, what: &str) -> Option<u32> {
-        if n < min || n > u32::MAX as i64 {
-            self.diags.push(Diagnostic::at(
-                path.clone(),
-                format!("`{what} = {n}`: expected a whole number of at least {min}"),
-            ));
-            return None;
-        }
-        u32::try_from(n).ok()
+        let bound = match u32::try_from(n) {
+            Ok(v) if n >= min => return Some(v),
+            _ if n < min => format!("at least {min}"),
+            _ => format!("at most {}", u32::MAX),
+        };
+        self.diags.push(Diagnostic::at(
+            path.clone(),
+            format!("`{what} = {n}`: expected a whole number of {bound}"),
+        ));
+        None
     }
 }
 
