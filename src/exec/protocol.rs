@@ -187,7 +187,10 @@ impl Frame for ToWorker {
     }
 
     fn read_from(line: &[u8]) -> serde_json::Result<Self> {
-        serde_json::from_slice(line)
+        match codec::read_run(line) {
+            Some(frame) => Ok(frame),
+            None => serde_json::from_slice(line),
+        }
     }
 }
 
@@ -559,5 +562,120 @@ mod tests {
             calls: vec![builtin(1, "noop"), command],
         };
         assert_eq!(line_of(&mixed), serde_json::to_vec(&mixed).unwrap());
+    }
+
+    /// Any JSON value: the shapes the hand reader knows and the ones it
+    /// leaves to serde (floats, escapes, big and negative numbers).
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1.0e6f64..1.0e6).prop_map(Value::from),
+            "[a-z\u{e9}\u{4e2d}]{0,6}".prop_map(Value::from),
+            "[ -~\n\t\"\\\\\u{1}]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z\"]{0,3}", inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// A run frame of builtin calls reads back by hand, or through
+        /// serde when the hand reader leaves it, as serde reads it.
+        #[test]
+        fn run_frames_read_as_serde_reads_them(
+            calls in proptest::collection::vec(
+                (any_value(), any_value(), "[a-z_\"]{1,8}"), 0..4),
+            unit in 0u64..u64::MAX,
+        ) {
+            let calls: Vec<Call> = calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (a, k, name))| Call {
+                    unit: unit.wrapping_add(i as u64),
+                    invocation: Invocation::Builtin {
+                        name,
+                        args: match a {
+                            Value::Array(a) => a,
+                            other => vec![other],
+                        },
+                        kwargs: match k {
+                            Value::Object(k) => k,
+                            other => [("k".to_string(), other)].into_iter().collect(),
+                        },
+                    },
+                })
+                .collect();
+            let frame = ToWorker::Run { calls };
+            let line = line_of(&frame);
+            let by_serde: ToWorker = serde_json::from_slice(&line).unwrap();
+            let ours = ToWorker::read_from(&line).unwrap();
+            proptest::prop_assert_eq!(format!("{ours:?}"), format!("{by_serde:?}"));
+            // And the hand reader takes every frame of the shapes it knows.
+            let ToWorker::Run { calls } = &frame else { unreachable!() };
+            let known = calls.iter().all(|c| match &c.invocation {
+                Invocation::Builtin { name, args, kwargs } => {
+                    record_json_plain(name)
+                        && args.iter().all(hand_readable)
+                        && kwargs.iter().all(|(k, v)| record_json_plain(k) && hand_readable(v))
+                }
+                _ => false,
+            });
+            proptest::prop_assert_eq!(codec::read_run(&line).is_some(), known);
+        }
+    }
+
+    fn record_json_plain(s: &str) -> bool {
+        crate::report::record_json::is_plain(s)
+    }
+
+    /// Values [`codec::read_run`] reads itself.
+    fn hand_readable(v: &Value) -> bool {
+        match v {
+            Value::Null | Value::Bool(_) | Value::String(_) if v.as_str().is_none_or(record_json_plain) => true,
+            Value::Number(n) => n.is_u64() || n.as_i64().is_some_and(|i| i < 0),
+            Value::Array(a) => a.iter().all(hand_readable),
+            Value::Object(o) => o.iter().all(|(k, v)| record_json_plain(k) && hand_readable(v)),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn run_frames_the_hand_reader_leaves_go_through_serde() {
+        for (text, by_hand) in [
+            (r#"{"run":{"calls":[]}}"#, true),
+            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[0,-7,"x",[null,true],{"a":{}}],"kwargs":{}}}}]}}"#, true),
+            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[1.5],"kwargs":{}}}}]}}"#, false),
+            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[-0],"kwargs":{}}}}]}}"#, false),
+            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[18446744073709551616],"kwargs":{}}}}]}}"#, false),
+            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":["a\nb"],"kwargs":{}}}}]}}"#, false),
+            (r#"{"run": {"calls":[]}}"#, false),
+        ] {
+            assert_eq!(codec::read_run(text.as_bytes()).is_some(), by_hand, "{text}");
+            let ours = ToWorker::read_from(text.as_bytes()).unwrap();
+            let by_serde: ToWorker = serde_json::from_str(text).unwrap();
+            assert_eq!(format!("{ours:?}"), format!("{by_serde:?}"), "{text}");
+        }
+        for bad in [
+            &br#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[01],"kwargs":{}}}}]}}"#[..],
+            br#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[1,],"kwargs":{}}}}]}}"#,
+            br#"{"run":{"calls":[]}}x"#,
+            b"{\"run\":{\"calls\":[{\"unit\":1,\"invocation\":{\"builtin\":{\"name\":\"\xff\",\"args\":[],\"kwargs\":{}}}}]}}",
+        ] {
+            assert!(
+                ToWorker::read_from(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

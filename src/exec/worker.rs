@@ -27,7 +27,7 @@ use super::groups;
 use super::output_capture::OutputCapture;
 use super::process::{GRACE, children_of, host_name, signal_name};
 use super::protocol::{
-    Call, CallOutcome, FromWorker, Invocation, LineStream, ToWorker, encode_into,
+    Call, CallOutcome, Frame, FromWorker, Invocation, LineStream, ToWorker, encode_into,
 };
 use super::python::{CallEvents, Interpreter, PythonCall, PythonSetup};
 use crate::shared::SharedOp;
@@ -193,16 +193,19 @@ impl Worker {
     }
 
     fn read_frame(&mut self) -> std::io::Result<Option<ToWorker>> {
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
+            if self.reader.read_until(b'\n', &mut line)? == 0 {
                 return Ok(None);
             }
-            if line.trim().is_empty() {
+            if line.trim_ascii().is_empty() {
                 continue;
             }
-            return serde_json::from_str(&line)
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            return ToWorker::read_from(&line)
                 .map(Some)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
         }

@@ -1,11 +1,11 @@
 //! Hand-written forms of the two frames that cross once per unit: the
 //! engine's `run` of builtin calls and the worker's `done` of a call that
-//! ended with no value and no output. A map of a million quick items spends
-//! most of the engine's time on them, and serde's externally tagged enums
-//! walk each key through a visitor; these read and write the very shape
-//! serde does, with literal keys. Any other frame, or any frame these do
-//! not recognise whole, goes through serde as before, so both ends always
-//! understand each other.
+//! ended with no value and no output, each written and read. A map of a
+//! million quick items spends most of its time on them, and serde's
+//! externally tagged enums walk each key through a visitor; these read and
+//! write the very shape serde does, with literal keys. Any other frame, or
+//! any frame these do not recognise whole, goes through serde as before, so
+//! both ends always understand each other.
 
 use serde_json::Value;
 
@@ -294,5 +294,112 @@ impl<'a> Reader<'a> {
         let scale = POW10.get(decimals)?;
         let v = mantissa as f64 / scale;
         Some(if negative { -v } else { v })
+    }
+}
+
+/// Reads a `run` frame of builtin calls whose args and kwargs hold only
+/// null, booleans, integers, strings with no escapes, and arrays and
+/// objects of those: the shape [`write_run`] writes for the items of most
+/// maps. `None` for anything else, which is then left to serde.
+pub(super) fn read_run(line: &[u8]) -> Option<ToWorker> {
+    let mut r = Reader { s: line, at: 0 };
+    r.literal(b"{\"run\":{\"calls\":[")?;
+    let mut calls = Vec::new();
+    if !r.eat(b']') {
+        loop {
+            r.literal(b"{\"unit\":")?;
+            let unit = r.unsigned()?;
+            r.literal(b",\"invocation\":{\"builtin\":{\"name\":")?;
+            let name = r.plain_string()?.to_owned();
+            r.literal(b",\"args\":")?;
+            let Value::Array(args) = r.value(0)? else {
+                return None;
+            };
+            r.literal(b",\"kwargs\":")?;
+            let Value::Object(kwargs) = r.value(0)? else {
+                return None;
+            };
+            r.literal(b"}}}")?;
+            calls.push(Call {
+                unit,
+                invocation: Invocation::Builtin { name, args, kwargs },
+            });
+            if r.eat(b']') {
+                break;
+            }
+            r.literal(b",")?;
+        }
+    }
+    r.literal(b"}}")?;
+    (r.at == line.len()).then_some(ToWorker::Run { calls })
+}
+
+/// How deep [`Reader::value`] goes before leaving a frame to serde.
+const MAX_DEPTH: usize = 32;
+
+impl Reader<'_> {
+    /// A value of the shapes [`read_run`] knows, as serde_json reads the
+    /// same text; `None` for any other (a float, an escape, whitespace).
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match *self.s.get(self.at)? {
+            b'n' => self.literal(b"null").map(|()| Value::Null),
+            b't' | b'f' => self.boolean().map(Value::Bool),
+            b'"' => self.plain_string().map(|s| Value::String(s.to_owned())),
+            b'[' => {
+                self.at += 1;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.value(depth + 1)?);
+                        if self.eat(b']') {
+                            break;
+                        }
+                        self.literal(b",")?;
+                    }
+                }
+                Some(Value::Array(items))
+            }
+            b'{' => {
+                self.at += 1;
+                let mut map = serde_json::Map::new();
+                if !self.eat(b'}') {
+                    loop {
+                        let key = self.plain_string()?.to_owned();
+                        self.literal(b":")?;
+                        // A repeated key keeps its first place and its
+                        // last value, as serde_json's map does.
+                        map.insert(key, self.value(depth + 1)?);
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        self.literal(b",")?;
+                    }
+                }
+                Some(Value::Object(map))
+            }
+            _ => self.integer().map(Value::Number),
+        }
+    }
+
+    /// An integer as serde_json reads it: an `u64` when not negative, an
+    /// `i64` when negative. `-0`, fractions, exponents and integers past
+    /// 64 bits, which serde reads as floats, are not ours.
+    fn integer(&mut self) -> Option<serde_json::Number> {
+        let negative = self.eat(b'-');
+        let n = self.unsigned()?;
+        if matches!(self.s.get(self.at), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        if !negative {
+            return Some(n.into());
+        }
+        if n == 0 {
+            return None;
+        }
+        let n = 0i64.checked_sub_unsigned(n)?;
+        Some(n.into())
     }
 }
