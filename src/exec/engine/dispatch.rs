@@ -294,6 +294,7 @@ impl Engine<'_> {
                 if !self.is_quick(head) {
                     break;
                 }
+                let depth = self.queue_depth(head);
                 // Only behind quick units: never behind a slow one (a stream
                 // producer, say), which would hold the queued ones back.
                 let target = self
@@ -302,7 +303,7 @@ impl Engine<'_> {
                     .filter(|(_, s)| {
                         s.pool == p
                             && s.state == WorkerState::Busy
-                            && s.units.len() < PREFETCH
+                            && s.units.len() < depth
                             // A queue is one chunk of one task, then quick
                             // units only: its head tells whether it is quick.
                             && s.units.front().is_some_and(|u| {
@@ -340,6 +341,11 @@ impl Engine<'_> {
             _ => GRACE + Duration::from_secs(3),
         };
         Some(timeout + backstop)
+    }
+
+    /// How many units of a quick task a worker may hold.
+    pub(super) fn queue_depth(&self, id: TaskId) -> usize {
+        queue_depth(self.speeds[self.job.task(id).function.0].mean_ms)
     }
 
     /// Are this task's units quick enough to queue several on a worker?

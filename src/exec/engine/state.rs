@@ -526,8 +526,26 @@ impl std::hash::Hasher for UnitNumberHasher {
 /// those behind it wait in the reorder buffer, so this bounds what waits.
 pub(super) const KEEP_AHEAD: u64 = 16_384;
 
-/// Units of a quick function queued on one worker at most.
-pub(super) const PREFETCH: usize = 64;
+/// How much work, in milliseconds by its function's mean time, is queued
+/// on one worker: enough that a worker never waits for the engine's round
+/// trip, little enough that the last units of a run are not stuck behind
+/// one worker while another is idle.
+pub(super) const QUEUE_MS: f64 = 5.0;
+
+/// Units of a quick function queued on one worker, at least and at most.
+/// Past a few hundred, a no-op's frames are few and large already; fewer,
+/// and the engine makes a write and wakes a worker for every few units.
+pub(super) const QUEUE_DEPTH: std::ops::RangeInclusive<usize> = 4..=512;
+
+/// Units of a function taking `mean_ms` queued on one worker: [`QUEUE_MS`]
+/// of work, within [`QUEUE_DEPTH`].
+pub(super) fn queue_depth(mean_ms: f64) -> usize {
+    let (least, most) = (*QUEUE_DEPTH.start(), *QUEUE_DEPTH.end());
+    if mean_ms.is_nan() || mean_ms * most as f64 <= QUEUE_MS {
+        return most;
+    }
+    ((QUEUE_MS / mean_ms) as usize).clamp(least, most)
+}
 
 /// A task's args with result references replaced by the values they name.
 pub(super) fn resolve(tasks: &[TaskState], args: &[Arg]) -> Vec<Value> {
@@ -578,6 +596,18 @@ mod tests {
         assert_eq!(run, RunPhase::Terminating);
         run.advance(RunPhase::Interrupted);
         assert_eq!(run, RunPhase::Interrupted);
+    }
+
+    #[test]
+    fn a_worker_holds_a_few_milliseconds_of_quick_units() {
+        // No-ops: as many as a queue holds.
+        assert_eq!(queue_depth(0.0), 512);
+        assert_eq!(queue_depth(0.001), 512);
+        assert_eq!(queue_depth(f64::NAN), 512);
+        // 5 ms of 50 µs calls; of 0.9 ms calls, the least.
+        assert_eq!(queue_depth(0.05), 100);
+        assert_eq!(queue_depth(0.9), 5);
+        assert_eq!(queue_depth(3.0), 4);
     }
 }
 
