@@ -216,7 +216,12 @@ pub fn item_call(
     args: &[Value],
     kwargs: &Map<String, Value>,
 ) -> (Vec<Value>, Map<String, Value>) {
-    let mut kw = kwargs.clone();
+    // Most maps have no kwargs: an empty map is made, not cloned.
+    let mut kw = if kwargs.is_empty() {
+        Map::new()
+    } else {
+        kwargs.clone()
+    };
     let mut positional = match item {
         Value::Array(a) => a.clone(),
         Value::Object(o) => {

@@ -184,8 +184,8 @@ impl Engine<'_> {
 
     pub(super) fn record_final(
         &mut self,
-        unit: Unit,
-        outcome: CallOutcome,
+        mut unit: Unit,
+        mut outcome: CallOutcome,
         status: Status,
         worker: Option<RanOn>,
     ) {
@@ -199,14 +199,22 @@ impl Engine<'_> {
             outcome.error.clone().or(Some(status.as_str().to_string()))
         };
         let print = self.unit_print(&unit, &name, status);
+        let keep_values = self.tasks[id.0].keep_values;
+        // The unit ends here: its args go to the record, and its value too
+        // unless the task keeps values for others.
+        let value = if keep_values {
+            outcome.value.clone()
+        } else {
+            std::mem::take(&mut outcome.value)
+        };
         let record = Record {
             task: name,
             index: unit.index,
             function: function.name.clone(),
-            args: unit.args.clone(),
-            kwargs: unit.kwargs.clone(),
+            args: std::mem::take(&mut unit.args),
+            kwargs: std::mem::take(&mut unit.kwargs),
             status,
-            value: outcome.value.clone(),
+            value,
             exit_code: outcome.exit_code,
             signal: outcome.signal,
             error: error.clone(),
@@ -238,7 +246,6 @@ impl Engine<'_> {
         }
         self.sink.emit(id.0, unit.seq, record);
         let task = &mut self.tasks[id.0];
-        let keep_values = task.keep_values;
         let value = &mut task.value;
         let TaskPhase::Running(st) = &mut task.phase else {
             return;
