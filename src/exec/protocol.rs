@@ -209,6 +209,63 @@ impl Frame for FromWorker {
     }
 }
 
+/// A `run` frame being queued on a [`Conn`]: the very bytes serde writes
+/// for the [`ToWorker::Run`] of the same calls. Queued by
+/// [`RunFrame::finish`]; left unfinished, or with no calls, nothing is.
+pub struct RunFrame<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    calls: usize,
+    finished: bool,
+}
+
+impl RunFrame<'_> {
+    fn separate(&mut self) {
+        if self.calls > 0 {
+            self.out.push(b',');
+        }
+        self.calls += 1;
+    }
+
+    /// A call of the builtin `name`.
+    pub fn builtin(&mut self, unit: u64, name: &str, args: &[Value], kwargs: &Map<String, Value>) {
+        self.separate();
+        codec::put_builtin_call(self.out, unit, name, args, kwargs);
+    }
+
+    /// Any call.
+    pub fn call(&mut self, call: &Call) {
+        self.separate();
+        match &call.invocation {
+            Invocation::Builtin { name, args, kwargs } => {
+                codec::put_builtin_call(self.out, call.unit, name, args, kwargs);
+            }
+            _ => serialize_into(call, self.out),
+        }
+    }
+
+    /// Ends the frame and its line; `false` if it had no calls (nothing is
+    /// queued).
+    pub fn finish(mut self) -> bool {
+        if self.calls == 0 {
+            return false;
+        }
+        self.out.extend_from_slice(codec::RUN_END);
+        self.out.push(b'\n');
+        self.finished = true;
+        true
+    }
+}
+
+impl Drop for RunFrame<'_> {
+    fn drop(&mut self) {
+        // Not finished, or empty: what was written is not a frame.
+        if !self.finished {
+            self.out.truncate(self.start);
+        }
+    }
+}
+
 fn serialize_into<T: Serialize>(frame: &T, out: &mut Vec<u8>) {
     let start = out.len();
     if let Err(e) = serde_json::to_writer(&mut *out, frame) {
@@ -355,6 +412,20 @@ impl Conn {
     /// Queues a frame; call [`Conn::flush`] to send it.
     pub fn queue<T: Frame>(&mut self, frame: &T) {
         encode_into(frame, &mut self.outbuf);
+    }
+
+    /// Queues a `run` frame written call by call: the engine's builtin
+    /// calls go out straight from its units, with no [`Invocation`] made
+    /// to be written once and dropped.
+    pub fn run_frame(&mut self) -> RunFrame<'_> {
+        let start = self.outbuf.len();
+        self.outbuf.extend_from_slice(codec::RUN_START);
+        RunFrame {
+            out: &mut self.outbuf,
+            start,
+            calls: 0,
+            finished: false,
+        }
     }
 
     /// Is output waiting to be written?
@@ -562,6 +633,31 @@ mod tests {
             calls: vec![builtin(1, "noop"), command],
         };
         assert_eq!(line_of(&mixed), serde_json::to_vec(&mixed).unwrap());
+
+        // Written call by call on a connection, the same bytes; a frame
+        // with no calls, or not finished, queues nothing.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut conn = Conn::new(OwnedFd::from(a), None).unwrap();
+        let ToWorker::Run { calls } = &mixed else {
+            unreachable!()
+        };
+        assert!(!conn.run_frame().finish());
+        drop(conn.run_frame());
+        {
+            let mut frame = conn.run_frame();
+            frame.call(&calls[0]);
+        }
+        assert!(!conn.wants_write());
+        let mut frame = conn.run_frame();
+        let Invocation::Builtin { name, args, kwargs } = &calls[0].invocation else {
+            unreachable!()
+        };
+        frame.builtin(calls[0].unit, name, args, kwargs);
+        frame.call(&calls[1]);
+        assert!(frame.finish());
+        let mut want = serde_json::to_vec(&mixed).unwrap();
+        want.push(b'\n');
+        assert_eq!(conn.outbuf, want);
     }
 
     /// Any JSON value: the shapes the hand reader knows and the ones it
@@ -641,10 +737,16 @@ mod tests {
     /// Values [`codec::read_run`] reads itself.
     fn hand_readable(v: &Value) -> bool {
         match v {
-            Value::Null | Value::Bool(_) | Value::String(_) if v.as_str().is_none_or(record_json_plain) => true,
+            Value::Null | Value::Bool(_) | Value::String(_)
+                if v.as_str().is_none_or(record_json_plain) =>
+            {
+                true
+            }
             Value::Number(n) => n.is_u64() || n.as_i64().is_some_and(|i| i < 0),
             Value::Array(a) => a.iter().all(hand_readable),
-            Value::Object(o) => o.iter().all(|(k, v)| record_json_plain(k) && hand_readable(v)),
+            Value::Object(o) => o
+                .iter()
+                .all(|(k, v)| record_json_plain(k) && hand_readable(v)),
             _ => false,
         }
     }
@@ -653,14 +755,33 @@ mod tests {
     fn run_frames_the_hand_reader_leaves_go_through_serde() {
         for (text, by_hand) in [
             (r#"{"run":{"calls":[]}}"#, true),
-            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[0,-7,"x",[null,true],{"a":{}}],"kwargs":{}}}}]}}"#, true),
-            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[1.5],"kwargs":{}}}}]}}"#, false),
-            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[-0],"kwargs":{}}}}]}}"#, false),
-            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[18446744073709551616],"kwargs":{}}}}]}}"#, false),
-            (r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":["a\nb"],"kwargs":{}}}}]}}"#, false),
+            (
+                r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[0,-7,"x",[null,true],{"a":{}}],"kwargs":{}}}}]}}"#,
+                true,
+            ),
+            (
+                r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[1.5],"kwargs":{}}}}]}}"#,
+                false,
+            ),
+            (
+                r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[-0],"kwargs":{}}}}]}}"#,
+                false,
+            ),
+            (
+                r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":[18446744073709551616],"kwargs":{}}}}]}}"#,
+                false,
+            ),
+            (
+                r#"{"run":{"calls":[{"unit":1,"invocation":{"builtin":{"name":"noop","args":["a\nb"],"kwargs":{}}}}]}}"#,
+                false,
+            ),
             (r#"{"run": {"calls":[]}}"#, false),
         ] {
-            assert_eq!(codec::read_run(text.as_bytes()).is_some(), by_hand, "{text}");
+            assert_eq!(
+                codec::read_run(text.as_bytes()).is_some(),
+                by_hand,
+                "{text}"
+            );
             let ours = ToWorker::read_from(text.as_bytes()).unwrap();
             let by_serde: ToWorker = serde_json::from_str(text).unwrap();
             assert_eq!(format!("{ours:?}"), format!("{by_serde:?}"), "{text}");

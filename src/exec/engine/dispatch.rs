@@ -11,10 +11,10 @@ use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::GRACE;
-use crate::exec::protocol::{Call, CallOutcome, Invocation, ToWorker};
+use crate::exec::protocol::{Call, CallOutcome};
 use crate::plan::{ItemIter, NONE, UnitCall, items_of_value, unit_inputs, with_shared_inputs};
 use crate::report::{Record, Status};
-use crate::spec::{MapSource, PoolId, TaskId};
+use crate::spec::{FunctionKind, MapSource, PoolId, TaskId};
 
 impl Engine<'_> {
     /// Starts a waiting task whose dependencies have all ended ok.
@@ -467,10 +467,27 @@ impl Engine<'_> {
             if w.units.is_empty() {
                 w.current = Some((SystemTime::now(), Instant::now()));
             }
-            w.units.extend(calls.iter().map(|c| UnitId(c.unit)));
+            w.units.extend(calls.iter().map(Outgoing::unit));
             // Sent by `flush_workers` once scheduling is done: one write
             // for everything a worker gets this round.
-            w.conn.queue(&ToWorker::Run { calls });
+            let mut frame = w.conn.run_frame();
+            for call in &calls {
+                match call {
+                    Outgoing::Builtin(n) => {
+                        let Some(unit) = self.units.get(n).and_then(InFlight::unit) else {
+                            continue;
+                        };
+                        let crate::spec::FunctionKind::Builtin(name) =
+                            &self.job.function(unit.function).kind
+                        else {
+                            continue;
+                        };
+                        frame.builtin(n.0, name, &unit.args, &unit.kwargs);
+                    }
+                    Outgoing::Call(call) => frame.call(call),
+                }
+            }
+            frame.finish();
             return true;
         }
         false
@@ -493,25 +510,30 @@ impl Engine<'_> {
         &mut self,
         unit: Unit,
         worker: WorkerId,
-    ) -> Option<(Call, Option<Instant>)> {
+    ) -> Option<(Outgoing, Option<Instant>)> {
         let task = self.job.task(unit.task);
         let function = self.job.function(unit.function);
         let forward = self.opts.live
             || (unit.kind == UnitKind::Main && self.tasks[unit.task.0].has_stream_consumers);
         let setting = Setting::of_task(task, function, forward);
-        let inv = match invocation(
-            self.job,
-            function,
-            &unit.args,
-            &unit.kwargs,
-            unit.item.as_ref(),
-            &setting,
-        ) {
-            // A builtin starts no process: it gets no variables (and the
-            // engine, busy with hundreds of thousands of them a second,
-            // makes none).
-            Ok(inv) if matches!(inv, Invocation::Builtin { .. }) => inv,
-            Ok(mut inv) => {
+        // A builtin runs in the worker with nothing to render: its call is
+        // written from the unit itself (the engine, busy with hundreds of
+        // thousands of them a second, builds none).
+        let built = match function.kind {
+            FunctionKind::Builtin(_) => Ok(None),
+            _ => invocation(
+                self.job,
+                function,
+                &unit.args,
+                &unit.kwargs,
+                unit.item.as_ref(),
+                &setting,
+            )
+            .map(Some),
+        };
+        let inv = match built {
+            Ok(None) => None,
+            Ok(Some(mut inv)) => {
                 // Which unit this is, and which worker of the pool runs it.
                 let id = unit.kind.record().name(&task.id);
                 let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
@@ -521,7 +543,7 @@ impl Engine<'_> {
                 let slot = self.workers[worker].number;
                 vars.push(("JOBFILE_SLOT".to_string(), slot.to_string()));
                 add_env(&mut inv, vars);
-                inv
+                Some(inv)
             }
             Err(e) => {
                 let outcome = CallOutcome {
@@ -541,13 +563,14 @@ impl Engine<'_> {
             self.stream_producer_started(unit.task);
         }
         self.units.insert(UnitId(n), InFlight::Task(unit));
-        Some((
-            Call {
+        let call = match inv {
+            None => Outgoing::Builtin(UnitId(n)),
+            Some(invocation) => Outgoing::Call(Call {
                 unit: n,
-                invocation: inv,
-            },
-            deadline,
-        ))
+                invocation,
+            }),
+        };
+        Some((call, deadline))
     }
 
     pub(super) fn stream_producer_started(&mut self, id: TaskId) {

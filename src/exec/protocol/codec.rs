@@ -24,7 +24,7 @@ pub(super) fn write_run(frame: &ToWorker, out: &mut Vec<u8>) -> bool {
     {
         return false;
     }
-    out.extend_from_slice(b"{\"run\":{\"calls\":[");
+    out.extend_from_slice(RUN_START);
     for (i, Call { unit, invocation }) in calls.iter().enumerate() {
         let Invocation::Builtin { name, args, kwargs } = invocation else {
             continue;
@@ -32,18 +32,34 @@ pub(super) fn write_run(frame: &ToWorker, out: &mut Vec<u8>) -> bool {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"unit\":");
-        out.extend_from_slice(itoa::Buffer::new().format(*unit).as_bytes());
-        out.extend_from_slice(b",\"invocation\":{\"builtin\":{\"name\":");
-        put_str(out, name);
-        out.extend_from_slice(b",\"args\":");
-        put_array(out, args);
-        out.extend_from_slice(b",\"kwargs\":");
-        put_object(out, kwargs);
-        out.extend_from_slice(b"}}}");
+        put_builtin_call(out, *unit, name, args, kwargs);
     }
-    out.extend_from_slice(b"]}}");
+    out.extend_from_slice(RUN_END);
     true
+}
+
+/// What a `run` frame starts and ends with, around its calls.
+pub(super) const RUN_START: &[u8] = b"{\"run\":{\"calls\":[";
+pub(super) const RUN_END: &[u8] = b"]}}";
+
+/// One builtin call of a `run` frame, as serde writes a [`Call`] of an
+/// [`Invocation::Builtin`].
+pub(super) fn put_builtin_call(
+    out: &mut Vec<u8>,
+    unit: u64,
+    name: &str,
+    args: &[Value],
+    kwargs: &serde_json::Map<String, Value>,
+) {
+    out.extend_from_slice(b"{\"unit\":");
+    out.extend_from_slice(itoa::Buffer::new().format(unit).as_bytes());
+    out.extend_from_slice(b",\"invocation\":{\"builtin\":{\"name\":");
+    put_str(out, name);
+    out.extend_from_slice(b",\"args\":");
+    put_array(out, args);
+    out.extend_from_slice(b",\"kwargs\":");
+    put_object(out, kwargs);
+    out.extend_from_slice(b"}}}");
 }
 
 /// Appends `{"done":{"unit":N,"outcome":{...}}}` when the outcome carries
@@ -232,16 +248,19 @@ impl<'a> Reader<'a> {
 
     /// Digits, as JSON allows them (no leading zero), and how many.
     fn digits(&mut self) -> Option<(u64, u32)> {
-        let start = self.at;
-        let mut n: u64 = 0;
-        while let Some(&b) = self.s.get(self.at) {
-            if !b.is_ascii_digit() {
-                break;
-            }
+        let (n, count) = self.more_digits(0)?;
+        Some((n, u32::try_from(count).ok()?))
+    }
+
+    /// The digits at the cursor appended to `n`, and how many there were;
+    /// `None` past `u64`.
+    fn more_digits(&mut self, mut n: u64) -> Option<(u64, usize)> {
+        let rest = self.s.get(self.at..)?;
+        let count = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        for &b in &rest[..count] {
             n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-            self.at += 1;
         }
-        let count = u32::try_from(self.at - start).ok()?;
+        self.at += count;
         Some((n, count))
     }
 
@@ -275,15 +294,7 @@ impl<'a> Reader<'a> {
         let mut mantissa = int;
         let mut decimals = 0;
         if self.eat(b'.') {
-            let frac_start = self.at;
-            while let Some(&b) = self.s.get(self.at) {
-                if !b.is_ascii_digit() {
-                    break;
-                }
-                mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-                self.at += 1;
-            }
-            decimals = self.at - frac_start;
+            (mantissa, decimals) = self.more_digits(mantissa)?;
             if decimals == 0 {
                 return None;
             }
