@@ -91,12 +91,16 @@ impl Record {
             out.extend_from_slice(b",\"worker\":");
             put_opt_int(out, r.worker);
             out.extend_from_slice(b",\"started\":");
-            match r.started.and_then(rfc3339_millis) {
-                Some(t) => put_str(out, &t),
+            match r.started.and_then(rfc3339_bytes) {
+                Some(t) => {
+                    out.push(b'"');
+                    out.extend_from_slice(&t);
+                    out.push(b'"');
+                }
                 None => out.extend_from_slice(b"null"),
             }
             out.extend_from_slice(b",\"duration_ms\":");
-            put_value(out, &duration_json(r.duration_ms));
+            put_duration(out, r.duration_ms);
             if let Some(host) = &r.host {
                 out.extend_from_slice(b",\"host\":");
                 put_str(out, host);
@@ -257,12 +261,64 @@ pub(crate) fn columns(reproducible: bool) -> &'static [&'static str] {
 /// `2026-11-27T10:00:00.000Z`, or `None` for a time RFC 3339 cannot show
 /// (before 1970 or after 9999).
 pub(crate) fn rfc3339_millis(time: SystemTime) -> Option<String> {
+    let bytes = rfc3339_bytes(time)?;
+    // Digits and ASCII punctuation only.
+    Some(bytes.iter().map(|&b| char::from(b)).collect())
+}
+
+/// [`rfc3339_millis`] as bytes, written by hand: humantime's Display and
+/// the String it fills cost a record more than the rest of its JSON.
+fn rfc3339_bytes(time: SystemTime) -> Option<[u8; 24]> {
     const YEAR_10000: u64 = 253_402_300_800;
     let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
-    if since_epoch.as_secs() >= YEAR_10000 {
+    let secs = since_epoch.as_secs();
+    if secs >= YEAR_10000 {
         return None;
     }
-    Some(humantime::format_rfc3339_millis(time).to_string())
+    // Days to a civil date: Howard Hinnant's `civil_from_days`, for days
+    // since 1970-01-01 (so never negative).
+    let z = secs / 86_400 + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let of_day = secs % 86_400;
+    let millis = u64::from(since_epoch.subsec_millis());
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day / 60 % 60);
+    put(17, 2, of_day % 60);
+    put(20, 3, millis);
+    Some(b)
+}
+
+/// [`duration_json`] written: tenths of a millisecond by hand, as ryu
+/// writes them, anything else (huge, negative, not finite) as
+/// `duration_json` does.
+fn put_duration(out: &mut Vec<u8>, duration_ms: Option<f64>) {
+    let tenths = duration_ms.map(|ms| (ms * 10.0).round());
+    match tenths {
+        // Below 10^15 tenths, `tenths / 10` is a double whose shortest
+        // digits are these: ryu's, through serde_json.
+        Some(t) if t.is_sign_positive() && t < 1e15 => {
+            let t = t as u64;
+            put_int(out, t / 10);
+            out.extend_from_slice(&[b'.', b'0' + (t % 10) as u8]);
+        }
+        _ => put_value(out, &duration_json(duration_ms)),
+    }
 }
 
 /// A duration in milliseconds rounded to 0.1 ms, as a JSON number (`null`
@@ -404,5 +460,54 @@ mod tests {
         assert_eq!(duration_json(Some(0.04)), json!(0.0));
         assert_eq!(duration_json(Some(1234.56)), json!(1234.6));
         assert_eq!(duration_json(None), Value::Null);
+    }
+
+    fn written_duration(d: Option<f64>) -> String {
+        let mut out = Vec::new();
+        put_duration(&mut out, d);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn durations_written_by_hand_are_serde_jsons() {
+        for d in [
+            None,
+            Some(0.0),
+            Some(0.04),
+            Some(0.05),
+            Some(9.95),
+            Some(1e14 - 0.1),
+            Some(1e14),
+            Some(1e20),
+            Some(-0.04),
+            Some(-3.0),
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+        ] {
+            let want = serde_json::to_string(&duration_json(d)).unwrap();
+            assert_eq!(written_duration(d), want, "{d:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+
+        #[test]
+        fn times_written_by_hand_are_humantimes(
+            secs in 0u64..253_402_300_800,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let t = UNIX_EPOCH + Duration::new(secs, nanos);
+            let want = humantime::format_rfc3339_millis(t).to_string();
+            proptest::prop_assert_eq!(rfc3339_millis(t), Some(want));
+        }
+
+        #[test]
+        fn any_duration_written_by_hand_is_serde_jsons(
+            d in proptest::prop_oneof![0.0f64..10.0, 0.0f64..1e6, 0.0f64..1e16, proptest::num::f64::ANY],
+        ) {
+            let want = serde_json::to_string(&duration_json(Some(d))).unwrap();
+            proptest::prop_assert_eq!(written_duration(Some(d)), want);
+        }
     }
 }
