@@ -91,6 +91,8 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
         python: None,
         interpreter: None,
         watch: None,
+        last_end: None,
+        anchor: (SystemTime::now(), Instant::now()),
     };
     if w.send(&FromWorker::Ready {
         pid: std::process::id(),
@@ -104,6 +106,9 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
     let mut queue: VecDeque<Call> = VecDeque::new();
     loop {
         let Some(call) = queue.pop_front() else {
+            // Waiting for the engine: the next call does not start as the
+            // last one ends.
+            w.last_end = None;
             match w.next_frame() {
                 Ok(Some(ToWorker::Python { setup })) => w.python = Some(setup),
                 Ok(Some(ToWorker::Run { calls })) => queue.extend(calls),
@@ -121,6 +126,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             // the interpreter can run them back to back.
             w.read_waiting(&mut queue);
             w.send_ahead(std::iter::once(&call).chain(queue.iter()));
+            w.last_end = None;
         }
         let outcome = w.run(&call);
         if outcome.retire {
@@ -143,8 +149,11 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
         // Answers of quick calls go out together when nothing more is
         // waiting to be run; a slow call's answer at once.
         let more = !queue.is_empty() || !w.held.is_empty() || !w.reader.buffer().is_empty();
-        if (slow || !more) && w.flush().is_err() {
-            return 1;
+        if slow || !more {
+            w.last_end = None;
+            if w.flush().is_err() {
+                return 1;
+            }
         }
     }
 }
@@ -166,6 +175,14 @@ struct Worker {
     /// A second handle on the engine's connection, polled during a call
     /// (a command's or a Python one) for a cancel.
     watch: Option<File>,
+    /// When the last call ended, while the next one starts right after it
+    /// (nothing but its answer's encoding in between): a quick call reads
+    /// the clock once, not three times.
+    last_end: Option<Instant>,
+    /// A wall-clock time and the monotonic time it was read at, read again
+    /// whenever a call starts after a wait: calls' start times are counted
+    /// from it.
+    anchor: (SystemTime, Instant),
 }
 
 impl Worker {
@@ -212,8 +229,14 @@ impl Worker {
     }
 
     fn run(&mut self, call: &Call) -> CallOutcome {
-        let started = SystemTime::now();
-        let clock = Instant::now();
+        let clock = match self.last_end.take() {
+            Some(end) => end,
+            None => {
+                let now = Instant::now();
+                self.anchor = (SystemTime::now(), now);
+                now
+            }
+        };
         let mut outcome = match &call.invocation {
             Invocation::Builtin { name, args, kwargs } => {
                 let mut shared = |op: SharedOp| self.shared(op);
@@ -260,12 +283,15 @@ impl Worker {
                 None => CallOutcome::default(),
             },
         };
+        let end = Instant::now();
+        self.last_end = Some(end);
         // A call sent ahead to the interpreter was timed there.
         if outcome.started_ms == 0.0 {
+            let started = self.anchor.0 + clock.duration_since(self.anchor.1);
             outcome.started_ms = started
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-            outcome.duration_ms = clock.elapsed().as_secs_f64() * 1000.0;
+            outcome.duration_ms = end.duration_since(clock).as_secs_f64() * 1000.0;
         }
         outcome
     }

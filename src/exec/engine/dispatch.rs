@@ -2,7 +2,7 @@
 //! order, and which worker gets them.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -458,6 +458,7 @@ impl Engine<'_> {
             if calls.is_empty() {
                 continue;
             }
+            let now = self.now();
             let w = &mut self.workers[worker];
             w.state = WorkerState::Busy;
             w.deadline = match (w.deadline, deadline) {
@@ -465,7 +466,7 @@ impl Engine<'_> {
                 (a, b) => a.or(b),
             };
             if w.units.is_empty() {
-                w.current = Some((SystemTime::now(), Instant::now()));
+                w.current = Some(now);
             }
             w.units.extend(calls.iter().map(Outgoing::unit));
             // Sent by `flush_workers` once scheduling is done: one write

@@ -1,7 +1,7 @@
 //! From a unit's outcome to records: retries, failure policies, the end of
 //! a task, its callbacks and what depends on it.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -26,6 +26,7 @@ impl Engine<'_> {
             .and_then(|u| self.units.get(u))
             .and_then(InFlight::unit)
             .and_then(|next| self.budget(next));
+        let now = self.now();
         let slot = &mut self.workers[w];
         // Units end in the order they were queued: the answer is the head's.
         if slot.units.front() == Some(&n) {
@@ -42,11 +43,11 @@ impl Engine<'_> {
             slot.deadline = None;
             slot.current = None;
         } else {
-            slot.current = Some((SystemTime::now(), Instant::now()));
+            slot.current = Some(now);
             slot.deadline = if cancelling {
                 slot.deadline
             } else {
-                next_budget.map(|b| Instant::now() + b)
+                next_budget.map(|b| now.1 + b)
             };
         }
         let unit = match flight {

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
@@ -150,6 +150,9 @@ pub(super) struct Engine<'a> {
     pub(super) speeds: Vec<Speed>,
     /// How many times a task became runnable: scheduling repeats while it grows.
     pub(super) runnable_events: u64,
+    /// The time of this round of the loop, read once when first needed:
+    /// when queued units start, which a round learns of by the hundred.
+    pub(super) round_clock: Option<(SystemTime, Instant)>,
     /// This machine's host name: a worker elsewhere records its own.
     pub(super) host: Option<String>,
     /// The template interpreter of the job's Python functions.
@@ -274,6 +277,7 @@ impl<'a> Engine<'a> {
             consumers,
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
+            round_clock: None,
             host: crate::exec::process::host_name(),
             resumed: Resumed::default(),
         }
@@ -332,6 +336,7 @@ impl<'a> Engine<'a> {
     /// exit, a deadline) and handles it. Only a failed poll (other than
     /// `EINTR`, which is an event like any other) is an error.
     pub(super) fn poll_once(&mut self) -> nix::Result<()> {
+        self.round_clock = None;
         // Frames left in a buffer while their worker was paused are served
         // first: no poll would wake up for them.
         let buffered: Vec<WorkerId> = self
@@ -413,7 +418,9 @@ impl<'a> Engine<'a> {
                     which.push(Ready::Worker(i));
                 }
             }
-            match poll(&mut fds, timeout) {
+            let polled = poll(&mut fds, timeout);
+            self.round_clock = None;
+            match polled {
                 // A signal: its byte is in the self-pipe, read by the loop.
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e),
@@ -520,6 +527,13 @@ impl<'a> Engine<'a> {
     /// Handles the frames a worker's connection holds. While the worker is
     /// paused (its stream's consumers are behind) the rest stay in the
     /// buffer, unless the worker is gone and they are all there is.
+    /// The time of this round of the loop (see [`Engine::round_clock`]).
+    pub(super) fn now(&mut self) -> (SystemTime, Instant) {
+        *self
+            .round_clock
+            .get_or_insert_with(|| (SystemTime::now(), Instant::now()))
+    }
+
     pub(super) fn serve_frames(&mut self, w: WorkerId, alive: bool) {
         loop {
             if alive && self.workers[w].paused {
