@@ -256,9 +256,14 @@ impl<'a> Reader<'a> {
     /// `None` past `u64`.
     fn more_digits(&mut self, mut n: u64) -> Option<(u64, usize)> {
         let rest = self.s.get(self.at..)?;
-        let count = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        for &b in &rest[..count] {
-            n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        let mut count = 0;
+        for &b in rest {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
+            count += 1;
         }
         self.at += count;
         Some((n, count))
