@@ -48,9 +48,7 @@ pub struct Job {
 impl Job {
     /// Does any function of the job run in a Python interpreter?
     pub fn uses_python(&self) -> bool {
-        self.functions
-            .iter()
-            .any(|f| matches!(f.kind, FunctionKind::Python(_)))
+        self.functions.iter().any(|f| f.kind.is_python())
     }
 }
 
@@ -172,6 +170,18 @@ pub enum FunctionKind {
     Builtin(String),
     /// A Python function, called in a warm interpreter.
     Python(PythonTarget),
+}
+
+impl FunctionKind {
+    /// Runs in the worker itself, with nothing to render or start.
+    pub fn is_builtin(&self) -> bool {
+        matches!(self, FunctionKind::Builtin(_))
+    }
+
+    /// Runs in the worker's Python interpreter.
+    pub fn is_python(&self) -> bool {
+        matches!(self, FunctionKind::Python(_))
+    }
 }
 
 /// An argument: a value, or another task's value.

@@ -14,7 +14,7 @@ use crate::exec::process::GRACE;
 use crate::exec::protocol::{Call, CallOutcome};
 use crate::plan::{ItemIter, NONE, UnitCall, items_of_value, unit_inputs, with_shared_inputs};
 use crate::report::{Record, Status};
-use crate::spec::{FunctionKind, MapSource, PoolId, TaskId};
+use crate::spec::{MapSource, PoolId, TaskId};
 
 impl Engine<'_> {
     /// Starts a waiting task whose dependencies have all ended ok.
@@ -336,9 +336,10 @@ impl Engine<'_> {
     /// itself, the timeout plus the grace and a margin.
     pub(super) fn budget(&self, unit: &Unit) -> Option<Duration> {
         let timeout = self.job.task(unit.task).timeout?;
-        let backstop = match self.job.function(unit.function).kind {
-            crate::spec::FunctionKind::Builtin(_) => Duration::ZERO,
-            _ => GRACE + Duration::from_secs(3),
+        let backstop = if self.job.function(unit.function).kind.is_builtin() {
+            Duration::ZERO
+        } else {
+            GRACE + Duration::from_secs(3)
         };
         Some(timeout + backstop)
     }
@@ -520,9 +521,10 @@ impl Engine<'_> {
         // A builtin runs in the worker with nothing to render: its call is
         // written from the unit itself (the engine, busy with hundreds of
         // thousands of them a second, builds none).
-        let built = match function.kind {
-            FunctionKind::Builtin(_) => Ok(None),
-            _ => invocation(
+        let built = if function.kind.is_builtin() {
+            Ok(None)
+        } else {
+            invocation(
                 self.job,
                 function,
                 &unit.args,
@@ -530,7 +532,7 @@ impl Engine<'_> {
                 unit.item.as_ref(),
                 &setting,
             )
-            .map(Some),
+            .map(Some)
         };
         let inv = match built {
             Ok(None) => None,

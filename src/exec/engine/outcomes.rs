@@ -55,12 +55,8 @@ impl Engine<'_> {
             InFlight::Initializer => {
                 let pool = slot.pool;
                 let init = self.job.pools[pool.0].initializer.as_ref();
-                slot.python_only &= init.is_some_and(|i| {
-                    matches!(
-                        self.job.function(i.function).kind,
-                        crate::spec::FunctionKind::Python(_)
-                    )
-                });
+                slot.python_only &=
+                    init.is_some_and(|i| self.job.function(i.function).kind.is_python());
                 if outcome.ok {
                     self.pools[pool.0].init_failures = 0;
                 } else {
@@ -87,10 +83,7 @@ impl Engine<'_> {
             self.retire(w, false);
             return;
         }
-        slot.python_only &= matches!(
-            self.job.function(unit.function).kind,
-            crate::spec::FunctionKind::Python(_)
-        );
+        slot.python_only &= self.job.function(unit.function).kind.is_python();
         slot.tasks_run += 1;
         let cancel_rest = cancelling && !slot.units.is_empty();
         // A unit stopped because the run is being terminated is cancelled,

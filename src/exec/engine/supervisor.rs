@@ -29,7 +29,7 @@ use crate::plan::Digest;
 use crate::plan::{EdgeKind, Plan};
 use crate::report::{Previous, Sink, Status};
 use crate::shared::{SharedStore, handle_line};
-use crate::spec::{Backend, FunctionKind, Job, PoolId, TaskId};
+use crate::spec::{Backend, Job, PoolId, TaskId};
 
 /// Options of a run beyond the job file.
 #[derive(Default)]
@@ -597,7 +597,7 @@ impl<'a> Engine<'a> {
                 .live_line(id, u.index, u.item.as_ref(), err, &line);
         }
         // A Python producer's items are the values it yields, not its lines.
-        let python = matches!(self.job.function(u.function).kind, FunctionKind::Python(_));
+        let python = self.job.function(u.function).kind.is_python();
         if stream == LineStream::Out && u.kind == UnitKind::Main && !python {
             self.feed_consumers(w, task, Value::String(line));
         }

@@ -199,12 +199,7 @@ impl Engine<'_> {
                 Some(InFlight::Initializer) => initializer,
                 None => None,
             };
-            function.is_some_and(|f| {
-                matches!(
-                    self.job.function(f).kind,
-                    crate::spec::FunctionKind::Builtin(_)
-                )
-            })
+            function.is_some_and(|f| self.job.function(f).kind.is_builtin())
         });
         let soon = Instant::now()
             + if builtin {
