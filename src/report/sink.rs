@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::counts::Counts;
 use super::failures::Failures;
 use super::item_name::{ItemNames, label};
-use super::reorder::ReorderBuffer;
+use super::reorder::{Ready, ReorderBuffer, ReorderError};
 use super::screen;
 use super::writer::RecordWriter;
 use super::{Progress, Record};
@@ -142,15 +142,8 @@ impl Sink {
             Order::Submission => {
                 // Written one by one as they come out: when a slot closes,
                 // what it lets out may be many records held on disk.
-                match self.reorder.push(slot, seq, record) {
-                    Ok(ready) => ready.for_each(|r| {
-                        write_to(&mut self.writer, &mut self.error, &r);
-                        release(&mut self.progress, &r);
-                    }),
-                    Err(e) => {
-                        self.error.get_or_insert(io::Error::other(e.to_string()));
-                    }
-                }
+                let ready = self.reorder.push(slot, seq, record);
+                write_ready(ready, &mut self.writer, &mut self.error, &mut self.progress);
                 self.check_reorder();
             }
         }
@@ -217,15 +210,8 @@ impl Sink {
             }
         }
         if self.order == Order::Submission {
-            match self.reorder.close(slot, total) {
-                Ok(ready) => ready.for_each(|r| {
-                    write_to(&mut self.writer, &mut self.error, &r);
-                    release(&mut self.progress, &r);
-                }),
-                Err(e) => {
-                    self.error.get_or_insert(io::Error::other(e.to_string()));
-                }
-            }
+            let ready = self.reorder.close(slot, total);
+            write_ready(ready, &mut self.writer, &mut self.error, &mut self.progress);
             self.check_reorder();
         }
     }
@@ -314,6 +300,25 @@ fn live_text(line: &str) -> String {
 fn release(progress: &mut Option<Progress>, r: &Record) {
     if let (Some(p), true) = (progress, r.status.ran_and_failed()) {
         p.release(&r.task, r.index);
+    }
+}
+
+/// Writes, one by one, the records the reorder buffer lets out, each
+/// taken off the bar's held failures; or keeps why it could not.
+fn write_ready(
+    ready: Result<Ready<'_>, ReorderError>,
+    writer: &mut Box<dyn RecordWriter>,
+    error: &mut Option<io::Error>,
+    progress: &mut Option<Progress>,
+) {
+    match ready {
+        Ok(ready) => ready.for_each(|r| {
+            write_to(writer, error, &r);
+            release(progress, &r);
+        }),
+        Err(e) => {
+            error.get_or_insert(io::Error::other(e.to_string()));
+        }
     }
 }
 
