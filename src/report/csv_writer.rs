@@ -8,10 +8,11 @@
 
 use std::io::{self, Write};
 
+use csv_core::WriteResult;
 use serde_json::Value;
 
 use super::record::Record;
-use super::record_json::{columns, duration_json, rfc3339_millis};
+use super::record_json::{columns, put_array, put_duration, put_object, put_value, rfc3339_bytes};
 use super::writer::{RecordWriter, WriterOptions, write_whole};
 
 /// Writes records as CSV rows under a fixed header.
@@ -19,6 +20,9 @@ use super::writer::{RecordWriter, WriterOptions, write_whole};
 pub struct CsvWriter<W> {
     out: W,
     reproducible: bool,
+    row: Row,
+    /// A cell's JSON or digits, before the row quotes it.
+    cell: Vec<u8>,
 }
 
 impl<W: Write + Send> CsvWriter<W> {
@@ -27,8 +31,13 @@ impl<W: Write + Send> CsvWriter<W> {
         let mut w = CsvWriter {
             out,
             reproducible: opts.reproducible,
+            row: Row::default(),
+            cell: Vec::new(),
         };
-        w.write_row(columns(w.reproducible).iter().map(|c| c.to_string()))?;
+        for c in columns(w.reproducible) {
+            w.row.field(c.as_bytes());
+        }
+        w.end_row()?;
         Ok(w)
     }
 
@@ -37,69 +46,142 @@ impl<W: Write + Send> CsvWriter<W> {
         self.out
     }
 
-    fn write_row(&mut self, cells: impl IntoIterator<Item = String>) -> io::Result<()> {
-        // The whole row is serialized before any of it goes out.
-        let mut row = csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::new());
-        row.write_record(cells)?;
-        let bytes = row.into_inner().map_err(|e| e.into_error())?;
-        write_whole(&mut self.out, &bytes)
+    /// Sends the row out whole: a record's bytes are never split.
+    fn end_row(&mut self) -> io::Result<()> {
+        let result = write_whole(&mut self.out, self.row.end());
+        self.row.clear();
+        result
+    }
+
+    /// A cell made in [`CsvWriter::cell`] by `make`.
+    fn made(&mut self, make: impl FnOnce(&mut Vec<u8>)) {
+        self.cell.clear();
+        make(&mut self.cell);
+        self.row.field(&self.cell);
+    }
+
+    fn number(&mut self, n: Option<impl itoa::Integer>) {
+        match n {
+            Some(n) => self.row.field(itoa::Buffer::new().format(n).as_bytes()),
+            None => self.row.field(b""),
+        }
+    }
+
+    /// A string as itself, null as nothing, anything else as compact JSON.
+    fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.row.field(b""),
+            Value::String(s) => self.row.field(s.as_bytes()),
+            other => self.made(|out| put_value(out, other)),
+        }
+    }
+
+    /// The cells of one record, in the order of [`columns`].
+    fn cells(&mut self, r: &Record) {
+        if r.is_shared() {
+            for i in 0..columns(self.reproducible).len() {
+                match i {
+                    0 => self.row.field(r.task.as_bytes()),
+                    5 => self.row.field(r.status.as_str().as_bytes()),
+                    6 => self.value(&r.value),
+                    _ => self.row.field(b""),
+                }
+            }
+            return;
+        }
+        self.row.field(r.task.as_bytes());
+        self.number(r.index);
+        self.row.field(r.function.as_bytes());
+        self.made(|out| put_array(out, &r.args));
+        self.made(|out| put_object(out, &r.kwargs));
+        self.row.field(r.status.as_str().as_bytes());
+        self.value(&r.value);
+        self.number(r.exit_code);
+        self.number(r.signal);
+        self.row.field(text(r.error.as_deref()));
+        self.row.field(r.stdout.as_bytes());
+        self.row.field(r.stderr.as_bytes());
+        self.row.field(if r.truncated { b"true" } else { b"false" });
+        self.number(Some(r.attempts));
+        if !self.reproducible {
+            self.number(r.worker);
+            match r.started.and_then(rfc3339_bytes) {
+                Some(t) => self.row.field(&t),
+                None => self.row.field(b""),
+            }
+            self.made(|out| {
+                put_duration(out, r.duration_ms);
+                // A duration JSON writes as null is an empty cell.
+                if out == b"null" {
+                    out.clear();
+                }
+            });
+            self.row.field(text(r.host.as_deref()));
+        }
     }
 }
 
-/// The cells of one record, in the order of [`columns`].
-fn cells(r: &Record, reproducible: bool) -> Vec<String> {
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    if r.is_shared() {
-        let mut cells = vec![String::new(); columns(reproducible).len()];
-        cells[0] = r.task.clone();
-        cells[5] = r.status.as_str().to_string();
-        cells[6] = value_cell(&r.value);
-        return cells;
-    }
-    let mut cells = vec![
-        r.task.clone(),
-        opt(r.index.map(|i| i.to_string())),
-        r.function.clone(),
-        json_cell(&r.args),
-        json_cell(&r.kwargs),
-        r.status.as_str().to_string(),
-        value_cell(&r.value),
-        opt(r.exit_code.map(|c| c.to_string())),
-        opt(r.signal.map(|s| s.to_string())),
-        opt(r.error.clone()),
-        r.stdout.clone(),
-        r.stderr.clone(),
-        r.truncated.to_string(),
-        r.attempts.to_string(),
-    ];
-    if !reproducible {
-        cells.push(opt(r.worker.map(|w| w.to_string())));
-        cells.push(opt(r.started.and_then(rfc3339_millis)));
-        cells.push(value_cell(&duration_json(r.duration_ms)));
-        cells.push(opt(r.host.clone()));
-    }
-    cells
+/// An optional string's bytes; nothing for none.
+fn text(s: Option<&str>) -> &[u8] {
+    s.unwrap_or_default().as_bytes()
 }
 
-/// A string as itself, null as nothing, anything else as compact JSON.
-fn value_cell(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => json_cell(other),
-    }
+/// One row's bytes, its fields quoted by the csv crate's own engine
+/// (`csv_core`, as `csv::Writer` does, `QuoteStyle::Necessary`), in a
+/// buffer kept from row to row: a `csv::Writer` per record made and zeroed
+/// an 8 KiB buffer, and every cell was a `String` first.
+#[derive(Debug, Default)]
+struct Row {
+    core: csv_core::Writer,
+    buf: Vec<u8>,
+    fields: usize,
 }
 
-fn json_cell<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+impl Row {
+    /// Runs `step` on room enough for what it writes at most: it never
+    /// runs out, so every step is done in one call.
+    fn write(
+        &mut self,
+        most: usize,
+        step: impl FnOnce(&mut csv_core::Writer, &mut [u8]) -> (WriteResult, usize),
+    ) {
+        let start = self.buf.len();
+        self.buf.resize(start + most, 0);
+        let (result, n) = step(&mut self.core, &mut self.buf[start..]);
+        debug_assert!(matches!(result, WriteResult::InputEmpty));
+        self.buf.truncate(start + n);
+    }
+
+    fn field(&mut self, input: &[u8]) {
+        if self.fields > 0 {
+            // A closing quote, then the comma.
+            self.write(2, |core, out| core.delimiter(out));
+        }
+        self.fields += 1;
+        // Quotes around, and every quote doubled.
+        self.write(2 + 2 * input.len(), |core, out| {
+            let (result, _, n) = core.field(input, out);
+            (result, n)
+        });
+    }
+
+    /// The row, ended with its newline.
+    fn end(&mut self) -> &[u8] {
+        // A closing quote (or `""` for a row of one empty field), then `\n`.
+        self.write(3, |core, out| core.terminator(out));
+        &self.buf
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.fields = 0;
+    }
 }
 
 impl<W: Write + Send> RecordWriter for CsvWriter<W> {
     fn write(&mut self, record: &Record) -> io::Result<()> {
-        let cells = cells(record, self.reproducible);
-        self.write_row(cells)
+        self.cells(record);
+        self.end_row()
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -206,6 +288,83 @@ mod tests {
                     v
                 ),
             }
+        }
+    }
+
+    /// The rows as the csv crate's `Writer` writes them from a `String`
+    /// per cell: what the rows were before they were written by hand.
+    fn by_csv_writer(records: &[Record], reproducible: bool) -> Vec<u8> {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_writer(Vec::new());
+        w.write_record(columns(reproducible)).unwrap();
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let value = |v: &Value| match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => serde_json::to_string(other).unwrap(),
+        };
+        for r in records {
+            let mut cells = vec![String::new(); columns(reproducible).len()];
+            if r.is_shared() {
+                cells[0] = r.task.clone();
+                cells[5] = r.status.as_str().to_string();
+                cells[6] = value(&r.value);
+            } else {
+                cells = vec![
+                    r.task.clone(),
+                    opt(r.index.map(|i| i.to_string())),
+                    r.function.clone(),
+                    serde_json::to_string(&r.args).unwrap(),
+                    serde_json::to_string(&r.kwargs).unwrap(),
+                    r.status.as_str().to_string(),
+                    value(&r.value),
+                    opt(r.exit_code.map(|c| c.to_string())),
+                    opt(r.signal.map(|s| s.to_string())),
+                    opt(r.error.clone()),
+                    r.stdout.clone(),
+                    r.stderr.clone(),
+                    r.truncated.to_string(),
+                    r.attempts.to_string(),
+                ];
+                if !reproducible {
+                    cells.push(opt(r.worker.map(|w| w.to_string())));
+                    cells.push(opt(r
+                        .started
+                        .and_then(crate::report::record_json::rfc3339_millis)));
+                    cells.push(value(&crate::report::record_json::duration_json(
+                        r.duration_ms,
+                    )));
+                    cells.push(opt(r.host.clone()));
+                }
+            }
+            w.write_record(&cells).unwrap();
+        }
+        w.into_inner().unwrap()
+    }
+
+    #[test]
+    fn rows_are_the_csv_crates_bytes() {
+        let mut records = assorted();
+        let mut odd = sample();
+        odd.task = "a,b \"c\"".into();
+        odd.function = String::new();
+        odd.stdout = "line\nnext\r\n".into();
+        odd.stderr = "\"".into();
+        odd.error = Some(",".into());
+        odd.value = Value::from("x\"y");
+        odd.args = vec![serde_json::json!("q\"uote"), serde_json::json!(1.5)];
+        odd.host = Some("node 2".into());
+        odd.duration_ms = Some(f64::NAN);
+        odd.started = None;
+        odd.exit_code = Some(-1);
+        records.push(odd);
+        for reproducible in [false, true] {
+            assert_eq!(
+                String::from_utf8(run(&records, reproducible)).unwrap(),
+                String::from_utf8(by_csv_writer(&records, reproducible)).unwrap()
+            );
         }
     }
 

@@ -268,7 +268,7 @@ pub(crate) fn rfc3339_millis(time: SystemTime) -> Option<String> {
 
 /// [`rfc3339_millis`] as bytes, written by hand: humantime's Display and
 /// the String it fills cost a record more than the rest of its JSON.
-fn rfc3339_bytes(time: SystemTime) -> Option<[u8; 24]> {
+pub(crate) fn rfc3339_bytes(time: SystemTime) -> Option<[u8; 24]> {
     const YEAR_10000: u64 = 253_402_300_800;
     let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
     let secs = since_epoch.as_secs();
@@ -307,7 +307,7 @@ fn rfc3339_bytes(time: SystemTime) -> Option<[u8; 24]> {
 /// [`duration_json`] written: tenths of a millisecond by hand, as ryu
 /// writes them, anything else (huge, negative, not finite) as
 /// `duration_json` does.
-fn put_duration(out: &mut Vec<u8>, duration_ms: Option<f64>) {
+pub(crate) fn put_duration(out: &mut Vec<u8>, duration_ms: Option<f64>) {
     let tenths = duration_ms.map(|ms| (ms * 10.0).round());
     match tenths {
         // Below 10^15 tenths, `tenths / 10` is a double whose shortest
