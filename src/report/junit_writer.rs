@@ -18,7 +18,7 @@
 //! makes them optional).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -46,8 +46,10 @@ enum SpoolStore {
     Memory(Vec<u8>),
     /// `path` is kept only if the file could not be unlinked right away;
     /// it is then removed on drop.
+    /// Buffered: a testcase is a hundred bytes, and a write each was a
+    /// system call per record.
     File {
-        file: File,
+        file: BufWriter<File>,
         path: Option<PathBuf>,
     },
 }
@@ -76,7 +78,10 @@ impl Spool {
             .open(&path)?;
         let path = fs::remove_file(&path).err().map(|_| path);
         Ok(Spool {
-            store: SpoolStore::File { file, path },
+            store: SpoolStore::File {
+                file: BufWriter::with_capacity(64 * 1024, file),
+                path,
+            },
         })
     }
 
@@ -101,6 +106,8 @@ impl Spool {
                 write_whole(out, &doc)
             }
             SpoolStore::File { file, .. } => {
+                file.flush()?;
+                let file = file.get_mut();
                 file.seek(SeekFrom::Start(0))?;
                 out.write_all(head)?;
                 io::copy(&mut Read::by_ref(file), out)?;
