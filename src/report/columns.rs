@@ -17,9 +17,15 @@ pub(crate) fn width(s: &str) -> usize {
 /// `s` followed by spaces up to `columns` display columns (as is when it
 /// is already that wide).
 pub(crate) fn pad_right(s: &str, columns: usize) -> String {
-    let mut out = s.to_string();
-    out.extend(std::iter::repeat_n(' ', columns.saturating_sub(width(s))));
+    let mut out = String::with_capacity(s.len().max(columns));
+    push_padded(&mut out, s, columns);
     out
+}
+
+/// Appends [`pad_right`] of `s` to `out`.
+pub(crate) fn push_padded(out: &mut String, s: &str, columns: usize) {
+    out.push_str(s);
+    out.extend(std::iter::repeat_n(' ', columns.saturating_sub(width(s))));
 }
 
 /// `s` preceded by spaces up to `columns` display columns.
@@ -32,11 +38,18 @@ pub(crate) fn pad_left(s: &str, columns: usize) -> String {
 /// At most `columns` display columns of `s`, with `…` marking a cut. A
 /// wide character that would straddle the limit is left out whole.
 pub(crate) fn cut(s: &str, columns: usize) -> String {
+    let mut out = String::new();
+    push_cut(&mut out, s, columns);
+    out
+}
+
+/// Appends [`cut`] of `s` to `out`.
+pub(crate) fn push_cut(out: &mut String, s: &str, columns: usize) {
     if width(s) <= columns {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
     let room = columns.saturating_sub(1);
-    let mut out = String::new();
     let mut used = 0;
     for c in s.chars() {
         let w = c.width().unwrap_or(0);
@@ -49,12 +62,15 @@ pub(crate) fn cut(s: &str, columns: usize) -> String {
     if columns > 0 {
         out.push('…');
     }
-    out
 }
 
 /// `s` with line breaks and other control characters made visible, so
 /// one record stays one line and cannot drive the terminal.
 pub(crate) fn one_line(s: &str) -> String {
+    // Printable ASCII, the common case, is shown as it is.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.trim_end_matches(['\n', '\r']).chars() {
         if c.is_control() {

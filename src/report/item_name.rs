@@ -112,9 +112,12 @@ fn scalar(v: &Value) -> String {
 /// `task[index] name`, or `task[index]`, or `task`; whole: what shows it
 /// on a line of its own width cuts it.
 pub fn label(task: &str, index: Option<u64>, name: Option<&str>) -> String {
-    let mut label = task.to_string();
+    let mut label = String::with_capacity(task.len() + 24 + name.map_or(0, str::len));
+    label.push_str(task);
     if let Some(i) = index {
-        label.push_str(&format!("[{i}]"));
+        label.push('[');
+        label.push_str(itoa::Buffer::new().format(i));
+        label.push(']');
     }
     if let Some(name) = name {
         label.push(' ');

@@ -14,7 +14,9 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use serde_json::Value;
 
-use super::columns::{STATUS_WIDTH, cut, one_line, pad_left, pad_right, tail_of, width};
+use super::columns::{
+    STATUS_WIDTH, cut, one_line, pad_left, pad_right, push_cut, push_padded, tail_of, width,
+};
 use super::item_name::label;
 use super::record::{Record, Status};
 use super::writer::{RecordWriter, WriterOptions, write_whole};
@@ -109,18 +111,24 @@ fn line(r: &Record, opts: &WriterOptions, column: &mut usize) -> String {
             DETAIL_WIDTH
         }
     };
-    let status = paint(
-        &pad_right(r.status.as_str(), STATUS_WIDTH),
-        r.status,
-        opts.color,
-    );
-    let mut line = format!("{status}  {}", pad_right(&task, *column));
+    let mut line = String::with_capacity(STATUS_WIDTH + *column + DURATION_WIDTH + 64);
+    if opts.color {
+        line.push_str(&paint(
+            &pad_right(r.status.as_str(), STATUS_WIDTH),
+            r.status,
+            true,
+        ));
+    } else {
+        push_padded(&mut line, r.status.as_str(), STATUS_WIDTH);
+    }
+    line.push_str("  ");
+    push_padded(&mut line, &task, *column);
     if let Some(took) = took {
         line.push_str("  ");
         line.push_str(&pad_left(&took, DURATION_WIDTH));
     }
     line.push_str("  ");
-    line.push_str(&cut(&detail, detail_room));
+    push_cut(&mut line, &detail, detail_room);
     line.push_str(&host);
     line.truncate(line.trim_end().len());
     line
