@@ -786,3 +786,60 @@ map = ["a", "b", "c"]
     );
     out.assert_nothing_left();
 }
+
+#[test]
+fn on_failure_stop_in_a_quick_map_runs_what_workers_hold_and_cancels_the_rest() {
+    // Quick builtin calls are queued on the workers a few milliseconds'
+    // worth at a time: those a worker holds when item 3000 fails still end
+    // as they are; nothing more is handed out.
+    let items: Vec<String> = (0..20_000)
+        .map(|i| match i {
+            3000 => "\"three thousand\"".to_string(),
+            i => i.to_string(),
+        })
+        .collect();
+    let job = Job::new(&format!(
+        r#"
+version = 1
+[pool]
+processes = 2
+on_failure = "stop"
+[[task]]
+id = "sq"
+function = "square"
+map = [{}]
+"#,
+        items.join(", ")
+    ));
+    let out = job.run(&["--reproducible"]);
+    out.assert_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 20_000);
+    let indexes: Vec<_> = records.iter().map(|r| r.index()).collect();
+    assert_eq!(indexes, (0..20_000).map(Some).collect::<Vec<_>>());
+    for r in &records[..3000] {
+        assert_eq!(r.status(), "ok", "{}", r.0);
+    }
+    assert_eq!(records[3000].status(), "failed");
+    let after = &records[3001..];
+    let ran = after.iter().filter(|r| r.status() == "ok").count();
+    let cancelled = after.iter().filter(|r| r.status() == "cancelled").count();
+    assert_eq!(
+        ran + cancelled,
+        after.len(),
+        "only ok or cancelled after the failure"
+    );
+    // Two workers of at most 512 queued units each, and what was handed out
+    // in the round the failure came back in.
+    assert!(ran <= 2048, "{ran} items ran after the failure");
+    // Items are handed out in order: what ran after the failure comes
+    // before everything cancelled.
+    assert!(cancelled > 0, "nothing was cancelled");
+    assert!(
+        after[..ran].iter().all(|r| r.status() == "ok"),
+        "an item ran after one was cancelled"
+    );
+    for r in &after[..ran] {
+        assert_eq!(r.value(), &json!(r.index().unwrap().pow(2)), "{}", r.0);
+    }
+}
