@@ -168,32 +168,27 @@ pub(super) fn read_done(line: &[u8]) -> Option<FromWorker> {
     let unit = r.unsigned()?;
     r.literal(b",\"outcome\":{")?;
     let mut o = CallOutcome::default();
-    if !r.eat(b'}') {
-        loop {
-            r.literal(b"\"")?;
-            let key = r.key()?;
-            r.literal(b":")?;
-            match key {
-                b"ok" => o.ok = r.boolean()?,
-                b"value" => o.value = Value::String(r.plain_string()?.to_owned()),
-                b"timed_out" => o.timed_out = r.boolean()?,
-                b"cancelled" => o.cancelled = r.boolean()?,
-                b"truncated" => o.truncated = r.boolean()?,
-                b"crashed" => o.crashed = r.boolean()?,
-                b"retire" => o.retire = r.boolean()?,
-                b"unstarted" => o.unstarted = r.boolean()?,
-                b"exit_code" => o.exit_code = Some(r.int()?),
-                b"signal" => o.signal = Some(r.int()?),
-                b"started_ms" => o.started_ms = r.number()?,
-                b"duration_ms" => o.duration_ms = r.number()?,
-                _ => return None,
-            }
-            if r.eat(b'}') {
-                break;
-            }
-            r.literal(b",")?;
+    r.list(b'}', |r| {
+        r.literal(b"\"")?;
+        let key = r.key()?;
+        r.literal(b":")?;
+        match key {
+            b"ok" => o.ok = r.boolean()?,
+            b"value" => o.value = Value::String(r.plain_string()?.to_owned()),
+            b"timed_out" => o.timed_out = r.boolean()?,
+            b"cancelled" => o.cancelled = r.boolean()?,
+            b"truncated" => o.truncated = r.boolean()?,
+            b"crashed" => o.crashed = r.boolean()?,
+            b"retire" => o.retire = r.boolean()?,
+            b"unstarted" => o.unstarted = r.boolean()?,
+            b"exit_code" => o.exit_code = Some(r.int()?),
+            b"signal" => o.signal = Some(r.int()?),
+            b"started_ms" => o.started_ms = r.number()?,
+            b"duration_ms" => o.duration_ms = r.number()?,
+            _ => return None,
         }
-    }
+        Some(())
+    })?;
     r.literal(b"}}")?;
     (r.at == line.len()).then_some(FromWorker::Done { unit, outcome: o })
 }
@@ -205,6 +200,21 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// Items separated by commas up to `close` (the opening bracket is
+    /// read), each read by `item`; `None` as soon as one is not ours.
+    fn list(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.eat(close) {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(close) {
+                return Some(());
+            }
+            self.literal(b",")?;
+        }
+    }
+
     fn eat(&mut self, b: u8) -> bool {
         let hit = self.s.get(self.at) == Some(&b);
         self.at += usize::from(hit);
@@ -321,31 +331,26 @@ pub(super) fn read_run(line: &[u8]) -> Option<ToWorker> {
     let mut r = Reader { s: line, at: 0 };
     r.literal(b"{\"run\":{\"calls\":[")?;
     let mut calls = Vec::new();
-    if !r.eat(b']') {
-        loop {
-            r.literal(b"{\"unit\":")?;
-            let unit = r.unsigned()?;
-            r.literal(b",\"invocation\":{\"builtin\":{\"name\":")?;
-            let name = r.plain_string()?.to_owned();
-            r.literal(b",\"args\":")?;
-            let Value::Array(args) = r.value(0)? else {
-                return None;
-            };
-            r.literal(b",\"kwargs\":")?;
-            let Value::Object(kwargs) = r.value(0)? else {
-                return None;
-            };
-            r.literal(b"}}}")?;
-            calls.push(Call {
-                unit,
-                invocation: Invocation::Builtin { name, args, kwargs },
-            });
-            if r.eat(b']') {
-                break;
-            }
-            r.literal(b",")?;
-        }
-    }
+    r.list(b']', |r| {
+        r.literal(b"{\"unit\":")?;
+        let unit = r.unsigned()?;
+        r.literal(b",\"invocation\":{\"builtin\":{\"name\":")?;
+        let name = r.plain_string()?.to_owned();
+        r.literal(b",\"args\":")?;
+        let Value::Array(args) = r.value(0)? else {
+            return None;
+        };
+        r.literal(b",\"kwargs\":")?;
+        let Value::Object(kwargs) = r.value(0)? else {
+            return None;
+        };
+        r.literal(b"}}}")?;
+        calls.push(Call {
+            unit,
+            invocation: Invocation::Builtin { name, args, kwargs },
+        });
+        Some(())
+    })?;
     r.literal(b"}}")?;
     (r.at == line.len()).then_some(ToWorker::Run { calls })
 }
@@ -367,33 +372,23 @@ impl Reader<'_> {
             b'[' => {
                 self.at += 1;
                 let mut items = Vec::new();
-                if !self.eat(b']') {
-                    loop {
-                        items.push(self.value(depth + 1)?);
-                        if self.eat(b']') {
-                            break;
-                        }
-                        self.literal(b",")?;
-                    }
-                }
+                self.list(b']', |r| {
+                    items.push(r.value(depth + 1)?);
+                    Some(())
+                })?;
                 Some(Value::Array(items))
             }
             b'{' => {
                 self.at += 1;
                 let mut map = serde_json::Map::new();
-                if !self.eat(b'}') {
-                    loop {
-                        let key = self.plain_string()?.to_owned();
-                        self.literal(b":")?;
-                        // A repeated key keeps its first place and its
-                        // last value, as serde_json's map does.
-                        map.insert(key, self.value(depth + 1)?);
-                        if self.eat(b'}') {
-                            break;
-                        }
-                        self.literal(b",")?;
-                    }
-                }
+                self.list(b'}', |r| {
+                    let key = r.plain_string()?.to_owned();
+                    r.literal(b":")?;
+                    // A repeated key keeps its first place and its last
+                    // value, as serde_json's map does.
+                    map.insert(key, r.value(depth + 1)?);
+                    Some(())
+                })?;
                 Some(Value::Object(map))
             }
             _ => self.integer().map(Value::Number),
