@@ -209,17 +209,25 @@ impl Frame for FromWorker {
     }
 }
 
-/// A `run` frame being queued on a [`Conn`]: the very bytes serde writes
-/// for the [`ToWorker::Run`] of the same calls. Queued by
-/// [`RunFrame::finish`]; left unfinished, or with no calls, nothing is.
-pub struct RunFrame<'a> {
-    out: &'a mut Vec<u8>,
-    start: usize,
+/// The calls of a `run` frame, written one by one, for
+/// [`Conn::queue_run`]: the very bytes serde writes for the
+/// [`ToWorker::Run`] of the same calls. The engine writes a builtin's call
+/// straight from its unit, with no [`Invocation`] made to be written once
+/// and dropped, and keeps one frame whose buffer serves every dispatch.
+#[derive(Debug, Default)]
+pub struct RunFrame {
+    /// The calls, comma-separated, without the frame around them.
+    out: Vec<u8>,
     calls: usize,
-    finished: bool,
 }
 
-impl RunFrame<'_> {
+impl RunFrame {
+    /// Empty again, its buffer kept.
+    pub fn clear(&mut self) {
+        self.out.clear();
+        self.calls = 0;
+    }
+
     fn separate(&mut self) {
         if self.calls > 0 {
             self.out.push(b',');
@@ -230,7 +238,7 @@ impl RunFrame<'_> {
     /// A call of the builtin `name`.
     pub fn builtin(&mut self, unit: u64, name: &str, args: &[Value], kwargs: &Map<String, Value>) {
         self.separate();
-        codec::put_builtin_call(self.out, unit, name, args, kwargs);
+        codec::put_builtin_call(&mut self.out, unit, name, args, kwargs);
     }
 
     /// Any call.
@@ -238,30 +246,9 @@ impl RunFrame<'_> {
         self.separate();
         match &call.invocation {
             Invocation::Builtin { name, args, kwargs } => {
-                codec::put_builtin_call(self.out, call.unit, name, args, kwargs);
+                codec::put_builtin_call(&mut self.out, call.unit, name, args, kwargs);
             }
-            _ => serialize_into(call, self.out),
-        }
-    }
-
-    /// Ends the frame and its line; `false` if it had no calls (nothing is
-    /// queued).
-    pub fn finish(mut self) -> bool {
-        if self.calls == 0 {
-            return false;
-        }
-        self.out.extend_from_slice(codec::RUN_END);
-        self.out.push(b'\n');
-        self.finished = true;
-        true
-    }
-}
-
-impl Drop for RunFrame<'_> {
-    fn drop(&mut self) {
-        // Not finished, or empty: what was written is not a frame.
-        if !self.finished {
-            self.out.truncate(self.start);
+            _ => serialize_into(call, &mut self.out),
         }
     }
 }
@@ -414,18 +401,17 @@ impl Conn {
         encode_into(frame, &mut self.outbuf);
     }
 
-    /// Queues a `run` frame written call by call: the engine's builtin
-    /// calls go out straight from its units, with no [`Invocation`] made
-    /// to be written once and dropped.
-    pub fn run_frame(&mut self) -> RunFrame<'_> {
-        let start = self.outbuf.len();
-        self.outbuf.extend_from_slice(codec::RUN_START);
-        RunFrame {
-            out: &mut self.outbuf,
-            start,
-            calls: 0,
-            finished: false,
+    /// Queues a `run` frame written call by call; `false` (nothing
+    /// queued) if it has no calls.
+    pub fn queue_run(&mut self, frame: &RunFrame) -> bool {
+        if frame.calls == 0 {
+            return false;
         }
+        self.outbuf.extend_from_slice(codec::RUN_START);
+        self.outbuf.extend_from_slice(&frame.out);
+        self.outbuf.extend_from_slice(codec::RUN_END);
+        self.outbuf.push(b'\n');
+        true
     }
 
     /// Is output waiting to be written?
@@ -635,26 +621,23 @@ mod tests {
         assert_eq!(line_of(&mixed), serde_json::to_vec(&mixed).unwrap());
 
         // Written call by call on a connection, the same bytes; a frame
-        // with no calls, or not finished, queues nothing.
+        // with no calls queues nothing.
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut conn = Conn::new(OwnedFd::from(a), None).unwrap();
         let ToWorker::Run { calls } = &mixed else {
             unreachable!()
         };
-        assert!(!conn.run_frame().finish());
-        drop(conn.run_frame());
-        {
-            let mut frame = conn.run_frame();
-            frame.call(&calls[0]);
-        }
+        assert!(!conn.queue_run(&RunFrame::default()));
         assert!(!conn.wants_write());
-        let mut frame = conn.run_frame();
+        let mut frame = RunFrame::default();
         let Invocation::Builtin { name, args, kwargs } = &calls[0].invocation else {
             unreachable!()
         };
         frame.builtin(calls[0].unit, name, args, kwargs);
         frame.call(&calls[1]);
-        assert!(frame.finish());
+        assert!(conn.queue_run(&frame));
+        frame.clear();
+        assert!(!conn.queue_run(&frame));
         let mut want = serde_json::to_vec(&mixed).unwrap();
         want.push(b'\n');
         assert_eq!(conn.outbuf, want);

@@ -11,10 +11,10 @@ use super::state::*;
 use super::supervisor::Engine;
 use crate::exec::invocation::{Setting, add_env, invocation};
 use crate::exec::process::GRACE;
-use crate::exec::protocol::{Call, CallOutcome};
+use crate::exec::protocol::{Call, CallOutcome, Invocation, RunFrame};
 use crate::plan::{ItemIter, NONE, UnitCall, items_of_value, unit_inputs, with_shared_inputs};
 use crate::report::{Record, Status};
-use crate::spec::{MapSource, PoolId, TaskId};
+use crate::spec::{FunctionKind, MapSource, PoolId, TaskId};
 
 impl Engine<'_> {
     /// Starts a waiting task whose dependencies have all ended ok.
@@ -442,21 +442,24 @@ impl Engine<'_> {
                 chunk = chunk.min(limit.saturating_sub(used).max(1) as usize);
             }
             let mut calls = Vec::new();
+            let mut frame = std::mem::take(&mut self.frame);
+            frame.clear();
             let mut deadline = None;
             while calls.len() < chunk {
                 let Some(unit) = self.next_unit(id) else {
                     break;
                 };
-                match self.make_call(unit, worker) {
-                    Some((call, d)) => {
+                match self.make_call(unit, worker, &mut frame) {
+                    Some((n, d)) => {
                         deadline = deadline.or(d);
-                        calls.push(call);
+                        calls.push(n);
                     }
                     None => continue,
                 }
             }
             self.maybe_retire_task(id);
             if calls.is_empty() {
+                self.frame = frame;
                 continue;
             }
             let now = self.now();
@@ -469,27 +472,11 @@ impl Engine<'_> {
             if w.units.is_empty() {
                 w.current = Some(now);
             }
-            w.units.extend(calls.iter().map(Outgoing::unit));
+            w.units.extend(calls);
             // Sent by `flush_workers` once scheduling is done: one write
             // for everything a worker gets this round.
-            let mut frame = w.conn.run_frame();
-            for call in &calls {
-                match call {
-                    Outgoing::Builtin(n) => {
-                        let Some(unit) = self.units.get(n).and_then(InFlight::unit) else {
-                            continue;
-                        };
-                        let crate::spec::FunctionKind::Builtin(name) =
-                            &self.job.function(unit.function).kind
-                        else {
-                            continue;
-                        };
-                        frame.builtin(n.0, name, &unit.args, &unit.kwargs);
-                    }
-                    Outgoing::Call(call) => frame.call(call),
-                }
-            }
-            frame.finish();
+            w.conn.queue_run(&frame);
+            self.frame = frame;
             return true;
         }
         false
@@ -506,13 +493,14 @@ impl Engine<'_> {
         self.check_task_done(id);
     }
 
-    /// Registers a unit as in flight on `worker`; a unit whose invocation
-    /// cannot be built fails at once.
+    /// Registers a unit as in flight on `worker` and writes its call into
+    /// `frame`; a unit whose invocation cannot be built fails at once.
     pub(super) fn make_call(
         &mut self,
         unit: Unit,
         worker: WorkerId,
-    ) -> Option<(Outgoing, Option<Instant>)> {
+        frame: &mut RunFrame,
+    ) -> Option<(UnitId, Option<Instant>)> {
         let task = self.job.task(unit.task);
         let function = self.job.function(unit.function);
         let forward = self.opts.live
@@ -520,43 +508,44 @@ impl Engine<'_> {
         let setting = Setting::of_task(task, function, forward);
         // A builtin runs in the worker with nothing to render: its call is
         // written from the unit itself (the engine, busy with hundreds of
-        // thousands of them a second, builds none).
-        let built = if function.kind.is_builtin() {
-            Ok(None)
-        } else {
-            invocation(
+        // thousands of them a second, builds none). Anything else gets its
+        // invocation, and which unit it is and which worker of the pool
+        // runs it.
+        enum Rendered<'a> {
+            Builtin(&'a str),
+            Invocation(Invocation),
+        }
+        let rendered = match &function.kind {
+            FunctionKind::Builtin(name) => Rendered::Builtin(name),
+            _ => match invocation(
                 self.job,
                 function,
                 &unit.args,
                 &unit.kwargs,
                 unit.item.as_ref(),
                 &setting,
-            )
-            .map(Some)
-        };
-        let inv = match built {
-            Ok(None) => None,
-            Ok(Some(mut inv)) => {
-                // Which unit this is, and which worker of the pool runs it.
-                let id = unit.kind.record().name(&task.id);
-                let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
-                if let Some(i) = unit.index.filter(|_| unit.kind == UnitKind::Main) {
-                    vars.push(("JOBFILE_INDEX".to_string(), i.to_string()));
+            ) {
+                Ok(mut inv) => {
+                    let id = unit.kind.record().name(&task.id);
+                    let mut vars = vec![("JOBFILE_TASK".to_string(), id)];
+                    if let Some(i) = unit.index.filter(|_| unit.kind == UnitKind::Main) {
+                        vars.push(("JOBFILE_INDEX".to_string(), i.to_string()));
+                    }
+                    let slot = self.workers[worker].number;
+                    vars.push(("JOBFILE_SLOT".to_string(), slot.to_string()));
+                    add_env(&mut inv, vars);
+                    Rendered::Invocation(inv)
                 }
-                let slot = self.workers[worker].number;
-                vars.push(("JOBFILE_SLOT".to_string(), slot.to_string()));
-                add_env(&mut inv, vars);
-                Some(inv)
-            }
-            Err(e) => {
-                let outcome = CallOutcome {
-                    error: Some(e),
-                    ..CallOutcome::default()
-                };
-                self.count_in_flight(unit.task);
-                self.unit_done(unit, outcome, Status::Failed, None);
-                return None;
-            }
+                Err(e) => {
+                    let outcome = CallOutcome {
+                        error: Some(e),
+                        ..CallOutcome::default()
+                    };
+                    self.count_in_flight(unit.task);
+                    self.unit_done(unit, outcome, Status::Failed, None);
+                    return None;
+                }
+            },
         };
         let deadline = self.budget(&unit).map(|b| Instant::now() + b);
         let n = self.next_unit;
@@ -565,15 +554,15 @@ impl Engine<'_> {
         if unit.kind == UnitKind::Main {
             self.stream_producer_started(unit.task);
         }
-        self.units.insert(UnitId(n), InFlight::Task(unit));
-        let call = match inv {
-            None => Outgoing::Builtin(UnitId(n)),
-            Some(invocation) => Outgoing::Call(Call {
+        match rendered {
+            Rendered::Invocation(invocation) => frame.call(&Call {
                 unit: n,
                 invocation,
             }),
-        };
-        Some((call, deadline))
+            Rendered::Builtin(name) => frame.builtin(n, name, &unit.args, &unit.kwargs),
+        }
+        self.units.insert(UnitId(n), InFlight::Task(unit));
+        Some((UnitId(n), deadline))
     }
 
     pub(super) fn stream_producer_started(&mut self, id: TaskId) {

@@ -93,23 +93,6 @@ impl InFlight {
     }
 }
 
-/// A call on its way to a worker.
-pub(super) enum Outgoing {
-    /// A builtin's, written from unit `0` as it is in flight.
-    Builtin(UnitId),
-    /// Any other, rendered.
-    Call(crate::exec::protocol::Call),
-}
-
-impl Outgoing {
-    pub(super) fn unit(&self) -> UnitId {
-        match self {
-            Outgoing::Builtin(n) => *n,
-            Outgoing::Call(c) => UnitId(c.unit),
-        }
-    }
-}
-
 /// One call to run.
 #[derive(Debug, Clone)]
 pub(super) struct Unit {

@@ -22,7 +22,7 @@ use super::prepare::Prepared;
 use super::slurm_launcher::SlurmLauncher;
 use super::state::*;
 use super::workers::PendingExit;
-use crate::exec::protocol::{FromWorker, LineStream, ToWorker};
+use crate::exec::protocol::{FromWorker, LineStream, RunFrame, ToWorker};
 use crate::exec::python::{PythonSetup, Template};
 use crate::exec::signals::SignalPipe;
 use crate::plan::Digest;
@@ -153,6 +153,9 @@ pub(super) struct Engine<'a> {
     /// The time of this round of the loop, read once when first needed:
     /// when queued units start, which a round learns of by the hundred.
     pub(super) round_clock: Option<(SystemTime, Instant)>,
+    /// The run frame a dispatch writes its calls into, kept so that its
+    /// buffer serves them all.
+    pub(super) frame: RunFrame,
     /// This machine's host name: a worker elsewhere records its own.
     pub(super) host: Option<String>,
     /// The template interpreter of the job's Python functions.
@@ -278,6 +281,7 @@ impl<'a> Engine<'a> {
             speeds: vec![Speed::default(); job.functions.len()],
             runnable_events: 0,
             round_clock: None,
+            frame: RunFrame::default(),
             host: crate::exec::process::host_name(),
             resumed: Resumed::default(),
         }
