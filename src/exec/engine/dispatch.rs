@@ -441,24 +441,26 @@ impl Engine<'_> {
                 let used = slot.tasks_run + slot.units.len() as u64;
                 chunk = chunk.min(limit.saturating_sub(used).max(1) as usize);
             }
-            let mut calls = Vec::new();
             let mut frame = std::mem::take(&mut self.frame);
             frame.clear();
+            let was_idle = self.workers[worker].units.is_empty();
+            let mut handed = 0;
             let mut deadline = None;
-            while calls.len() < chunk {
+            while handed < chunk {
                 let Some(unit) = self.next_unit(id) else {
                     break;
                 };
                 match self.make_call(unit, worker, &mut frame) {
                     Some((n, d)) => {
                         deadline = deadline.or(d);
-                        calls.push(n);
+                        self.workers[worker].units.push_back(n);
+                        handed += 1;
                     }
                     None => continue,
                 }
             }
             self.maybe_retire_task(id);
-            if calls.is_empty() {
+            if handed == 0 {
                 self.frame = frame;
                 continue;
             }
@@ -469,10 +471,9 @@ impl Engine<'_> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            if w.units.is_empty() {
+            if was_idle {
                 w.current = Some(now);
             }
-            w.units.extend(calls);
             // Sent by `flush_workers` once scheduling is done: one write
             // for everything a worker gets this round.
             w.conn.queue_run(&frame);
