@@ -2,9 +2,9 @@
 //! finds the unit again (its task, args and kwargs) and the state its
 //! record stands for (see `plan::fingerprint`).
 
-use std::io::Write;
-
 use serde_json::{Map, Value};
+
+use super::record_json::{put_str, put_value};
 
 /// A 128-bit fingerprint.
 pub type Digest = [u8; 16];
@@ -50,72 +50,50 @@ pub fn unit_key(task: &str, args: &[Value], kwargs: &Map<String, Value>) -> Dige
     // is a chance of about 2^-68. It costs a sixth of blake3 on the few
     // dozen bytes a key has, which a map of a million items pays a million
     // times.
-    let mut w = HashWriter(Vec::with_capacity(64 + task.len()));
-    w.0.extend_from_slice(&(task.len() as u64).to_le_bytes());
-    w.0.extend_from_slice(task.as_bytes());
+    let mut w = Vec::with_capacity(64 + task.len());
+    w.extend_from_slice(&(task.len() as u64).to_le_bytes());
+    w.extend_from_slice(task.as_bytes());
     for a in args {
         canonical(&mut w, a);
-        w.byte(b',');
+        w.push(b',');
     }
-    w.byte(b';');
+    w.push(b';');
     let mut keys: Vec<&String> = kwargs.keys().collect();
     keys.sort();
     for k in keys {
-        canonical(&mut w, &Value::String(k.clone()));
-        w.byte(b'=');
+        put_str(&mut w, k);
+        w.push(b'=');
         canonical(&mut w, &kwargs[k]);
-        w.byte(b',');
+        w.push(b',');
     }
-    xxhash_rust::xxh3::xxh3_128(&w.0).to_le_bytes()
-}
-
-/// Gathers the JSON text to hash.
-struct HashWriter(Vec<u8>);
-
-impl HashWriter {
-    fn byte(&mut self, b: u8) {
-        self.0.push(b);
-    }
-}
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    xxhash_rust::xxh3::xxh3_128(&w).to_le_bytes()
 }
 
 /// JSON of a value with the keys of every object sorted.
-fn canonical(w: &mut HashWriter, v: &Value) {
+fn canonical(w: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Object(o) => {
-            w.byte(b'{');
+            w.push(b'{');
             let mut keys: Vec<&String> = o.keys().collect();
             keys.sort();
             for k in keys {
-                canonical(w, &Value::String(k.clone()));
-                w.byte(b':');
+                put_str(w, k);
+                w.push(b':');
                 canonical(w, &o[k]);
-                w.byte(b',');
+                w.push(b',');
             }
-            w.byte(b'}');
+            w.push(b'}');
         }
         Value::Array(a) => {
-            w.byte(b'[');
+            w.push(b'[');
             for x in a {
                 canonical(w, x);
-                w.byte(b',');
+                w.push(b',');
             }
-            w.byte(b']');
+            w.push(b']');
         }
-        other => {
-            // Writing into a hasher cannot fail.
-            let _ = serde_json::to_writer(&mut *w, other);
-        }
+        // The bytes serde_json writes for the same scalar.
+        other => put_value(w, other),
     }
 }
 
@@ -146,6 +124,50 @@ mod tests {
         assert_ne!(
             unit_key("t", &[json!([1, 2])], &none),
             unit_key("t", &[json!(1), json!(2)], &none)
+        );
+    }
+
+    /// [`canonical`] as it was written first, through serde_json for every
+    /// scalar and key.
+    fn canonical_by_serde(w: &mut Vec<u8>, v: &Value) {
+        match v {
+            Value::Object(o) => {
+                w.push(b'{');
+                let mut keys: Vec<&String> = o.keys().collect();
+                keys.sort();
+                for k in keys {
+                    serde_json::to_writer(&mut *w, k).unwrap();
+                    w.push(b':');
+                    canonical_by_serde(w, &o[k]);
+                    w.push(b',');
+                }
+                w.push(b'}');
+            }
+            Value::Array(a) => {
+                w.push(b'[');
+                for x in a {
+                    canonical_by_serde(w, x);
+                    w.push(b',');
+                }
+                w.push(b']');
+            }
+            other => serde_json::to_writer(&mut *w, other).unwrap(),
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_are_serde_jsons_for_every_scalar() {
+        let v = json!({
+            "z\n\"q\"": [1.5, 1e300, 0.1, -0.0, u64::MAX, i64::MIN, "tab\t \u{1} é 😀"],
+            "a": {"b": null, "a": [true, false, {}]},
+            "\u{7f}": "</script>",
+        });
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        canonical(&mut ours, &v);
+        canonical_by_serde(&mut theirs, &v);
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs).unwrap()
         );
     }
 
