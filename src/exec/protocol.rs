@@ -244,12 +244,7 @@ impl RunFrame {
     /// Any call.
     pub fn call(&mut self, call: &Call) {
         self.separate();
-        match &call.invocation {
-            Invocation::Builtin { name, args, kwargs } => {
-                codec::put_builtin_call(&mut self.out, call.unit, name, args, kwargs);
-            }
-            _ => serialize_into(call, &mut self.out),
-        }
+        codec::put_call(&mut self.out, call);
     }
 }
 
@@ -441,6 +436,7 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::record_json::is_plain;
 
     #[test]
     fn times_travel_to_the_microsecond() {
@@ -703,9 +699,9 @@ mod tests {
             let ToWorker::Run { calls } = &frame else { unreachable!() };
             let known = calls.iter().all(|c| match &c.invocation {
                 Invocation::Builtin { name, args, kwargs } => {
-                    record_json_plain(name)
+                    is_plain(name)
                         && args.iter().all(hand_readable)
-                        && kwargs.iter().all(|(k, v)| record_json_plain(k) && hand_readable(v))
+                        && kwargs.iter().all(|(k, v)| is_plain(k) && hand_readable(v))
                 }
                 _ => false,
             });
@@ -713,23 +709,15 @@ mod tests {
         }
     }
 
-    fn record_json_plain(s: &str) -> bool {
-        crate::report::record_json::is_plain(s)
-    }
-
     /// Values [`codec::read_run`] reads itself.
     fn hand_readable(v: &Value) -> bool {
         match v {
-            Value::Null | Value::Bool(_) | Value::String(_)
-                if v.as_str().is_none_or(record_json_plain) =>
-            {
+            Value::Null | Value::Bool(_) | Value::String(_) if v.as_str().is_none_or(is_plain) => {
                 true
             }
             Value::Number(n) => n.is_u64() || n.as_i64().is_some_and(|i| i < 0),
             Value::Array(a) => a.iter().all(hand_readable),
-            Value::Object(o) => o
-                .iter()
-                .all(|(k, v)| record_json_plain(k) && hand_readable(v)),
+            Value::Object(o) => o.iter().all(|(k, v)| is_plain(k) && hand_readable(v)),
             _ => false,
         }
     }

@@ -1,6 +1,7 @@
 //! Hand-written forms of the two frames that cross once per unit: the
-//! engine's `run` of builtin calls and the worker's `done` of a call that
-//! ended with no value and no output, each written and read. A map of a
+//! engine's `run` (its builtin calls by hand, others through serde) and
+//! the worker's `done` of a call that ended with no value and no output,
+//! each written and read (a `run` read by hand holds builtin calls only). A map of a
 //! million quick items spends most of its time on them, and serde's
 //! externally tagged enums walk each key through a visitor; these read and
 //! write the very shape serde does, with literal keys. Any other frame, or
@@ -12,30 +13,32 @@ use serde_json::Value;
 use super::{Call, CallOutcome, FromWorker, Invocation, ToWorker};
 use crate::report::record_json::{is_plain, put_array, put_object, put_str};
 
-/// Appends `{"run":{"calls":[...]}}` when every call is a builtin;
-/// `false` (nothing written) otherwise.
+/// Appends `{"run":{"calls":[...]}}`, each call as [`put_call`] writes
+/// it; `false` (nothing written) for another frame.
 pub(super) fn write_run(frame: &ToWorker, out: &mut Vec<u8>) -> bool {
     let ToWorker::Run { calls } = frame else {
         return false;
     };
-    if !calls
-        .iter()
-        .all(|c| matches!(c.invocation, Invocation::Builtin { .. }))
-    {
-        return false;
-    }
     out.extend_from_slice(RUN_START);
-    for (i, Call { unit, invocation }) in calls.iter().enumerate() {
-        let Invocation::Builtin { name, args, kwargs } = invocation else {
-            continue;
-        };
+    for (i, call) in calls.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        put_builtin_call(out, *unit, name, args, kwargs);
+        put_call(out, call);
     }
     out.extend_from_slice(RUN_END);
     true
+}
+
+/// One call of a `run` frame: a builtin's by hand, any other through
+/// serde; the bytes serde writes for the [`Call`] either way.
+pub(super) fn put_call(out: &mut Vec<u8>, call: &Call) {
+    match &call.invocation {
+        Invocation::Builtin { name, args, kwargs } => {
+            put_builtin_call(out, call.unit, name, args, kwargs);
+        }
+        _ => super::serialize_into(call, out),
+    }
 }
 
 /// What a `run` frame starts and ends with, around its calls.
