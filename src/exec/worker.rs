@@ -106,9 +106,6 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
     let mut queue: VecDeque<Call> = VecDeque::new();
     loop {
         let Some(call) = queue.pop_front() else {
-            // Waiting for the engine: the next call does not start as the
-            // last one ends.
-            w.last_end = None;
             match w.next_frame() {
                 Ok(Some(ToWorker::Python { setup })) => w.python = Some(setup),
                 Ok(Some(ToWorker::Run { calls })) => queue.extend(calls),
@@ -126,6 +123,7 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
             // the interpreter can run them back to back.
             w.read_waiting(&mut queue);
             w.send_ahead(std::iter::once(&call).chain(queue.iter()));
+            // Written to the interpreter: not back to back either.
             w.last_end = None;
         }
         let outcome = w.run(&call);
@@ -149,11 +147,8 @@ pub fn serve(input: OwnedFd, output: OwnedFd) -> i32 {
         // Answers of quick calls go out together when nothing more is
         // waiting to be run; a slow call's answer at once.
         let more = !queue.is_empty() || !w.held.is_empty() || !w.reader.buffer().is_empty();
-        if slow || !more {
-            w.last_end = None;
-            if w.flush().is_err() {
-                return 1;
-            }
+        if (slow || !more) && w.flush().is_err() {
+            return 1;
         }
     }
 }
@@ -176,8 +171,9 @@ struct Worker {
     /// (a command's or a Python one) for a cancel.
     watch: Option<File>,
     /// When the last call ended, while the next one starts right after it
-    /// (nothing but its answer's encoding in between): a quick call reads
-    /// the clock once, not three times.
+    /// (nothing but its answer's encoding in between; `flush` and
+    /// `read_frame` clear it): a quick call reads the clock once, not three
+    /// times.
     last_end: Option<Instant>,
     /// A wall-clock time and the monotonic time it was read at, read again
     /// whenever a call starts after a wait: calls' start times are counted
@@ -196,6 +192,8 @@ impl Worker {
         if self.pending.is_empty() {
             return Ok(());
         }
+        // A write to the engine comes between a call and the next.
+        self.last_end = None;
         let result = self.writer.write_all(&self.pending);
         self.pending.clear();
         result
@@ -210,6 +208,8 @@ impl Worker {
     }
 
     fn read_frame(&mut self) -> std::io::Result<Option<ToWorker>> {
+        // So does a read, which may wait for the engine.
+        self.last_end = None;
         let mut line = Vec::new();
         loop {
             line.clear();
