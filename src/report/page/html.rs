@@ -189,9 +189,11 @@ fn summary_section(h: &mut String, data: &PageData, s: &Summary) {
     h.push_str("</table>\n</section>\n");
 }
 
+/// A time in milliseconds since the epoch as records show it; `None` for
+/// one RFC 3339 cannot show.
 fn humantime_ms(ms: f64) -> Option<String> {
     let t = std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(ms / 1000.0).ok()?;
-    Some(humantime::format_rfc3339_millis(t).to_string())
+    crate::report::record_json::rfc3339_millis(t)
 }
 
 fn slowest_section(h: &mut String, data: &PageData, lanes: &Lanes) {
