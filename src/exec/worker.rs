@@ -485,6 +485,12 @@ impl Worker {
 }
 
 impl Worker {
+    /// Can a frame be read without waiting for the engine: a whole line
+    /// buffered, or bytes on the connection now?
+    fn frame_waiting(&self) -> bool {
+        self.reader.buffer().contains(&b'\n') || readable_now(self.reader.get_ref())
+    }
+
     /// Moves the frames that have arrived already into `queue` (calls) or
     /// `held` (anything else), without waiting for more.
     fn read_waiting(&mut self, queue: &mut VecDeque<Call>) {
@@ -565,6 +571,13 @@ impl Events for CommandEvents<'_> {
     }
 
     fn on_watch(&mut self) -> Control {
+        // The watch may have woken for bytes that a shared-value exchange
+        // of this call (answered in the same round) has read since: only a
+        // frame that is there is read, or the worker would wait for one the
+        // engine never sends while it waits for this call.
+        if !self.worker.frame_waiting() {
+            return Control::Continue;
+        }
         match self.worker.read_frame() {
             Ok(Some(ToWorker::Cancel)) | Ok(None) | Err(_) => Control::Cancel,
             Ok(Some(other)) => {
